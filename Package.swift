@@ -1,0 +1,31 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "tao-swift",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "tao", targets: ["tao"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // oneDNN's C API (Debian libdnnl-dev 2.6); module map and shim only.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        .target(name: "TaoTensor"),
+        .target(name: "TaoKernels", dependencies: ["TaoTensor", "CDNNL"]),
+        .target(name: "TaoGraph", dependencies: ["TaoTensor"]),
+        .target(name: "TaoRuntime", dependencies: ["TaoGraph", "TaoKernels", "TaoTensor"]),
+        .target(name: "TaoModels", dependencies: ["TaoGraph"]),
+        .target(name: "TaoTrain", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor"]),
+        .executableTarget(name: "tao", dependencies: [
+            "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoTensor",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "TaoGraphTests", dependencies: ["TaoGraph", "TaoTensor"]),
+        .testTarget(name: "TaoRuntimeTests", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor"]),
+        .testTarget(name: "TaoModelsTests", dependencies: ["TaoModels", "TaoRuntime", "TaoGraph"]),
+        .testTarget(name: "TaoTrainTests", dependencies: ["TaoTrain", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor"]),
+    ]
+)

@@ -1,0 +1,99 @@
+/// Zero padding on the four sides of a feature map (asymmetric allowed, as TF's "same").
+public struct Padding2D: Hashable, Sendable, CustomStringConvertible {
+    public var top: Int, left: Int, bottom: Int, right: Int
+    public init(top: Int, left: Int, bottom: Int, right: Int) {
+        self.top = top; self.left = left; self.bottom = bottom; self.right = right
+    }
+    /// The same padding on every side.
+    public init(_ p: Int) { self.init(top: p, left: p, bottom: p, right: p) }
+    public static let zero = Padding2D(0)
+    public var description: String { "(\(top),\(left),\(bottom),\(right))" }
+}
+
+/// A 2-D convolution; inputs are `x`, `weight` [O, I/groups, KH, KW] and optionally `bias` [O].
+public struct Conv2D: Hashable, Sendable {
+    public var outChannels: Int
+    public var kernel: [Int]      // [kh, kw]
+    public var stride: [Int]      // [sh, sw]
+    public var dilation: [Int]    // [dh, dw], 1 = dense
+    public var padding: Padding2D
+    public var groups: Int
+    public var hasBias: Bool
+    public init(outChannels: Int, kernel: [Int], stride: [Int] = [1, 1], dilation: [Int] = [1, 1],
+                padding: Padding2D = .zero, groups: Int = 1, hasBias: Bool = false) {
+        self.outChannels = outChannels; self.kernel = kernel; self.stride = stride; self.dilation = dilation
+        self.padding = padding; self.groups = groups; self.hasBias = hasBias
+    }
+}
+
+/// A transposed 2-D convolution; `weight` is [I, O/groups, KH, KW] as in PyTorch and ONNX.
+public struct ConvTranspose2D: Hashable, Sendable {
+    public var outChannels: Int
+    public var kernel: [Int]
+    public var stride: [Int]
+    public var dilation: [Int]
+    public var padding: Padding2D
+    public var outputPadding: [Int]
+    public var hasBias: Bool
+    public init(outChannels: Int, kernel: [Int], stride: [Int] = [1, 1], dilation: [Int] = [1, 1],
+                padding: Padding2D = .zero, outputPadding: [Int] = [0, 0], hasBias: Bool = false) {
+        self.outChannels = outChannels; self.kernel = kernel; self.stride = stride; self.dilation = dilation
+        self.padding = padding; self.outputPadding = outputPadding; self.hasBias = hasBias
+    }
+}
+
+/// Batch normalization over channels; inputs are `x`, `scale`, `shift`, `runningMean`, `runningVariance`.
+public struct BatchNorm: Hashable, Sendable {
+    public var epsilon: Float
+    /// Weight of the old running statistic in each update (Keras' convention: 0.99).
+    public var momentum: Float
+    public init(epsilon: Float = 1e-5, momentum: Float = 0.9) { self.epsilon = epsilon; self.momentum = momentum }
+}
+
+/// Element-wise activation functions.
+public enum Activation: Hashable, Sendable {
+    case relu
+    case relu6
+    case leakyRelu(alpha: Float)
+    case elu(alpha: Float)
+    case sigmoid
+    case tanh
+    case swish
+    case hardSwish
+    case mish
+}
+
+/// Max or average pooling over windows.
+public struct Pool2D: Hashable, Sendable {
+    public enum Kind: Hashable, Sendable { case max, average }
+    public var kind: Kind
+    public var kernel: [Int]
+    public var stride: [Int]
+    public var padding: Padding2D
+    /// For average pooling: whether padded zeros count in the divisor.
+    public var countIncludePad: Bool
+    public init(_ kind: Kind, kernel: [Int], stride: [Int], padding: Padding2D = .zero, countIncludePad: Bool = false) {
+        self.kind = kind; self.kernel = kernel; self.stride = stride; self.padding = padding; self.countIncludePad = countIncludePad
+    }
+}
+
+/// A fully connected layer; inputs are `x` [F], `weight` [O, F] and optionally `bias` [O].
+public struct Dense: Hashable, Sendable {
+    public var outFeatures: Int
+    public var hasBias: Bool
+    public init(outFeatures: Int, hasBias: Bool = true) { self.outFeatures = outFeatures; self.hasBias = hasBias }
+}
+
+/// A contiguous range along one axis (axis counted with the batch axis as 0).
+public struct Slice: Hashable, Sendable {
+    public var axis: Int, start: Int, end: Int
+    public init(axis: Int, start: Int, end: Int) { self.axis = axis; self.start = start; self.end = end }
+}
+
+/// Spatial upsampling by integer factors.
+public struct Upsample: Hashable, Sendable {
+    public enum Mode: Hashable, Sendable { case nearest, bilinear }
+    public var mode: Mode
+    public var scale: [Int]   // [sh, sw]
+    public init(_ mode: Mode, scale: [Int]) { self.mode = mode; self.scale = scale }
+}

@@ -1,0 +1,265 @@
+import TaoGraph
+import TaoKernels
+
+/// Whether a plan computes gradients and uses batch statistics.
+public enum Mode: Sendable { case training, inference }
+
+/// Errors from planning a graph for execution.
+public enum RuntimeError: Error, CustomStringConvertible {
+    case kernel(node: String, KernelError)
+    case badInput(String)
+    public var description: String {
+        switch self {
+        case let .kernel(node, e): "node '\(node)': \(e)"
+        case let .badInput(m): m
+        }
+    }
+}
+
+/// A tensor during execution: its oneDNN layout, its buffer and, when training, its gradient.
+final class RValue {
+    let md: MemoryDesc
+    let mem: Memory
+    let needsGrad: Bool
+    var grad: Memory?
+    var contributions = 0
+    init(_ md: MemoryDesc, _ mem: Memory, needsGrad: Bool) { self.md = md; self.mem = mem; self.needsGrad = needsGrad }
+}
+
+/// One unit of work in a plan: a bound oneDNN primitive or a small Swift kernel.
+enum RStep {
+    case prim(Step)
+    case swift(() -> Void)
+    @inline(__always) func run() {
+        switch self {
+        case .prim(let s): s.run()
+        case .swift(let f): f()
+        }
+    }
+}
+
+/// Runs a `Graph` for one batch size: forward, and in training mode reverse-mode autodiff.
+///
+/// Planning walks the graph once, creates every oneDNN primitive (activations stay in the blocked
+/// layouts the primitives choose; reorders are inserted only where layouts disagree) and binds all
+/// buffers, so `forward()` and `backward()` allocate nothing and create no primitives.
+public final class Executor {
+    public let graph: Graph
+    public let batch: Int
+    public let mode: Mode
+    public let parameters: ParameterStore
+
+    var values: [RValue?]
+    var paramValues: [Int: RValue] = [:]
+    var forwardSteps: [RStep] = []
+    var prepSteps: [RStep] = []
+    var backwardSteps: [RStep] = []
+    var backwardRules: [(String, () throws -> Void)] = []
+    var conversions: [ObjectIdentifier: [(MemoryDesc, RValue)]] = [:]
+    var currentNode = ""
+    var frozen: Set<Int>
+    var frozenBatchNorm: Set<String>
+    var preparedVersion = -1
+    var rng: SplitMix64
+    private var outputValues: [RValue] = []
+    private var inputValues: [RValue] = []
+
+    /// Plans `graph` for `batch` samples.
+    ///
+    /// - Parameters:
+    ///   - frozen: parameter names that receive no gradient.
+    ///   - frozenBatchNorm: batch-norm node names that use their running statistics even in training.
+    ///   - inputGradients: also compute gradients with respect to the graph inputs.
+    public init(graph: Graph, batch: Int, mode: Mode, parameters: ParameterStore, frozen: Set<String> = [],
+                frozenBatchNorm: Set<String> = [], inputGradients: Bool = false, seed: UInt64 = 0) throws {
+        guard batch >= 1 else { throw RuntimeError.badInput("batch size must be at least 1, got \(batch)") }
+        self.graph = graph
+        self.batch = batch
+        self.mode = mode
+        self.parameters = parameters
+        self.frozen = Set(frozen.compactMap { graph.parameterIndex(named: $0) })
+        self.frozenBatchNorm = frozenBatchNorm
+        self.rng = SplitMix64(seed: seed)
+        values = Array(repeating: nil, count: graph.valueCount)
+        for (i, v) in graph.inputs.enumerated() {
+            let md = MemoryDesc(graph.shape(of: v).batched(batch).dims)
+            let r = RValue(md, Memory(md), needsGrad: mode == .training && inputGradients)
+            values[v.index] = r
+            inputValues.append(r)
+            _ = i
+        }
+        for node in graph.nodes {
+            currentNode = node.name
+            do { values[node.output.index] = try lower(node) } catch let e as KernelError { throw RuntimeError.kernel(node: node.name, e) }
+        }
+        currentNode = "outputs"
+        for o in graph.outputs {
+            let v = values[o.index]!
+            let plain = MemoryDesc(v.md.dims)
+            do { outputValues.append(try ensure(v, plain)) } catch let e as KernelError { throw RuntimeError.kernel(node: "output", e) }
+        }
+        if mode == .training {
+            for o in outputValues where o.needsGrad { _ = grad(o); o.contributions = 1 }
+            for (name, rule) in backwardRules.reversed() {
+                currentNode = name
+                do { try rule() } catch let e as KernelError { throw RuntimeError.kernel(node: name, e) }
+            }
+        }
+    }
+
+    // MARK: public API
+
+    /// Copies a plain NCHW (or N×F) batch into input `i`.
+    public func setInput(_ i: Int, _ t: Tensor) throws {
+        let r = inputValues[i]
+        guard t.shape.dims == r.md.dims else {
+            throw RuntimeError.badInput("input '\(graph.inputNames[i])' expects shape \(Shape(r.md.dims)), got \(t.shape)")
+        }
+        t.withUnsafeBufferPointer { r.mem.floats.update(from: $0.baseAddress!, count: $0.count) }
+    }
+
+    /// Direct access to input `i`'s plain buffer (batch × per-sample shape).
+    public func inputPointer(_ i: Int) -> UnsafeMutablePointer<Float> { inputValues[i].mem.floats }
+
+    /// Runs the forward pass.
+    public func forward() {
+        if mode == .training || preparedVersion != parameters.version {
+            for s in prepSteps { s.run() }
+            preparedVersion = parameters.version
+        }
+        for s in forwardSteps { s.run() }
+    }
+
+    /// Output `i` as a plain tensor (a copy).
+    public func output(_ i: Int = 0) -> Tensor {
+        let r = outputValues[i]
+        return Tensor(shape: Shape(r.md.dims), values: Array(UnsafeBufferPointer(start: r.mem.floats, count: r.md.dims.reduce(1, *))))
+    }
+
+    public func outputPointer(_ i: Int = 0) -> UnsafeMutablePointer<Float> { outputValues[i].mem.floats }
+    public func outputShape(_ i: Int = 0) -> Shape { Shape(outputValues[i].md.dims) }
+
+    /// The buffer to write the loss gradient with respect to output `i` into, before `backward()`.
+    public func outputGradientPointer(_ i: Int = 0) -> UnsafeMutablePointer<Float> {
+        precondition(mode == .training, "gradients exist only in training mode")
+        return outputValues[i].grad!.floats
+    }
+
+    /// Runs the backward pass from the output gradients; parameter gradients are overwritten.
+    public func backward() {
+        precondition(mode == .training, "backward() needs an executor planned in training mode")
+        for s in backwardSteps { s.run() }
+    }
+
+    /// Gradient of trainable parameter `i` (plain, the parameter's shape), or nil if it has none.
+    public func parameterGradientPointer(_ i: Int) -> UnsafeMutablePointer<Float>? {
+        paramValues[i]?.grad?.floats
+    }
+
+    public func parameterGradient(_ name: String) -> Tensor? {
+        guard let i = graph.parameterIndex(named: name), let p = parameterGradientPointer(i) else { return nil }
+        let s = graph.parameters[i].shape
+        return Tensor(shape: s, values: Array(UnsafeBufferPointer(start: p, count: s.count)))
+    }
+
+    /// Gradient with respect to input `i` (requires `inputGradients: true`).
+    public func inputGradient(_ i: Int = 0) -> Tensor? {
+        let r = inputValues[i]
+        guard let g = r.grad else { return nil }
+        return Tensor(shape: Shape(r.md.dims), values: Array(UnsafeBufferPointer(start: g.floats, count: r.md.dims.reduce(1, *))))
+    }
+
+    /// Number of primitives and Swift kernels per pass, for tests and reports.
+    public var stepCounts: (prep: Int, forward: Int, backward: Int) { (prepSteps.count, forwardSteps.count, backwardSteps.count) }
+}
+
+// MARK: planning helpers shared by the op lowerings
+extension Executor {
+    func value(_ v: ValueID) -> RValue {
+        if case .parameter(let i) = graph.source(of: v) { return param(i, logicalDims: graph.parameters[i].shape.dims) }
+        return values[v.index]!
+    }
+
+    /// A parameter seen with `logicalDims` (same bytes, plain), wrapping the store's buffer.
+    func param(_ i: Int, logicalDims: [Int], strides: [Int]? = nil) -> RValue {
+        if let p = paramValues[i] { return p }
+        let md = strides.map { MemoryDesc(dims: logicalDims, strides: $0) } ?? MemoryDesc(logicalDims)
+        let needs = mode == .training && graph.parameters[i].role.isTrainable && !frozen.contains(i)
+        let r = RValue(md, Memory(md, wrapping: UnsafeMutableRawPointer(parameters.pointer(i))), needsGrad: needs)
+        paramValues[i] = r
+        return r
+    }
+
+    func paramIndex(_ v: ValueID) -> Int {
+        guard case .parameter(let i) = graph.source(of: v) else { preconditionFailure("value \(v) of '\(currentNode)' is not a parameter") }
+        return i
+    }
+
+    func newValue(_ md: MemoryDesc, needsGrad: Bool) -> RValue { RValue(md, Memory(md), needsGrad: mode == .training && needsGrad) }
+
+    func step(_ pd: PrimitiveDesc, _ bindings: [(Arg, Memory)]) throws -> RStep {
+        .prim(Step(try Primitive(pd), bindings))
+    }
+
+    /// `v` in layout `md`, adding a reorder (and its reverse for the gradient) when they differ.
+    /// Reorders of parameters run only when the parameters change.
+    func ensure(_ v: RValue, _ md: MemoryDesc) throws -> RValue {
+        if v.md == md { return v }
+        let key = ObjectIdentifier(v)
+        if let hit = conversions[key]?.first(where: { $0.0 == md }) { return hit.1 }
+        let out = newValue(md, needsGrad: v.needsGrad)
+        let isParam = paramValues.values.contains { $0 === v }
+        let s = try step(Kernels.reorder(from: v.md, to: md), [(.src, v.mem), (.dst, out.mem)])
+        if isParam { prepSteps.append(s) } else { forwardSteps.append(s) }
+        conversions[key, default: []].append((md, out))
+        if out.needsGrad {
+            backwardRules.append((currentNode, { [unowned self] in
+                let g = self.grad(out)
+                try self.contribute(to: [v]) { t in [try self.step(Kernels.reorder(from: md, to: v.md), [(.src, g), (.dst, t[0]!)])] }
+            }))
+        }
+        return out
+    }
+
+    /// The gradient buffer of `v` (allocated on first use, same layout as `v`).
+    func grad(_ v: RValue) -> Memory {
+        if let g = v.grad { return g }
+        let g = Memory(v.md)
+        v.grad = g
+        return g
+    }
+
+    /// Plans backward steps that write gradient contributions for several values at once.
+    ///
+    /// `write` receives, per value, the buffer to write into: the value's gradient itself for its
+    /// first contribution, a scratch buffer that is then added for later ones, a scratch that is
+    /// discarded when the value needs no gradient, and nil for a nil value.
+    func contribute(to targets: [RValue?], _ write: ([Memory?]) throws -> [RStep]) throws {
+        var buffers: [Memory?] = []
+        var accumulate: [(Memory, Memory)] = []
+        for t in targets {
+            guard let t else { buffers.append(nil); continue }
+            if !t.needsGrad { buffers.append(Memory(t.md)); continue }
+            if t.contributions == 0 {
+                buffers.append(grad(t))
+            } else {
+                let tmp = Memory(t.md)
+                buffers.append(tmp)
+                accumulate.append((grad(t), tmp))
+            }
+            t.contributions += 1
+        }
+        backwardSteps += try write(buffers)
+        for (g, tmp) in accumulate {
+            backwardSteps.append(try step(Kernels.binary(.add, src0: g.desc, src1: tmp.desc, dst: g.desc), [(.src, g), (.src1, tmp), (.dst, g)]))
+        }
+    }
+
+    /// Registers the backward rule of the node being lowered, if its output needs a gradient.
+    func onBackward(_ out: RValue, _ rule: @escaping () throws -> Void) {
+        if out.needsGrad { backwardRules.append((currentNode, rule)) }
+    }
+
+    /// Per-sample dims with the batch in front.
+    func dims(_ v: ValueID) -> [Int] { [batch] + graph.shape(of: v).dims }
+}

@@ -1,0 +1,103 @@
+import TaoGraph
+import TaoKernels
+
+// Ops that move data without arithmetic. They work on plain layouts (a reorder in front when the
+// input is blocked); oneDNN reorders over sub-memory views do the copying in both directions.
+extension Executor {
+    func lowerReshape(_ n: Node) throws -> RValue {
+        try reshape(value(n.inputs[0]), to: dims(n.output))
+    }
+
+    /// `v`'s elements (plain order) seen with `to` dims: a copy, and the reverse copy for the gradient.
+    func reshape(_ v: RValue, to newDims: [Int]) throws -> RValue {
+        let x = try ensure(v, MemoryDesc(v.md.dims))
+        let y = newValue(MemoryDesc(newDims), needsGrad: x.needsGrad)
+        let count = newDims.reduce(1, *)
+        let (src, dst) = (x.mem.floats, y.mem.floats)
+        forwardSteps.append(.swift { dst.update(from: src, count: count) })
+        onBackward(y) { [unowned self] in
+            let dy = self.grad(y).floats
+            try self.contribute(to: [x]) { t in
+                let out = t[0]!.floats
+                return [.swift { out.update(from: dy, count: count) }]
+            }
+        }
+        return y
+    }
+
+    func lowerConcat(_ n: Node, axis: Int) throws -> RValue {
+        let xs = try n.inputs.map { try ensure(value($0), MemoryDesc(dims($0))) }
+        let outDims = dims(n.output)
+        let pd = try Kernels.concat(srcs: xs.map(\.md), axis: axis, dst: MemoryDesc(outDims))
+        let y = newValue(MemoryDesc(outDims), needsGrad: xs.contains { $0.needsGrad })
+        var binds: [(Arg, Memory)] = xs.enumerated().map { (.multipleSrc($0.offset), $0.element.mem) }
+        binds.append((.dst, y.mem))
+        forwardSteps.append(try step(pd, binds))
+        onBackward(y) { [unowned self] in
+            let dy = self.grad(y)
+            var offset = 0
+            for x in xs {
+                var offs = [Int](repeating: 0, count: outDims.count)
+                offs[axis] = offset
+                offset += x.md.dims[axis]
+                guard x.needsGrad else { continue }
+                let view = try y.md.submemory(dims: x.md.dims, offsets: offs)
+                try self.contribute(to: [x]) { t in [try self.step(Kernels.reorder(from: view, to: x.md), [(.src, dy), (.dst, t[0]!)])] }
+            }
+        }
+        return y
+    }
+
+    func lowerSlice(_ n: Node, _ s: Slice) throws -> RValue {
+        let x = try ensure(value(n.inputs[0]), MemoryDesc(dims(n.inputs[0])))
+        let outDims = dims(n.output)
+        var offs = [Int](repeating: 0, count: outDims.count)
+        offs[s.axis] = s.start
+        let view = try x.md.submemory(dims: outDims, offsets: offs)
+        let y = newValue(MemoryDesc(outDims), needsGrad: x.needsGrad)
+        forwardSteps.append(try step(Kernels.reorder(from: view, to: y.md), [(.src, x.mem), (.dst, y.mem)]))
+        onBackward(y) { [unowned self] in
+            try self.contribute(to: [x]) { t in
+                let target = t[0]!
+                return [.swift { target.zero() }, try self.step(Kernels.reorder(from: y.md, to: view), [(.src, self.grad(y)), (.dst, target)])]
+            }
+        }
+        return y
+    }
+
+    func lowerPad(_ n: Node, _ p: Padding2D) throws -> RValue {
+        let x = try ensure(value(n.inputs[0]), MemoryDesc(dims(n.inputs[0])))
+        let y = newValue(MemoryDesc(dims(n.output)), needsGrad: x.needsGrad)   // zero border stays zero
+        let view = try y.md.submemory(dims: x.md.dims, offsets: [0, 0, p.top, p.left])
+        forwardSteps.append(try step(Kernels.reorder(from: x.md, to: view), [(.src, x.mem), (.dst, y.mem)]))
+        onBackward(y) { [unowned self] in
+            try self.contribute(to: [x]) { t in [try self.step(Kernels.reorder(from: view, to: x.md), [(.src, self.grad(y)), (.dst, t[0]!)])] }
+        }
+        return y
+    }
+
+    func lowerUpsample(_ n: Node, _ u: Upsample) throws -> RValue {
+        let x = value(n.inputs[0])
+        let alg: Kernels.ResampleAlg = u.mode == .nearest ? .nearest : .linear
+        let pd = try Kernels.resampleForward(prop, alg, src: x.md, dst: MemoryDesc(dims(n.output), .any))
+        let y = newValue(pd.md(.dst), needsGrad: x.needsGrad)
+        forwardSteps.append(try step(pd, [(.src, x.mem), (.dst, y.mem)]))
+        onBackward(y) { [unowned self] in
+            let bd = try Kernels.resampleBackward(alg, diffSrc: x.md, diffDst: y.md, hint: pd)
+            try self.contribute(to: [x]) { t in [try self.step(bd, [(.diffDst, self.grad(y)), (.diffSrc, t[0]!)])] }
+        }
+        return y
+    }
+
+    func lowerSoftmax(_ n: Node) throws -> RValue {
+        let x = try ensure(value(n.inputs[0]), MemoryDesc(dims(n.inputs[0])))
+        let pd = try Kernels.softmaxForward(prop, data: x.md, axis: 1)
+        let y = newValue(x.md, needsGrad: x.needsGrad)
+        forwardSteps.append(try step(pd, [(.src, x.mem), (.dst, y.mem)]))
+        onBackward(y) { [unowned self] in
+            let bd = try Kernels.softmaxBackward(diffData: x.md, data: x.md, axis: 1, hint: pd)
+            try self.contribute(to: [x]) { t in [try self.step(bd, [(.dst, y.mem), (.diffDst, self.grad(y)), (.diffSrc, t[0]!)])] }
+        }
+        return y
+    }
+}

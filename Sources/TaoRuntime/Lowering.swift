@@ -1,0 +1,28 @@
+import TaoGraph
+import TaoKernels
+
+extension Executor {
+    /// Plans one node: its forward steps now, its VJP rule for the backward pass.
+    func lower(_ n: Node) throws -> RValue {
+        switch n.op {
+        case .conv2d(let c): return try lowerConv(n, c)
+        case .convTranspose2d(let c): return try lowerConvTranspose(n, c)
+        case .dense(let d): return try lowerDense(n, d)
+        case .batchNorm(let b): return try lowerBatchNorm(n, b)
+        case .activation(let a): return try lowerActivation(n, a)
+        case .pool2d(let p): return try lowerPool(n, p)
+        case .globalAveragePool: return try lowerGlobalAveragePool(n)
+        case .add: return try lowerBinary(n, .add)
+        case .mul: return try lowerBinary(n, .mul)
+        case .concat(let axis): return try lowerConcat(n, axis: axis)
+        case .slice(let s): return try lowerSlice(n, s)
+        case .reshape, .flatten: return try lowerReshape(n)
+        case .pad2d(let p): return try lowerPad(n, p)
+        case .upsample(let u): return try lowerUpsample(n, u)
+        case .dropout(let rate): return try lowerDropout(n, rate: rate)
+        case .softmax: return try lowerSoftmax(n)
+        }
+    }
+
+    var prop: Propagation { mode == .training ? .training : .inference }
+}

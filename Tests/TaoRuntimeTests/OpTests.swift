@@ -1,0 +1,120 @@
+import XCTest
+import TaoGraph
+@testable import TaoRuntime
+
+/// Every op against the reference (values) and finite differences (gradients), over odd shapes.
+final class OpTests: XCTestCase {
+    func testConv3x3Padded() throws {
+        try Harness.check(batch: 2) { b in b.conv2d(b.input("x", [3, 7, 7]), "c", out: 5, kernel: 3) }
+    }
+    func testConvStride2OddSizeWithBiasGradientMatchesFiniteDifference() throws {
+        try Harness.check(batch: 3) { b in b.conv2d(b.input("x", [4, 9, 11]), "c", out: 6, kernel: 3, stride: 2, bias: true) }
+    }
+    func testConvAsymmetricPaddingAndDilation() throws {
+        try Harness.check(batch: 1) { b in
+            b.node("c", .conv2d(Conv2D(outChannels: 3, kernel: [3, 2], stride: [1, 2], dilation: [2, 1],
+                                       padding: Padding2D(top: 0, left: 1, bottom: 2, right: 0))),
+                   [b.input("x", [2, 8, 7]), b.parameter("c.weight", [3, 2, 3, 2], role: .convWeight)])
+        }
+    }
+    func testGroupedConv() throws {
+        try Harness.check(batch: 2) { b in b.conv2d(b.input("x", [6, 6, 6]), "c", out: 9, kernel: 3, groups: 3) }
+    }
+    func testDepthwiseConvStride2() throws {
+        try Harness.check(batch: 2) { b in b.conv2d(b.input("x", [8, 9, 9]), "c", out: 8, kernel: 3, stride: 2, groups: 8) }
+    }
+    func testPointwiseConvBatch1() throws {
+        try Harness.check(batch: 1) { b in b.conv2d(b.input("x", [16, 5, 5]), "c", out: 24, kernel: 1) }
+    }
+    func testConvTranspose() throws {
+        try Harness.check(batch: 2) { b in b.convTranspose2d(b.input("x", [3, 4, 5]), "t", out: 4, kernel: 3, stride: 2, padding: Padding2D(1), outputPadding: 1, bias: true) }
+    }
+    func testBatchNormTraining() throws {
+        try Harness.check(batch: 3) { b in b.batchNorm(b.input("x", [5, 4, 3]), "bn") }
+    }
+    func testBatchNormInference() throws {
+        try Harness.check(batch: 2, training: false) { b in b.batchNorm(b.input("x", [5, 4, 3]), "bn") }
+    }
+    func testBatchNormOnFeatures() throws {
+        try Harness.check(batch: 4) { b in b.batchNorm(b.input("x", [6]), "bn") }
+    }
+    func testActivations() throws {
+        let all: [Activation] = [.relu, .relu6, .leakyRelu(alpha: 0.1), .elu(alpha: 0.7), .sigmoid, .tanh, .swish, .hardSwish, .mish]
+        for a in all {
+            // Inputs with std 4 reach both bends of relu6 (0 and 6) and hard-swish (-3 and 3).
+            try Harness.check(batch: 2, inputScale: 4) { b in b.activation(b.input("x", [3, 5, 4]), a, "act") }
+        }
+    }
+    func testMaxPoolOverlappingPadded() throws {
+        try Harness.check(batch: 2) { b in b.maxPool(b.input("x", [3, 9, 9]), "p", kernel: 3, stride: 2, padding: 1) }
+    }
+    func testAvgPoolExcludeAndIncludePad() throws {
+        try Harness.check(batch: 2) { b in b.avgPool(b.input("x", [3, 7, 8]), "p", kernel: 3, stride: 2, padding: 1) }
+        try Harness.check(batch: 2) { b in b.avgPool(b.input("x", [3, 7, 8]), "p", kernel: 3, stride: 2, padding: 1, countIncludePad: true) }
+    }
+    func testGlobalAveragePoolAndDense() throws {
+        try Harness.check(batch: 3) { b in b.dense(b.globalAveragePool(b.input("x", [7, 5, 3]), "gap"), "fc", out: 4) }
+    }
+    func testDenseWithoutBias() throws {
+        try Harness.check(batch: 2) { b in b.dense(b.input("x", [10]), "fc", out: 3, bias: false) }
+    }
+    func testAddSameShapeAndReusedInput() throws {
+        try Harness.check(batch: 2) { b in
+            let x = b.input("x", [4, 5, 5])
+            let c = b.conv2d(x, "c", out: 4, kernel: 3)
+            return b.add(c, x, "res")   // x feeds both the conv and the add: gradients accumulate
+        }
+    }
+    func testMulBroadcastSqueezeExcite() throws {
+        try Harness.check(batch: 2) { b in
+            let x = b.input("x", [8, 5, 5])
+            let s = b.node("s", .reshape([8, 1, 1]), [b.activation(b.dense(b.globalAveragePool(x, "gap"), "fc", out: 8), .sigmoid, "sig")])
+            return b.mul(x, s, "scale")
+        }
+    }
+    func testAddBroadcast() throws {
+        try Harness.check(batch: 2) { b in
+            b.add(b.input("x", [4, 3, 3]), b.input("y", [4, 1, 1]), "add")
+        }
+    }
+    func testConcatChannelsAndSlice() throws {
+        try Harness.check(batch: 2) { b in
+            let x = b.input("x", [3, 5, 5])
+            let c = b.concat([b.conv2d(x, "a", out: 5, kernel: 3), x], "cat")
+            return b.node("sl", .slice(Slice(axis: 1, start: 2, end: 7)), [c])
+        }
+    }
+    func testReshapeFlattenPadUpsample() throws {
+        try Harness.check(batch: 2) { b in
+            let x = b.input("x", [2, 4, 3])
+            let p = b.node("pad", .pad2d(Padding2D(top: 1, left: 0, bottom: 2, right: 1)), [x])
+            return b.flatten(b.node("up", .upsample(Upsample(.nearest, scale: [2, 2])), [p]), "flat")
+        }
+        try Harness.check(batch: 2) { b in
+            b.node("up", .upsample(Upsample(.bilinear, scale: [2, 3])), [b.input("x", [2, 4, 3])])
+        }
+    }
+    func testSoftmax() throws {
+        try Harness.check(batch: 3) { b in b.node("sm", .softmax, [b.input("x", [6])]) }
+    }
+
+    func testDropoutMasksAndScalesConsistently() throws {
+        var b = GraphBuilder()
+        let out = b.dropout(b.input("x", [1000]), "drop", rate: 0.3)
+        let g = try b.build(outputs: [out])
+        let exec = try Executor(graph: g, batch: 2, mode: .training, parameters: ParameterStore(graph: g, seed: 1), inputGradients: true)
+        try exec.setInput(0, Tensor(repeating: 1, shape: [2, 1000]))
+        exec.forward()
+        let y = exec.output().scalars
+        let kept = y.filter { $0 != 0 }
+        XCTAssertTrue(kept.allSatisfy { abs($0 - 1 / 0.7) < 1e-6 }, "kept values are scaled by 1/(1-rate)")
+        XCTAssertEqual(Double(kept.count) / 2000, 0.7, accuracy: 0.04)
+        for i in 0..<2000 { exec.outputGradientPointer()[i] = 1 }
+        exec.backward()
+        XCTAssertEqual(exec.inputGradient()!.scalars, y, "the gradient goes through the same mask")
+        let inference = try Executor(graph: g, batch: 2, mode: .inference, parameters: ParameterStore(graph: g, seed: 1))
+        try inference.setInput(0, Tensor(repeating: 1, shape: [2, 1000]))
+        inference.forward()
+        XCTAssertEqual(inference.output().scalars, [Float](repeating: 1, count: 2000), "dropout is the identity at inference")
+    }
+}
