@@ -1,0 +1,25 @@
+import TaoGraph
+
+/// Why a model cannot be built.
+public enum ModelError: Error, CustomStringConvertible {
+    case unsupported(String)
+    public var description: String {
+        switch self { case .unsupported(let m): "unsupported model: \(m)" }
+    }
+}
+
+/// Named architectures, as the CLI and benchmarks refer to them.
+public enum Zoo {
+    public static let names = ["resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v2"]
+
+    public static func build(_ name: String, classes: Int, inputShape: Shape) throws -> Graph {
+        switch name {
+        case "resnet18", "resnet34", "resnet50", "resnet101", "resnet152":
+            return try ResNet.build(ResNetConfig(depth: Int(name.dropFirst(6))!, classes: classes, inputShape: inputShape))
+        case "mobilenet_v2":
+            return try MobileNetV2.build(MobileNetV2Config(classes: classes, inputShape: inputShape))
+        default:
+            throw ModelError.unsupported("'\(name)' (available: \(names.joined(separator: ", ")))")
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import TaoGraph
+
+/// Updates parameters in place from their gradients. One instance per training run: it keeps
+/// per-parameter state (momentum, moments) keyed by parameter index.
+public protocol Optimizer {
+    /// Applies one update to `count` elements of parameter `index` with learning rate `lr`.
+    mutating func update(index: Int, weights: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, count: Int, lr: Float)
+}
+
+/// Stochastic gradient descent with optional (Nesterov) momentum, as PyTorch defines it.
+public struct SGD: Optimizer {
+    public var momentum: Float
+    public var nesterov: Bool
+    private var velocity: [Int: [Float]] = [:]
+    public init(momentum: Float = 0, nesterov: Bool = false) { self.momentum = momentum; self.nesterov = nesterov }
+
+    public mutating func update(index: Int, weights w: UnsafeMutablePointer<Float>, grads g: UnsafePointer<Float>, count: Int, lr: Float) {
+        guard momentum != 0 else {
+            for i in 0..<count { w[i] -= lr * g[i] }
+            return
+        }
+        let m = momentum, nest = nesterov
+        velocity[index, default: [Float](repeating: 0, count: count)].withUnsafeMutableBufferPointer { v in
+            if nest {
+                for i in 0..<count { v[i] = m * v[i] + g[i]; w[i] -= lr * (g[i] + m * v[i]) }
+            } else {
+                for i in 0..<count { v[i] = m * v[i] + g[i]; w[i] -= lr * v[i] }
+            }
+        }
+    }
+}
+
+/// Adam (Kingma & Ba, 2015) with bias correction.
+public struct Adam: Optimizer {
+    public var beta1: Float, beta2: Float, epsilon: Float
+    private var m: [Int: [Float]] = [:], v: [Int: [Float]] = [:], t: [Int: Int] = [:]
+    public init(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7) { self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon }
+
+    public mutating func update(index: Int, weights w: UnsafeMutablePointer<Float>, grads g: UnsafePointer<Float>, count: Int, lr: Float) {
+        let step = t[index, default: 0] + 1
+        t[index] = step
+        let (b1, b2, eps) = (beta1, beta2, epsilon)
+        let c1 = 1 - Float(Foundation.pow(Double(b1), Double(step))), c2 = 1 - Float(Foundation.pow(Double(b2), Double(step)))
+        var mm = m[index] ?? [Float](repeating: 0, count: count), vv = v[index] ?? [Float](repeating: 0, count: count)
+        mm.withUnsafeMutableBufferPointer { mp in
+            vv.withUnsafeMutableBufferPointer { vp in
+                for i in 0..<count {
+                    mp[i] = b1 * mp[i] + (1 - b1) * g[i]
+                    vp[i] = b2 * vp[i] + (1 - b2) * g[i] * g[i]
+                    w[i] -= lr * (mp[i] / c1) / ((vp[i] / c2).squareRoot() + eps)
+                }
+            }
+        }
+        m[index] = mm; v[index] = vv
+    }
+}
+
+/// RMSprop (Hinton), with optional momentum, as Keras defines it.
+public struct RMSprop: Optimizer {
+    public var rho: Float, momentum: Float, epsilon: Float
+    private var ms: [Int: [Float]] = [:], mom: [Int: [Float]] = [:]
+    public init(rho: Float = 0.9, momentum: Float = 0, epsilon: Float = 1e-7) { self.rho = rho; self.momentum = momentum; self.epsilon = epsilon }
+
+    public mutating func update(index: Int, weights w: UnsafeMutablePointer<Float>, grads g: UnsafePointer<Float>, count: Int, lr: Float) {
+        let (r, mo, eps) = (rho, momentum, epsilon)
+        var s = ms[index] ?? [Float](repeating: 0, count: count), b = mom[index] ?? [Float](repeating: 0, count: count)
+        s.withUnsafeMutableBufferPointer { sp in
+            b.withUnsafeMutableBufferPointer { bp in
+                for i in 0..<count {
+                    sp[i] = r * sp[i] + (1 - r) * g[i] * g[i]
+                    let step = lr * g[i] / (sp[i].squareRoot() + eps)
+                    bp[i] = mo * bp[i] + step
+                    w[i] -= bp[i]
+                }
+            }
+        }
+        ms[index] = s; mom[index] = b
+    }
+}
+
+/// L1 or L2 weight regularization limited to some parameter roles, as TAO's `reg_config`
+/// (Keras regularizers: L2 adds `w·Σw²` to the loss, L1 adds `w·Σ|w|`).
+public struct Regularizer: Sendable {
+    public enum Kind: Sendable { case l1, l2 }
+    public var kind: Kind
+    public var weight: Float
+    public var scope: Set<ParameterRole>
+    public init(_ kind: Kind, weight: Float, scope: Set<ParameterRole> = [.convWeight, .denseWeight]) {
+        self.kind = kind; self.weight = weight; self.scope = scope
+    }
+
+    /// Adds the regularizer's gradient to `g`, and returns its loss term.
+    func apply(weights w: UnsafePointer<Float>, grads g: UnsafeMutablePointer<Float>, count: Int) -> Float {
+        var loss: Float = 0
+        switch kind {
+        case .l2:
+            let k = 2 * weight
+            for i in 0..<count { g[i] += k * w[i]; loss += w[i] * w[i] }
+        case .l1:
+            for i in 0..<count { g[i] += w[i] > 0 ? weight : (w[i] < 0 ? -weight : 0); loss += abs(w[i]) }
+        }
+        return weight * loss
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import TaoGraph
+import TaoRuntime
+
+/// One training run's moving parts: the executor, the optimizer, the loss and the regularizer.
+///
+/// `step` runs forward, the loss, backward, regularization, optional clipping and the update.
+public final class Trainer {
+    public let executor: Executor
+    public var optimizer: any Optimizer
+    public var loss: SoftmaxCrossEntropy
+    public var regularizer: Regularizer?
+    /// Clip the global gradient norm to this value when set.
+    public var clipNorm: Float?
+    public var learningRate: Float
+    private let trainable: [Int]
+
+    public init(executor: Executor, optimizer: any Optimizer, learningRate: Float, loss: SoftmaxCrossEntropy = .init(),
+                regularizer: Regularizer? = nil, clipNorm: Float? = nil) {
+        self.executor = executor
+        self.optimizer = optimizer
+        self.learningRate = learningRate
+        self.loss = loss
+        self.regularizer = regularizer
+        self.clipNorm = clipNorm
+        trainable = executor.graph.parameters.indices.filter { executor.parameterGradientPointer($0) != nil }
+    }
+
+    /// One optimization step on a batch whose images are already in the executor's input 0.
+    /// Returns the batch loss (regularization included).
+    @discardableResult
+    public func step(labels: [Int]? = nil, soft: [Float]? = nil) -> Float {
+        let ex = executor
+        ex.forward()
+        let shape = ex.outputShape()
+        var total = loss(logits: ex.outputPointer(), grad: ex.outputGradientPointer(), batch: shape[0], classes: shape[1], labels: labels, soft: soft)
+        ex.backward()
+        let params = ex.parameters
+        if let reg = regularizer {
+            for i in trainable where reg.scope.contains(params.infos[i].role) {
+                total += reg.apply(weights: params.pointer(i), grads: ex.parameterGradientPointer(i)!, count: params.infos[i].shape.count)
+            }
+        }
+        if let clip = clipNorm {
+            var sq: Double = 0
+            for i in trainable {
+                let g = ex.parameterGradientPointer(i)!
+                for k in 0..<params.infos[i].shape.count { sq += Double(g[k] * g[k]) }
+            }
+            let norm = Float(sq.squareRoot())
+            if norm > clip {
+                let s = clip / norm
+                for i in trainable {
+                    let g = ex.parameterGradientPointer(i)!
+                    for k in 0..<params.infos[i].shape.count { g[k] *= s }
+                }
+            }
+        }
+        for i in trainable {
+            optimizer.update(index: i, weights: params.pointer(i), grads: ex.parameterGradientPointer(i)!, count: params.infos[i].shape.count, lr: learningRate)
+        }
+        params.touch()
+        return total
+    }
+}
