@@ -203,11 +203,11 @@ extension Executor {
 
     /// `v` in layout `md`, adding a reorder (and its reverse for the gradient) when they differ.
     /// Reorders of parameters run only when the parameters change.
-    func ensure(_ v: RValue, _ md: MemoryDesc) throws -> RValue {
+    func ensure(_ v: RValue, _ md: MemoryDesc, differentiable: Bool = true) throws -> RValue {
         if v.md == md { return v }
         let key = ObjectIdentifier(v)
         if let hit = conversions[key]?.first(where: { $0.0 == md }) { return hit.1 }
-        let out = newValue(md, needsGrad: v.needsGrad)
+        let out = newValue(md, needsGrad: v.needsGrad && differentiable)
         let isParam = paramValues.values.contains { $0 === v }
         let s = try step(Kernels.reorder(from: v.md, to: md), [(.src, v.mem), (.dst, out.mem)])
         if isParam { prepSteps.append(s) } else { forwardSteps.append(s) }
@@ -219,6 +219,21 @@ extension Executor {
             }))
         }
         return out
+    }
+
+    /// During backward planning: `m` in layout `md`, reordering into a scratch buffer first if needed.
+    func readAs(_ m: Memory, _ md: MemoryDesc) throws -> Memory {
+        if m.desc == md { return m }
+        let tmp = Memory(md)
+        backwardSteps.append(try step(Kernels.reorder(from: m.desc, to: md), [(.src, m), (.dst, tmp)]))
+        return tmp
+    }
+
+    /// Steps that compute into a buffer of layout `md` and leave the result in `target`.
+    func writeVia(_ target: Memory, _ md: MemoryDesc, _ compute: (Memory) throws -> RStep) throws -> [RStep] {
+        if target.desc == md { return [try compute(target)] }
+        let tmp = Memory(md)
+        return [try compute(tmp), try step(Kernels.reorder(from: md, to: target.desc), [(.src, tmp), (.dst, target)])]
     }
 
     /// The gradient buffer of `v` (allocated on first use, same layout as `v`).

@@ -1,0 +1,105 @@
+import ArgumentParser
+import Foundation
+import TaoGraph
+import TaoModels
+import TaoRuntime
+import TaoTrain
+
+struct Benchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time a training step or inference on random data.",
+        discussion: """
+        Times a full training step (forward, softmax cross-entropy, backward, SGD with momentum 0.9 and \
+        weight decay 1e-4) or an inference pass, after a warm-up, on random images. With --task infer it \
+        also measures batch-1 latency. The models are built exactly as torchvision builds them, so the \
+        numbers compare like for like with PyTorch (see shared/bench/compare.py).
+        """)
+
+    enum Task: String, ExpressibleByArgument { case train, infer }
+    enum Precision: String, ExpressibleByArgument { case fp32, int8 }
+
+    @Option(help: "Model: \(Zoo.names.joined(separator: ", ")).") var model = "resnet18"
+    @Option(help: "train or infer.") var task: Task = .train
+    @Option(help: "fp32 (int8 arrives with the inference engine).") var precision: Precision = .fp32
+    @Option(help: "Square input resolution in pixels.") var res = 224
+    @Option(help: "Images per batch.") var batch = 32
+    @Option(help: "Number of classes of the classifier head.") var classes = 1000
+    @Option(help: "Timed iterations.") var iters = 6
+    @Option(help: "Untimed warm-up iterations.") var warmup = 2
+    @Flag(help: "Print one JSON line per measurement instead of a table.") var json = false
+
+    func validate() throws {
+        guard res >= 32 else { throw ValidationError("--res must be at least 32") }
+        guard batch >= 1, classes >= 1, iters >= 1 else { throw ValidationError("--batch, --classes and --iters must be positive") }
+        guard Zoo.names.contains(model) else { throw ValidationError("unknown --model '\(model)'; choose one of \(Zoo.names.joined(separator: ", "))") }
+    }
+
+    func run() throws {
+        guard precision == .fp32 else {
+            throw ValidationError("--precision int8 is not available yet: INT8 comes with the inference engine")
+        }
+        let graph = try Zoo.build(model, classes: classes, inputShape: [3, res, res])
+        let macs = Double(graph.macsPerSample)
+        let store = ParameterStore(graph: graph, seed: 0)
+        var records: [[String: Any]] = []
+        switch task {
+        case .train:
+            let exec = try Executor(graph: graph, batch: batch, mode: .training, parameters: store)
+            var rng = SplitMix64(seed: 1)
+            try exec.setInput(0, Tensor.randomNormal([batch, 3, res, res], rng: &rng))
+            let labels = (0..<batch).map { _ in Int(rng.next() % UInt64(classes)) }
+            let trainer = Trainer(executor: exec, optimizer: SGD(momentum: 0.9), learningRate: 0.01,
+                                  regularizer: Regularizer(.l2, weight: 0.5e-4))
+            let times = time(iters: iters, warmup: warmup) { trainer.step(labels: labels) }
+            records.append(record("train_step_sgd_momentum", batch: batch, times: times, gflop: 3 * 2 * macs / 1e9, graph: graph))
+        case .infer:
+            for (b, n, w) in [(batch, iters, warmup), (1, max(iters * 5, 30), 5)] {
+                let exec = try Executor(graph: graph, batch: b, mode: .inference, parameters: store)
+                var rng = SplitMix64(seed: 1)
+                try exec.setInput(0, Tensor.randomNormal([b, 3, res, res], rng: &rng))
+                let times = time(iters: n, warmup: w) { exec.forward() }
+                records.append(record(b == 1 ? "latency_fp32" : "infer_fp32", batch: b, times: times, gflop: 2 * macs / 1e9, graph: graph))
+                if b == 1 && batch == 1 { break }
+            }
+        }
+        for r in records { print(json ? jsonLine(r) : table(r)) }
+    }
+
+    private func time(iters: Int, warmup: Int, _ body: () -> Void) -> [Double] {
+        for _ in 0..<warmup { body() }
+        return (0..<iters).map { _ in
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            body()
+            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        }
+    }
+
+    private func record(_ task: String, batch: Int, times: [Double], gflop: Double, graph: Graph) -> [String: Any] {
+        let total = times.reduce(0, +)
+        let sorted = times.sorted()
+        let ips = Double(batch * times.count) / total
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return [
+            "framework": "tao-swift", "model": model, "task": task, "res": res, "batch": batch, "classes": classes,
+            "images_per_s": (ips * 100).rounded() / 100,
+            "ms_per_iter_mean": (1000 * total / Double(times.count) * 100).rounded() / 100,
+            "ms_per_iter_median": (1000 * sorted[sorted.count / 2] * 100).rounded() / 100,
+            "params": graph.trainableParameterCount,
+            "gflop_per_img": (gflop * 10000).rounded() / 10000,
+            "achieved_gflops": (gflop * ips * 10).rounded() / 10,
+            "peak_rss_mb": usage.ru_maxrss / 1024,
+            "iters": times.count,
+        ]
+    }
+
+    private func jsonLine(_ r: [String: Any]) -> String {
+        let data = try! JSONSerialization.data(withJSONObject: r, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    private func table(_ r: [String: Any]) -> String {
+        let keys = ["model", "task", "res", "batch", "images_per_s", "ms_per_iter_median", "achieved_gflops", "peak_rss_mb"]
+        return keys.map { "\($0)=\(r[$0] ?? "-")" }.joined(separator: "  ")
+    }
+}

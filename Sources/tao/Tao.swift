@@ -1,0 +1,14 @@
+import ArgumentParser
+
+@main
+struct Tao: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tao",
+        abstract: "Train, evaluate, prune and export computer-vision models on the CPU.",
+        discussion: """
+        Commands are shaped like NVIDIA TAO 3.0: `tao <task> <subtask> -e SPEC -r RESULTS_DIR`.
+        This build provides the engine and its benchmark; tasks arrive one by one.
+        """,
+        subcommands: [Benchmark.self, Demo.self]
+    )
+}
