@@ -13,16 +13,19 @@ let package = Package(
     targets: [
         // oneDNN's C API (Debian libdnnl-dev 2.6); module map and shim only.
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "TaoTensor"),
+        .target(name: "TaoData", dependencies: ["TaoTensor", "CZlib"]),
         .target(name: "TaoKernels", dependencies: ["TaoTensor", "CDNNL"]),
         .target(name: "TaoGraph", dependencies: ["TaoTensor"]),
         .target(name: "TaoRuntime", dependencies: ["TaoGraph", "TaoKernels", "TaoTensor"]),
         .target(name: "TaoModels", dependencies: ["TaoGraph"]),
         .target(name: "TaoTrain", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor"]),
         .executableTarget(name: "tao", dependencies: [
-            "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoTensor",
+            "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoTensor", "TaoData",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .testTarget(name: "TaoDataTests", dependencies: ["TaoData"]),
         .testTarget(name: "TaoGraphTests", dependencies: ["TaoGraph", "TaoTensor"]),
         .testTarget(name: "TaoRuntimeTests", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor"]),
         .testTarget(name: "TaoModelsTests", dependencies: ["TaoModels", "TaoRuntime", "TaoGraph"]),

@@ -48,6 +48,7 @@ public struct GraphBuilder {
     /// Renumbers values (inputs, then parameters, then nodes) and validates the graph.
     public func build(outputs: [ValueID]) throws(GraphError) -> Graph {
         if let e = firstError { throw e }
+        for o in outputs where o.index < 0 || o.index >= entries.count { throw .unknownOutput(o) }
         var map = [Int](repeating: -1, count: entries.count)
         var next = 0
         var ins: [(String, Shape)] = [], params: [ParameterInfo] = []

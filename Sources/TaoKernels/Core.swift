@@ -132,10 +132,13 @@ public struct MemoryDesc: @unchecked Sendable, Equatable, CustomStringConvertibl
     public var description: String { "md\(dims)\(isPlain ? "" : "(blocked)")" }
 }
 
-/// A buffer with a descriptor; owns its allocation unless it wraps external storage.
+/// A buffer with a descriptor: allocated by oneDNN, wrapping caller-owned storage, or deferred
+/// (bound later to a slice of a planned arena).
 public final class Memory: @unchecked Sendable {
     public let desc: MemoryDesc
     let handle: dnnl_memory_t
+    /// The bound buffer (nil while a deferred memory is unbound).
+    public private(set) var raw: UnsafeMutableRawPointer?
 
     /// Allocates zeroed memory for `desc`.
     public init(_ desc: MemoryDesc) {
@@ -144,7 +147,10 @@ public final class Memory: @unchecked Sendable {
         var d = desc.raw
         precondition(dnnl_memory_create(&m, &d, DNNL.shared.engine, tao_dnnl_memory_allocate()) == dnnl_success, "allocating \(desc)")
         handle = m!
-        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: desc.byteCount)
+        var p: UnsafeMutableRawPointer?
+        dnnl_memory_get_data_handle(handle, &p)
+        raw = p
+        p?.initializeMemory(as: UInt8.self, repeating: 0, count: desc.byteCount)
     }
 
     /// Wraps caller-owned storage, which must outlive this object.
@@ -154,17 +160,41 @@ public final class Memory: @unchecked Sendable {
         var d = desc.raw
         precondition(dnnl_memory_create(&m, &d, DNNL.shared.engine, ptr) == dnnl_success, "wrapping \(desc)")
         handle = m!
+        raw = ptr
+    }
+
+    /// A memory with no buffer yet; call `bind` before any primitive runs on it.
+    public init(deferred desc: MemoryDesc) {
+        self.desc = desc
+        var m: dnnl_memory_t?
+        var d = desc.raw
+        precondition(dnnl_memory_create(&m, &d, DNNL.shared.engine, nil) == dnnl_success, "deferred \(desc)")
+        handle = m!
+    }
+
+    /// Points this memory at caller-owned storage of at least `byteCount` bytes.
+    public func bind(_ ptr: UnsafeMutableRawPointer) {
+        precondition(dnnl_memory_set_data_handle(handle, ptr) == dnnl_success, "binding \(desc)")
+        raw = ptr
     }
 
     deinit { dnnl_memory_destroy(handle) }
 
-    public var pointer: UnsafeMutableRawPointer {
-        var p: UnsafeMutableRawPointer?
-        dnnl_memory_get_data_handle(handle, &p)
-        return p!
-    }
-    public var floats: UnsafeMutablePointer<Float> { pointer.assumingMemoryBound(to: Float.self) }
+    public var pointer: UnsafeMutableRawPointer { raw! }
+    public var floats: UnsafeMutablePointer<Float> { raw!.assumingMemoryBound(to: Float.self) }
     public var byteCount: Int { desc.byteCount }
 
     public func zero() { pointer.initializeMemory(as: UInt8.self, repeating: 0, count: desc.byteCount) }
+}
+
+/// 64-byte aligned storage owned by a plan (an arena or a persistent buffer).
+public final class Buffer: @unchecked Sendable {
+    public let pointer: UnsafeMutableRawPointer
+    public let byteCount: Int
+    public init(byteCount: Int) {
+        self.byteCount = byteCount
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 64), alignment: 64)
+        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 64))
+    }
+    deinit { pointer.deallocate() }
 }

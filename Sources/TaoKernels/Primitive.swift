@@ -97,6 +97,9 @@ public struct Step: @unchecked Sendable {
     private let args: [dnnl_exec_arg_t]
     private let bindings: [(Arg, Memory)]   // keeps the bound memories alive
 
+    /// The memories this step reads or writes.
+    public var memories: [Memory] { bindings.map(\.1) }
+
     public init(_ primitive: Primitive, _ bindings: [(Arg, Memory)]) {
         self.primitive = primitive
         args = bindings.map { dnnl_exec_arg_t(arg: $0.0.raw, memory: $0.1.handle) }

@@ -21,19 +21,30 @@ final class RValue {
     let md: MemoryDesc
     let mem: Memory
     let needsGrad: Bool
+    /// Computed from parameters only: its reorders run when the parameters change, not every pass.
+    let constant: Bool
     var grad: Memory?
     var contributions = 0
-    init(_ md: MemoryDesc, _ mem: Memory, needsGrad: Bool) { self.md = md; self.mem = mem; self.needsGrad = needsGrad }
+    init(_ md: MemoryDesc, _ mem: Memory, needsGrad: Bool, constant: Bool = false) {
+        self.md = md; self.mem = mem; self.needsGrad = needsGrad; self.constant = constant
+    }
 }
 
-/// One unit of work in a plan: a bound oneDNN primitive or a small Swift kernel.
+/// One unit of work in a plan: a bound oneDNN primitive or a small Swift kernel with the memories
+/// it touches (Swift kernels read `Memory.floats` when they run: buffers are bound after planning).
 enum RStep {
     case prim(Step)
-    case swift(() -> Void)
+    case swift([Memory], () -> Void)
     @inline(__always) func run() {
         switch self {
         case .prim(let s): s.run()
-        case .swift(let f): f()
+        case .swift(_, let f): f()
+        }
+    }
+    var memories: [Memory] {
+        switch self {
+        case .prim(let s): s.memories
+        case .swift(let m, _): m
         }
     }
 }
@@ -54,13 +65,17 @@ public final class Executor {
     var forwardSteps: [RStep] = []
     var prepSteps: [RStep] = []
     var backwardSteps: [RStep] = []
-    var backwardRules: [(String, () throws -> Void)] = []
+    var backwardRules: [(String, RValue, () throws -> Void)] = []
+    var deferred: [Memory] = []
+    var memoryPlan: MemoryPlan?
     var conversions: [ObjectIdentifier: [(MemoryDesc, RValue)]] = [:]
     var currentNode = ""
     var frozen: Set<Int>
     var frozenBatchNorm: Set<String>
     var preparedVersion = -1
     var rng: SplitMix64
+    var constantMemories: [Memory] = []
+    var graphConsumers: [[Int]] = []
     private var outputValues: [RValue] = []
     private var inputValues: [RValue] = []
 
@@ -70,8 +85,10 @@ public final class Executor {
     ///   - frozen: parameter names that receive no gradient.
     ///   - frozenBatchNorm: batch-norm node names that use their running statistics even in training.
     ///   - inputGradients: also compute gradients with respect to the graph inputs.
+    ///   - fuse: run chains of ops as one primitive where oneDNN can (conv+BN+activation+add at
+    ///     inference, BN+ReLU in training); off only to compare against the unfused plan.
     public init(graph: Graph, batch: Int, mode: Mode, parameters: ParameterStore, frozen: Set<String> = [],
-                frozenBatchNorm: Set<String> = [], inputGradients: Bool = false, seed: UInt64 = 0) throws {
+                frozenBatchNorm: Set<String> = [], inputGradients: Bool = false, seed: UInt64 = 0, fuse: Bool = true) throws {
         guard batch >= 1 else { throw RuntimeError.badInput("batch size must be at least 1, got \(batch)") }
         self.graph = graph
         self.batch = batch
@@ -83,14 +100,24 @@ public final class Executor {
         values = Array(repeating: nil, count: graph.valueCount)
         for (i, v) in graph.inputs.enumerated() {
             let md = MemoryDesc(graph.shape(of: v).batched(batch).dims)
-            let r = RValue(md, Memory(md), needsGrad: mode == .training && inputGradients)
+            let r = RValue(md, buffer(md), needsGrad: mode == .training && inputGradients)
             values[v.index] = r
             inputValues.append(r)
             _ = i
         }
-        for node in graph.nodes {
+        graphConsumers = graph.consumers()
+        let plan = fuse ? FusionPlan(graph: graph, mode: mode, frozenBatchNorm: frozenBatchNorm) : FusionPlan()
+        for (i, node) in graph.nodes.enumerated() where !plan.absorbed.contains(i) {
             currentNode = node.name
-            do { values[node.output.index] = try lower(node) } catch let e as KernelError { throw RuntimeError.kernel(node: node.name, e) }
+            do {
+                if let tail = plan.convTails[i], case .conv2d(let c) = node.op {
+                    values[tail.output.index] = try lowerFusedConv(node, index: i, c, tail)
+                } else if let j = plan.bnReLU[i], case .batchNorm(let bn) = node.op {
+                    values[graph.nodes[j].output.index] = try lowerBatchNorm(node, bn, fuseReLU: true)
+                } else {
+                    values[node.output.index] = try lower(node)
+                }
+            } catch let e as KernelError { throw RuntimeError.kernel(node: node.name, e) }
         }
         currentNode = "outputs"
         for o in graph.outputs {
@@ -100,12 +127,27 @@ public final class Executor {
         }
         if mode == .training {
             for o in outputValues where o.needsGrad { _ = grad(o); o.contributions = 1 }
-            for (name, rule) in backwardRules.reversed() {
+            for (name, out, rule) in backwardRules.reversed() {
                 currentNode = name
+                // A value nobody downstream contributed to has a zero gradient (buffers are reused, not zeroed).
+                if out.contributions == 0 {
+                    let g = grad(out)
+                    backwardSteps.append(.swift([g]) { g.zero() })
+                }
                 do { try rule() } catch let e as KernelError { throw RuntimeError.kernel(node: name, e) }
             }
         }
+        var persistent = Set<ObjectIdentifier>()
+        for r in inputValues + outputValues + Array(paramValues.values) {
+            persistent.insert(ObjectIdentifier(r.mem))
+            if let g = r.grad { persistent.insert(ObjectIdentifier(g)) }
+        }
+        for m in constantMemories { persistent.insert(ObjectIdentifier(m)) }
+        memoryPlan = MemoryPlan(deferred: deferred, persistent: persistent, steps: (forwardSteps + backwardSteps).map(\.memories))
     }
+
+    /// Bytes of the shared arena and of all transient buffers had each had its own storage.
+    public var memoryUse: (arena: Int, unplanned: Int) { (memoryPlan?.arenaBytes ?? 0, memoryPlan?.unplannedBytes ?? 0) }
 
     // MARK: public API
 
@@ -185,7 +227,7 @@ extension Executor {
         if let p = paramValues[i] { return p }
         let md = strides.map { MemoryDesc(dims: logicalDims, strides: $0) } ?? MemoryDesc(logicalDims)
         let needs = mode == .training && graph.parameters[i].role.isTrainable && !frozen.contains(i)
-        let r = RValue(md, Memory(md, wrapping: UnsafeMutableRawPointer(parameters.pointer(i))), needsGrad: needs)
+        let r = RValue(md, Memory(md, wrapping: UnsafeMutableRawPointer(parameters.pointer(i))), needsGrad: needs, constant: true)
         paramValues[i] = r
         return r
     }
@@ -195,7 +237,21 @@ extension Executor {
         return i
     }
 
-    func newValue(_ md: MemoryDesc, needsGrad: Bool) -> RValue { RValue(md, Memory(md), needsGrad: mode == .training && needsGrad) }
+    func newValue(_ md: MemoryDesc, needsGrad: Bool) -> RValue { RValue(md, buffer(md), needsGrad: mode == .training && needsGrad) }
+
+    /// A buffer placed by the memory plan once planning is done.
+    func buffer(_ md: MemoryDesc) -> Memory {
+        let m = Memory(deferred: md)
+        deferred.append(m)
+        return m
+    }
+
+    /// A value computed from parameters only; it keeps its contents between passes.
+    func constantValue(_ md: MemoryDesc) -> RValue {
+        let m = buffer(md)
+        constantMemories.append(m)
+        return RValue(md, m, needsGrad: false, constant: true)
+    }
 
     func step(_ pd: PrimitiveDesc, _ bindings: [(Arg, Memory)]) throws -> RStep {
         .prim(Step(try Primitive(pd), bindings))
@@ -207,16 +263,13 @@ extension Executor {
         if v.md == md { return v }
         let key = ObjectIdentifier(v)
         if let hit = conversions[key]?.first(where: { $0.0 == md }) { return hit.1 }
-        let out = newValue(md, needsGrad: v.needsGrad && differentiable)
-        let isParam = paramValues.values.contains { $0 === v }
+        let out = v.constant ? constantValue(md) : newValue(md, needsGrad: v.needsGrad && differentiable)
         let s = try step(Kernels.reorder(from: v.md, to: md), [(.src, v.mem), (.dst, out.mem)])
-        if isParam { prepSteps.append(s) } else { forwardSteps.append(s) }
+        if v.constant { prepSteps.append(s) } else { forwardSteps.append(s) }
         conversions[key, default: []].append((md, out))
-        if out.needsGrad {
-            backwardRules.append((currentNode, { [unowned self] in
-                let g = self.grad(out)
-                try self.contribute(to: [v]) { t in [try self.step(Kernels.reorder(from: md, to: v.md), [(.src, g), (.dst, t[0]!)])] }
-            }))
+        onBackward(out) { [unowned self] in
+            let g = self.grad(out)
+            try self.contribute(to: [v]) { t in [try self.step(Kernels.reorder(from: md, to: v.md), [(.src, g), (.dst, t[0]!)])] }
         }
         return out
     }
@@ -224,7 +277,7 @@ extension Executor {
     /// During backward planning: `m` in layout `md`, reordering into a scratch buffer first if needed.
     func readAs(_ m: Memory, _ md: MemoryDesc) throws -> Memory {
         if m.desc == md { return m }
-        let tmp = Memory(md)
+        let tmp = buffer(md)
         backwardSteps.append(try step(Kernels.reorder(from: m.desc, to: md), [(.src, m), (.dst, tmp)]))
         return tmp
     }
@@ -232,14 +285,14 @@ extension Executor {
     /// Steps that compute into a buffer of layout `md` and leave the result in `target`.
     func writeVia(_ target: Memory, _ md: MemoryDesc, _ compute: (Memory) throws -> RStep) throws -> [RStep] {
         if target.desc == md { return [try compute(target)] }
-        let tmp = Memory(md)
+        let tmp = buffer(md)
         return [try compute(tmp), try step(Kernels.reorder(from: md, to: target.desc), [(.src, tmp), (.dst, target)])]
     }
 
     /// The gradient buffer of `v` (allocated on first use, same layout as `v`).
     func grad(_ v: RValue) -> Memory {
         if let g = v.grad { return g }
-        let g = Memory(v.md)
+        let g = buffer(v.md)
         v.grad = g
         return g
     }
@@ -254,11 +307,11 @@ extension Executor {
         var accumulate: [(Memory, Memory)] = []
         for t in targets {
             guard let t else { buffers.append(nil); continue }
-            if !t.needsGrad { buffers.append(Memory(t.md)); continue }
+            if !t.needsGrad { buffers.append(buffer(t.md)); continue }
             if t.contributions == 0 {
                 buffers.append(grad(t))
             } else {
-                let tmp = Memory(t.md)
+                let tmp = buffer(t.md)
                 buffers.append(tmp)
                 accumulate.append((grad(t), tmp))
             }
@@ -272,7 +325,7 @@ extension Executor {
 
     /// Registers the backward rule of the node being lowered, if its output needs a gradient.
     func onBackward(_ out: RValue, _ rule: @escaping () throws -> Void) {
-        if out.needsGrad { backwardRules.append((currentNode, rule)) }
+        if out.needsGrad { backwardRules.append((currentNode, out, rule)) }
     }
 
     /// Per-sample dims with the batch in front.

@@ -59,7 +59,7 @@ extension Executor {
                 }
                 if b.needsGrad {
                     let m = try Kernels.binary(.mul, src0: a.md, src1: a.md, dst: a.md)
-                    let prod = Memory(a.md)
+                    let prod = self.buffer(a.md)
                     try self.contribute(to: [b]) { t in
                         [try self.step(m, [(.src, dy), (.src1, a.mem), (.dst, broadcast ? prod : t[0]!)])]
                             + (broadcast ? [try self.step(Kernels.reduceSum(src: a.md, dst: b.md), [(.src, prod), (.dst, t[0]!)])] : [])
@@ -75,10 +75,10 @@ extension Executor {
         guard mode == .training, rate > 0 else { return x }
         let y = newValue(x.md, needsGrad: x.needsGrad)
         let count = x.md.byteCount / 4
-        let mask = Memory(x.md)
+        let mask = buffer(x.md)
         let keep = 1 - rate, scale = 1 / (1 - rate)
-        let (xp, yp, mp) = (x.mem.floats, y.mem.floats, mask.floats)
-        forwardSteps.append(.swift { [unowned self] in
+        forwardSteps.append(.swift([x.mem, y.mem, mask]) { [unowned self] in
+            let (xp, yp, mp) = (x.mem.floats, y.mem.floats, mask.floats)
             for i in 0..<count {
                 let m: Float = self.rng.nextFloat() < keep ? scale : 0
                 mp[i] = m

@@ -23,7 +23,7 @@ extension Executor {
         let y = newValue(pd.md(.dst), needsGrad: x.needsGrad)
         var binds: [(Arg, Memory)] = [(.src, x.mem), (.dst, y.mem)]
         let wsDesc = pd.md(.workspace)
-        let ws = wsDesc.isZero ? nil : Memory(wsDesc)
+        let ws = wsDesc.isZero ? nil : buffer(wsDesc)
         if let ws { binds.append((.workspace, ws)) }
         forwardSteps.append(try step(pd, binds))
         onBackward(y) { [unowned self] in

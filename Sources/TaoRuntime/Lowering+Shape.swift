@@ -13,13 +13,12 @@ extension Executor {
         let x = try ensure(v, MemoryDesc(v.md.dims))
         let y = newValue(MemoryDesc(newDims), needsGrad: x.needsGrad)
         let count = newDims.reduce(1, *)
-        let (src, dst) = (x.mem.floats, y.mem.floats)
-        forwardSteps.append(.swift { dst.update(from: src, count: count) })
+        forwardSteps.append(.swift([x.mem, y.mem]) { y.mem.floats.update(from: x.mem.floats, count: count) })
         onBackward(y) { [unowned self] in
-            let dy = self.grad(y).floats
+            let dy = self.grad(y)
             try self.contribute(to: [x]) { t in
-                let out = t[0]!.floats
-                return [.swift { out.update(from: dy, count: count) }]
+                let out = t[0]!
+                return [.swift([dy, out]) { out.floats.update(from: dy.floats, count: count) }]
             }
         }
         return y
@@ -59,7 +58,7 @@ extension Executor {
         onBackward(y) { [unowned self] in
             try self.contribute(to: [x]) { t in
                 let target = t[0]!
-                return [.swift { target.zero() }, try self.step(Kernels.reorder(from: y.md, to: view), [(.src, self.grad(y)), (.dst, target)])]
+                return [.swift([target]) { target.zero() }, try self.step(Kernels.reorder(from: y.md, to: view), [(.src, self.grad(y)), (.dst, target)])]
             }
         }
         return y
@@ -67,8 +66,9 @@ extension Executor {
 
     func lowerPad(_ n: Node, _ p: Padding2D) throws -> RValue {
         let x = try ensure(value(n.inputs[0]), MemoryDesc(dims(n.inputs[0])))
-        let y = newValue(MemoryDesc(dims(n.output)), needsGrad: x.needsGrad)   // zero border stays zero
+        let y = newValue(MemoryDesc(dims(n.output)), needsGrad: x.needsGrad)
         let view = try y.md.submemory(dims: x.md.dims, offsets: [0, 0, p.top, p.left])
+        forwardSteps.append(.swift([y.mem]) { y.mem.zero() })
         forwardSteps.append(try step(Kernels.reorder(from: x.md, to: view), [(.src, x.mem), (.dst, y.mem)]))
         onBackward(y) { [unowned self] in
             try self.contribute(to: [x]) { t in [try self.step(Kernels.reorder(from: view, to: x.md), [(.src, self.grad(y)), (.dst, t[0]!)])] }

@@ -8,7 +8,7 @@ extension Executor {
         case .conv2d(let c): return try lowerConv(n, c)
         case .convTranspose2d(let c): return try lowerConvTranspose(n, c)
         case .dense(let d): return try lowerDense(n, d)
-        case .batchNorm(let b): return try lowerBatchNorm(n, b)
+        case .batchNorm(let b): return try lowerBatchNorm(n, b, fuseReLU: false)
         case .activation(let a): return try lowerActivation(n, a)
         case .pool2d(let p): return try lowerPool(n, p)
         case .globalAveragePool: return try lowerGlobalAveragePool(n)

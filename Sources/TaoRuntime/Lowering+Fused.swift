@@ -1,0 +1,64 @@
+import TaoGraph
+import TaoKernels
+
+extension Executor {
+    /// Inference: a convolution with its folded batch norm, activations and residual add in one primitive.
+    func lowerFusedConv(_ n: Node, index: Int, _ c: Conv2D, _ tail: ConvTail) throws -> RValue {
+        let x = value(n.inputs[0])
+        let xd = dims(n.inputs[0]), yd = dims(n.output)
+        let (o, i, kh, kw) = (c.outChannels, xd[1] / c.groups, c.kernel[0], c.kernel[1])
+        let wDims = c.groups > 1 ? [c.groups, o / c.groups, i, kh, kw] : [o, i, kh, kw]
+        var w = param(paramIndex(n.inputs[1]), logicalDims: wDims)
+        var b = c.hasBias ? value(n.inputs[2]) : nil
+        if let bn = tail.batchNorm, case .batchNorm(let attrs) = bn.op {
+            // w' = w·γ/√(σ²+ε), b' = (b − μ)·γ/√(σ²+ε) + β, recomputed whenever the parameters change.
+            let folded = constantValue(w.md)
+            let foldedBias = constantValue(MemoryDesc([o]))
+            let perChannel = i * kh * kw, eps = attrs.epsilon
+            let (wm, bm, gm) = (w.mem, b?.mem, [value(bn.inputs[1]), value(bn.inputs[2]), value(bn.inputs[3]), value(bn.inputs[4])].map(\.mem))
+            prepSteps.append(.swift([wm, folded.mem, foldedBias.mem] + gm) {
+                let (gamma, beta, mean, variance) = (gm[0].floats, gm[1].floats, gm[2].floats, gm[3].floats)
+                let (src, dst, bsrc, bdst) = (wm.floats, folded.mem.floats, bm?.floats, foldedBias.mem.floats)
+                for k in 0..<o {
+                    let s = gamma[k] / (variance[k] + eps).squareRoot()
+                    for j in 0..<perChannel { dst[k * perChannel + j] = src[k * perChannel + j] * s }
+                    bdst[k] = ((bsrc?[k] ?? 0) - mean[k]) * s + beta[k]
+                }
+            })
+            w = folded
+            b = foldedBias
+        }
+        var postOps: [Attributes.PostOp] = []
+        if let a = tail.activation { let (alg, al, be) = a.eltwise; postOps.append(.eltwise(alg, alpha: al, beta: be)) }
+        var addend: RValue?
+        if let v = tail.addend { addend = value(v); postOps.append(.sum(scale: 1)) }
+        if let a = tail.postActivation { let (alg, al, be) = a.eltwise; postOps.append(.eltwise(alg, alpha: al, beta: be)) }
+        let attr = Attributes()
+        try attr.setPostOps(postOps)
+        let win = Window(strides: c.stride, dilation: c.dilation.map { $0 - 1 },
+                         padLeft: [c.padding.top, c.padding.left], padRight: [c.padding.bottom, c.padding.right])
+        let dstMD = addend?.md ?? MemoryDesc(yd, .any)
+        let pd = try Kernels.convForward(.inference, src: MemoryDesc(xd, .any), weights: MemoryDesc(wDims, .any), bias: b?.md,
+                                         dst: dstMD, win, attr: attr)
+        let xin = try ensure(x, pd.md(.src))
+        let wf = try ensure(w, pd.md(.weights), differentiable: false)
+        let y: RValue
+        if let addend {
+            // Accumulate into the addend's own buffer when nothing reads it after this convolution.
+            let later = graphConsumers[tail.addend!.index].filter { $0 != index && !tail.absorbed.contains($0) && $0 > index }
+            let isInput: Bool = { if case .node = graph.source(of: tail.addend!) { return false }; return true }()
+            if later.isEmpty && !isInput && !graph.outputs.contains(tail.addend!) && addend.mem !== xin.mem && addend.mem !== x.mem {
+                y = addend
+            } else {
+                y = newValue(addend.md, needsGrad: false)
+                forwardSteps.append(try step(Kernels.reorder(from: addend.md, to: addend.md), [(.src, addend.mem), (.dst, y.mem)]))
+            }
+        } else {
+            y = newValue(pd.md(.dst), needsGrad: false)
+        }
+        var binds: [(Arg, Memory)] = [(.src, xin.mem), (.weights, wf.mem), (.dst, y.mem)]
+        if let b { binds.append((.bias, b.mem)) }
+        forwardSteps.append(try step(pd, binds))
+        return y
+    }
+}

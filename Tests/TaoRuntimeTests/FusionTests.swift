@@ -1,0 +1,75 @@
+import XCTest
+import TaoGraph
+@testable import TaoRuntime
+
+/// Fused plans (conv+BN+activation+add at inference, BN+ReLU in training) against the reference
+/// and against the unfused plan.
+final class FusionTests: XCTestCase {
+    func basicBlock(_ b: inout GraphBuilder, _ x: ValueID, _ name: String, act: Activation = .relu) -> ValueID {
+        var y = b.activation(b.batchNorm(b.conv2d(x, "\(name).c1", out: 8, kernel: 3), "\(name).bn1"), act, "\(name).a1")
+        y = b.batchNorm(b.conv2d(y, "\(name).c2", out: 8, kernel: 3), "\(name).bn2")
+        return b.activation(b.add(y, x, "\(name).add"), act, "\(name).a2")
+    }
+
+    func testFusedResidualBlockMatchesReferenceAtInference() throws {
+        try Harness.check(batch: 2, training: false) { b in
+            let x = b.relu(b.conv2d(b.input("x", [3, 9, 9]), "stem", out: 8, kernel: 3), "stem.relu")
+            return basicBlock(&b, basicBlock(&b, x, "l1"), "l2")
+        }
+    }
+
+    func testFusedDepthwiseRelu6AndBiasAtInference() throws {
+        try Harness.check(batch: 3, training: false) { b in
+            let x = b.input("x", [8, 7, 7])
+            let d = b.activation(b.batchNorm(b.conv2d(x, "dw", out: 8, kernel: 3, stride: 2, groups: 8, bias: true), "bn"), .relu6, "r6")
+            return b.activation(b.conv2d(d, "pw", out: 4, kernel: 1, bias: true), .swish, "sw")
+        }
+    }
+
+    func testAddendStillNeededLaterIsNotOverwritten() throws {
+        try Harness.check(batch: 2, training: false) { b in
+            let x = b.conv2d(b.input("x", [4, 5, 5]), "stem", out: 4, kernel: 3)
+            let y = b.add(b.conv2d(x, "c", out: 4, kernel: 3), x, "add")   // x is read again below
+            return b.add(y, b.activation(x, .sigmoid, "later"), "add2")
+        }
+    }
+
+    func testBatchNormReLUFusionGradientsInTraining() throws {
+        try Harness.check(batch: 2, samples: 8) { b in
+            let x = b.input("x", [3, 5, 5])
+            return basicBlock(&b, b.relu(b.batchNorm(b.conv2d(x, "stem", out: 8, kernel: 3), "bn0"), "r0"), "l1")
+        }
+    }
+
+    func testFusedPlanHasFewerStepsAndEqualsUnfused() throws {
+        var b = GraphBuilder()
+        var x = b.relu(b.batchNorm(b.conv2d(b.input("x", [3, 16, 16]), "stem", out: 8, kernel: 3), "bn"), "r")
+        x = basicBlock(&b, basicBlock(&b, x, "l1"), "l2")
+        let logits = b.dense(b.globalAveragePool(x, "gap"), "fc", out: 5)
+        let g = try b.build(outputs: [logits])
+        let store = ParameterStore(graph: g, seed: 2)
+        var rng = SplitMix64(seed: 3)
+        for (i, p) in g.parameters.enumerated() where p.role == .bnMean || p.role == .bnVariance || p.role == .bnScale {
+            store[i] = Tensor.randomUniform(p.shape, 0.5, 1.5, rng: &rng)
+        }
+        let input = Tensor.randomNormal([4, 3, 16, 16], rng: &rng)
+        let fused = try Executor(graph: g, batch: 4, mode: .inference, parameters: store)
+        let plain = try Executor(graph: g, batch: 4, mode: .inference, parameters: store, fuse: false)
+        for e in [fused, plain] { try e.setInput(0, input); e.forward() }
+        XCTAssertLessThan(fused.output().maxAbsDifference(plain.output()), 1e-4)
+        XCTAssertLessThan(fused.stepCounts.forward, plain.stepCounts.forward - 10, "\(fused.stepCounts) vs \(plain.stepCounts)")
+        // Changing a parameter refolds the batch norms on the next forward.
+        store[store.index(of: "l2.bn2.weight")!] = Tensor(repeating: 2, shape: [8])
+        for e in [fused, plain] { e.forward() }
+        XCTAssertLessThan(fused.output().maxAbsDifference(plain.output()), 1e-4)
+    }
+}
+
+extension FusionTests {
+    func testResidualOfTheConvolutionsOwnInputIsNotComputedInPlace() throws {
+        try Harness.check(batch: 2, training: false) { b in
+            let x = b.relu(b.input("x", [4, 6, 6]), "r")
+            return b.relu(b.add(b.conv2d(x, "c", out: 4, kernel: 3), x, "add"), "r2")   // conv(x) + x, x read by the conv itself
+        }
+    }
+}
