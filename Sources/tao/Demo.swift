@@ -13,7 +13,7 @@ struct Demo: ParsableCommand {
         discussion: "Reads the IDX files of Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist).")
 
     @Option(help: "Folder with train-images-idx3-ubyte.gz and friends.") var data = "/usr/share/datasets/fashion-mnist"
-    @Option(help: "Passes over the 60,000 training images.") var epochs = 2
+    @Option(help: "Passes over the 60,000 training images.") var epochs = 4
     @Option(help: "Images per training step.") var batch = 128
     @Option(help: "Peak learning rate (SGD, Nesterov momentum 0.9, cosine decay).") var lr: Float = 0.1
     @Option(help: "Random seed: the same seed gives the same run.") var seed: UInt64 = 1
