@@ -35,30 +35,35 @@ public enum Kernels {
 
     // MARK: convolution and transposed convolution
 
+    /// Convolution algorithms: direct, or Winograd (fewer multiplies, for 3×3 stride 1).
+    public enum ConvAlgorithm: Sendable { case direct, winograd
+        var raw: dnnl_alg_kind_t { self == .direct ? dnnl_convolution_direct : dnnl_convolution_winograd }
+    }
+
     public static func convForward(_ prop: Propagation, src: MemoryDesc, weights: MemoryDesc, bias: MemoryDesc?, dst: MemoryDesc,
-                                   _ w: Window, attr: Attributes? = nil) throws(KernelError) -> PrimitiveDesc {
+                                   _ w: Window, attr: Attributes? = nil, algorithm: ConvAlgorithm = .direct) throws(KernelError) -> PrimitiveDesc {
         var d = dnnl_convolution_desc_t()
         var s = src.raw, wt = weights.raw, o = dst.raw
         try withOptional(bias) { (b) throws(KernelError) in
-            try check(dnnl_dilated_convolution_forward_desc_init(&d, prop.raw, dnnl_convolution_direct, &s, &wt, b, &o, w.s, w.d, w.l, w.r), "conv forward desc")
+            try check(dnnl_dilated_convolution_forward_desc_init(&d, prop.raw, algorithm.raw, &s, &wt, b, &o, w.s, w.d, w.l, w.r), "conv forward desc")
         }
         return try PrimitiveDesc.create(&d, attr: attr, hint: nil, "conv forward \(src.dims) * \(weights.dims)")
     }
 
     public static func convBackwardData(diffSrc: MemoryDesc, weights: MemoryDesc, diffDst: MemoryDesc, _ w: Window,
-                                        hint: PrimitiveDesc) throws(KernelError) -> PrimitiveDesc {
+                                        hint: PrimitiveDesc, algorithm: ConvAlgorithm = .direct) throws(KernelError) -> PrimitiveDesc {
         var d = dnnl_convolution_desc_t()
         var s = diffSrc.raw, wt = weights.raw, o = diffDst.raw
-        try check(dnnl_dilated_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &s, &wt, &o, w.s, w.d, w.l, w.r), "conv backward-data desc")
+        try check(dnnl_dilated_convolution_backward_data_desc_init(&d, algorithm.raw, &s, &wt, &o, w.s, w.d, w.l, w.r), "conv backward-data desc")
         return try PrimitiveDesc.create(&d, attr: nil, hint: hint, "conv backward data \(diffSrc.dims)")
     }
 
     public static func convBackwardWeights(src: MemoryDesc, diffWeights: MemoryDesc, diffBias: MemoryDesc?, diffDst: MemoryDesc,
-                                           _ w: Window, hint: PrimitiveDesc) throws(KernelError) -> PrimitiveDesc {
+                                           _ w: Window, hint: PrimitiveDesc, algorithm: ConvAlgorithm = .direct) throws(KernelError) -> PrimitiveDesc {
         var d = dnnl_convolution_desc_t()
         var s = src.raw, wt = diffWeights.raw, o = diffDst.raw
         try withOptional(diffBias) { (b) throws(KernelError) in
-            try check(dnnl_dilated_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &s, &wt, b, &o, w.s, w.d, w.l, w.r), "conv backward-weights desc")
+            try check(dnnl_dilated_convolution_backward_weights_desc_init(&d, algorithm.raw, &s, &wt, b, &o, w.s, w.d, w.l, w.r), "conv backward-weights desc")
         }
         return try PrimitiveDesc.create(&d, attr: nil, hint: hint, "conv backward weights \(diffWeights.dims)")
     }

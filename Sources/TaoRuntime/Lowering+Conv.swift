@@ -13,6 +13,12 @@ extension Executor {
         var backwardWeights: (_ src: MemoryDesc, _ diffWeights: MemoryDesc, _ diffBias: MemoryDesc?, _ diffDst: MemoryDesc, _ hint: PrimitiveDesc) throws -> PrimitiveDesc
     }
 
+    /// Winograd for 3×3 stride-1 dense convolutions when enabled; primitives fall back to direct
+    /// convolution where oneDNN has no Winograd kernel for the shapes.
+    func algorithm(for c: Conv2D) -> Kernels.ConvAlgorithm {
+        winograd && c.groups == 1 && c.kernel == [3, 3] && c.stride == [1, 1] && c.dilation == [1, 1] ? .winograd : .direct
+    }
+
     func lowerConv(_ n: Node, _ c: Conv2D) throws -> RValue {
         let xd = dims(n.inputs[0])
         let (o, i, kh, kw) = (c.outChannels, xd[1] / c.groups, c.kernel[0], c.kernel[1])
@@ -20,10 +26,11 @@ extension Executor {
         let w = param(paramIndex(n.inputs[1]), logicalDims: wDims)
         let win = Window(strides: c.stride, dilation: c.dilation.map { $0 - 1 },
                          padLeft: [c.padding.top, c.padding.left], padRight: [c.padding.bottom, c.padding.right])
+        let alg = algorithm(for: c)
         let family = ConvFamily(
-            forward: { [prop] in try Kernels.convForward(prop, src: $0, weights: $1, bias: $2, dst: $3, win) },
-            backwardData: { try Kernels.convBackwardData(diffSrc: $0, weights: $1, diffDst: $2, win, hint: $3) },
-            backwardWeights: { try Kernels.convBackwardWeights(src: $0, diffWeights: $1, diffBias: $2, diffDst: $3, win, hint: $4) })
+            forward: { [prop] in try (try? Kernels.convForward(prop, src: $0, weights: $1, bias: $2, dst: $3, win, algorithm: alg)) ?? Kernels.convForward(prop, src: $0, weights: $1, bias: $2, dst: $3, win) },
+            backwardData: { try (try? Kernels.convBackwardData(diffSrc: $0, weights: $1, diffDst: $2, win, hint: $3, algorithm: alg)) ?? Kernels.convBackwardData(diffSrc: $0, weights: $1, diffDst: $2, win, hint: $3) },
+            backwardWeights: { try (try? Kernels.convBackwardWeights(src: $0, diffWeights: $1, diffBias: $2, diffDst: $3, win, hint: $4, algorithm: alg)) ?? Kernels.convBackwardWeights(src: $0, diffWeights: $1, diffBias: $2, diffDst: $3, win, hint: $4) })
         return try lowerConvLike(n, family: family, weights: w, hasBias: c.hasBias)
     }
 

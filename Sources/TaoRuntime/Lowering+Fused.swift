@@ -38,8 +38,9 @@ extension Executor {
         let win = Window(strides: c.stride, dilation: c.dilation.map { $0 - 1 },
                          padLeft: [c.padding.top, c.padding.left], padRight: [c.padding.bottom, c.padding.right])
         let dstMD = addend?.md ?? MemoryDesc(yd, .any)
-        let pd = try Kernels.convForward(.inference, src: MemoryDesc(xd, .any), weights: MemoryDesc(wDims, .any), bias: b?.md,
-                                         dst: dstMD, win, attr: attr)
+        let (srcAny, wAny) = (MemoryDesc(xd, .any), MemoryDesc(wDims, .any))
+        let pd = try (try? Kernels.convForward(.inference, src: srcAny, weights: wAny, bias: b?.md, dst: dstMD, win, attr: attr, algorithm: algorithm(for: c)))
+            ?? Kernels.convForward(.inference, src: srcAny, weights: wAny, bias: b?.md, dst: dstMD, win, attr: attr)
         let xin = try ensure(x, pd.md(.src))
         let wf = try ensure(w, pd.md(.weights), differentiable: false)
         let y: RValue

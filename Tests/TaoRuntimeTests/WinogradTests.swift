@@ -1,0 +1,41 @@
+import XCTest
+import TaoGraph
+@testable import TaoRuntime
+
+/// Winograd convolutions (the default for 3×3 stride 1) against the reference, finite differences and direct convolution.
+final class WinogradTests: XCTestCase {
+    func testWinogradConvMatchesReferenceAndFiniteDifferences() throws {
+        try Harness.check(batch: 2, tolerance: .init(forward: 5e-4, gradient: 3e-3), samples: 10) { b in
+            b.conv2d(b.input("x", [16, 6, 6]), "c", out: 16, kernel: 3, bias: true)
+        }
+        var b = GraphBuilder()
+        let y = b.conv2d(b.input("x", [16, 6, 6]), "c", out: 16, kernel: 3, bias: true)
+        let g = try b.build(outputs: [y])
+        let e = try Executor(graph: g, batch: 2, mode: .training, parameters: ParameterStore(graph: g, seed: 1), inputGradients: true)
+        XCTAssertEqual(e.implementations.filter { $0.contains("wino") }.count, 3, "forward, backward data and weights use Winograd: \(e.implementations)")
+    }
+
+    func testWinogradAndDirectAgreeOnAResidualStack() throws {
+        var b = GraphBuilder()
+        var x = b.relu(b.batchNorm(b.conv2d(b.input("x", [16, 20, 20]), "c0", out: 32, kernel: 3), "bn0"), "r0")
+        for i in 1...3 { x = b.relu(b.add(b.batchNorm(b.conv2d(x, "c\(i)", out: 32, kernel: 3), "bn\(i)"), x, "add\(i)"), "r\(i)") }
+        let out = b.dense(b.globalAveragePool(x, "gap"), "fc", out: 7)
+        let g = try b.build(outputs: [out])
+        let store = ParameterStore(graph: g, seed: 4)
+        var rng = SplitMix64(seed: 5)
+        let input = Tensor.randomNormal([4, 16, 20, 20], rng: &rng)
+        for mode in [Mode.training, .inference] {
+            let w = try Executor(graph: g, batch: 4, mode: mode, parameters: store, winograd: true)
+            XCTAssertTrue(w.implementations.contains { $0.contains("wino") })
+            let d = try Executor(graph: g, batch: 4, mode: mode, parameters: store, winograd: false)
+            for e in [w, d] { try e.setInput(0, input); e.forward() }
+            let scale = d.output().scalars.map(abs).max()!
+            XCTAssertLessThan(w.output().maxAbsDifference(d.output()) / scale, 1e-4, "\(mode)")
+            if mode == .training {
+                for e in [w, d] { for i in 0..<28 { e.outputGradientPointer()[i] = Float(i % 5) - 2 }; e.backward() }
+                let gw = w.parameterGradient("c1.weight")!, gd = d.parameterGradient("c1.weight")!
+                XCTAssertLessThan(gw.maxAbsDifference(gd) / gd.scalars.map(abs).max()!, 1e-3)
+            }
+        }
+    }
+}
