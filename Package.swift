@@ -9,23 +9,30 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.30.0"),
     ],
     targets: [
         // oneDNN's C API (Debian libdnnl-dev 2.6); module map and shim only.
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG"),
+        .systemLibrary(name: "CSPNG", path: "Sources/CSPNG"),
         .target(name: "TaoTensor"),
-        .target(name: "TaoData", dependencies: ["TaoTensor", "CZlib"]),
+        .target(name: "TaoData", dependencies: ["TaoTensor", "CZlib", "CTurboJPEG", "CSPNG"]),
+        // TAO spec schemas: our .proto files in Protos/, generated Swift in Generated/ (scripts/gen-protos.sh).
+        .target(name: "TaoSpec", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                exclude: ["Protos"]),
         .target(name: "TaoKernels", dependencies: ["TaoTensor", "CDNNL"]),
         .target(name: "TaoGraph", dependencies: ["TaoTensor"]),
         .target(name: "TaoRuntime", dependencies: ["TaoGraph", "TaoKernels", "TaoTensor"]),
         .target(name: "TaoModels", dependencies: ["TaoGraph"]),
         .target(name: "TaoTrain", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor"]),
         .executableTarget(name: "tao", dependencies: [
-            "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoTensor", "TaoData",
+            "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoTensor", "TaoData", "TaoSpec",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "TaoDataTests", dependencies: ["TaoData"]),
+        .testTarget(name: "TaoSpecTests", dependencies: ["TaoSpec"]),
         .testTarget(name: "TaoGraphTests", dependencies: ["TaoGraph", "TaoTensor"]),
         .testTarget(name: "TaoRuntimeTests", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor"]),
         .testTarget(name: "TaoModelsTests", dependencies: ["TaoModels", "TaoRuntime", "TaoGraph"]),

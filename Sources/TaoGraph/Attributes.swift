@@ -1,5 +1,5 @@
 /// Zero padding on the four sides of a feature map (asymmetric allowed, as TF's "same").
-public struct Padding2D: Hashable, Sendable, CustomStringConvertible {
+public struct Padding2D: Hashable, Sendable, Codable, CustomStringConvertible {
     public var top: Int, left: Int, bottom: Int, right: Int
     public init(top: Int, left: Int, bottom: Int, right: Int) {
         self.top = top; self.left = left; self.bottom = bottom; self.right = right
@@ -11,7 +11,7 @@ public struct Padding2D: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// A 2-D convolution; inputs are `x`, `weight` [O, I/groups, KH, KW] and optionally `bias` [O].
-public struct Conv2D: Hashable, Sendable {
+public struct Conv2D: Hashable, Sendable, Codable {
     public var outChannels: Int
     public var kernel: [Int]      // [kh, kw]
     public var stride: [Int]      // [sh, sw]
@@ -27,7 +27,7 @@ public struct Conv2D: Hashable, Sendable {
 }
 
 /// A transposed 2-D convolution; `weight` is [I, O/groups, KH, KW] as in PyTorch and ONNX.
-public struct ConvTranspose2D: Hashable, Sendable {
+public struct ConvTranspose2D: Hashable, Sendable, Codable {
     public var outChannels: Int
     public var kernel: [Int]
     public var stride: [Int]
@@ -43,7 +43,7 @@ public struct ConvTranspose2D: Hashable, Sendable {
 }
 
 /// Batch normalization over channels; inputs are `x`, `scale`, `shift`, `runningMean`, `runningVariance`.
-public struct BatchNorm: Hashable, Sendable {
+public struct BatchNorm: Hashable, Sendable, Codable {
     public var epsilon: Float
     /// Weight of the old running statistic in each update (Keras' convention: 0.99).
     public var momentum: Float
@@ -51,7 +51,7 @@ public struct BatchNorm: Hashable, Sendable {
 }
 
 /// Element-wise activation functions.
-public enum Activation: Hashable, Sendable {
+public enum Activation: Hashable, Sendable, Codable {
     case relu
     case relu6
     case leakyRelu(alpha: Float)
@@ -64,8 +64,8 @@ public enum Activation: Hashable, Sendable {
 }
 
 /// Max or average pooling over windows.
-public struct Pool2D: Hashable, Sendable {
-    public enum Kind: Hashable, Sendable { case max, average }
+public struct Pool2D: Hashable, Sendable, Codable {
+    public enum Kind: Hashable, Sendable, Codable { case max, average }
     public var kind: Kind
     public var kernel: [Int]
     public var stride: [Int]
@@ -78,21 +78,21 @@ public struct Pool2D: Hashable, Sendable {
 }
 
 /// A fully connected layer; inputs are `x` [F], `weight` [O, F] and optionally `bias` [O].
-public struct Dense: Hashable, Sendable {
+public struct Dense: Hashable, Sendable, Codable {
     public var outFeatures: Int
     public var hasBias: Bool
     public init(outFeatures: Int, hasBias: Bool = true) { self.outFeatures = outFeatures; self.hasBias = hasBias }
 }
 
 /// A contiguous range along one axis (axis counted with the batch axis as 0).
-public struct Slice: Hashable, Sendable {
+public struct Slice: Hashable, Sendable, Codable {
     public var axis: Int, start: Int, end: Int
     public init(axis: Int, start: Int, end: Int) { self.axis = axis; self.start = start; self.end = end }
 }
 
 /// Spatial upsampling by integer factors.
-public struct Upsample: Hashable, Sendable {
-    public enum Mode: Hashable, Sendable { case nearest, bilinear }
+public struct Upsample: Hashable, Sendable, Codable {
+    public enum Mode: Hashable, Sendable, Codable { case nearest, bilinear }
     public var mode: Mode
     public var scale: [Int]   // [sh, sw]
     public init(_ mode: Mode, scale: [Int]) { self.mode = mode; self.scale = scale }

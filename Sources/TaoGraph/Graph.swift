@@ -1,7 +1,7 @@
 @_exported import TaoTensor
 
 /// Identifies a value (graph input, parameter or node output) within one `Graph`.
-public struct ValueID: Hashable, Sendable, Comparable, CustomStringConvertible {
+public struct ValueID: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
     public let index: Int
     public init(_ index: Int) { self.index = index }
     public static func < (a: ValueID, b: ValueID) -> Bool { a.index < b.index }
@@ -17,7 +17,7 @@ public enum ParameterRole: String, Hashable, Sendable, Codable {
 }
 
 /// A named parameter: its stable dotted path (`layer1.0.conv1.weight`), shape and role.
-public struct ParameterInfo: Hashable, Sendable {
+public struct ParameterInfo: Hashable, Sendable, Codable {
     public var name: String
     public var shape: Shape
     public var role: ParameterRole
@@ -32,7 +32,7 @@ public enum ValueSource: Hashable, Sendable {
 }
 
 /// One operation: its op, the values it reads and the value it produces.
-public struct Node: Hashable, Sendable {
+public struct Node: Hashable, Sendable, Codable {
     public var name: String
     public var op: Op
     public var inputs: [ValueID]

@@ -5,7 +5,7 @@ import TaoTensor
 ///
 /// Activation shapes in the graph are per sample (no batch axis); axes in attributes count the
 /// batch axis as 0, as ONNX and PyTorch do (so 1 is the channel axis).
-public enum Op: Hashable, Sendable {
+public enum Op: Hashable, Sendable, Codable {
     case conv2d(Conv2D)
     case convTranspose2d(ConvTranspose2D)
     case batchNorm(BatchNorm)

@@ -1,5 +1,5 @@
 /// The dimensions of a tensor, outermost first (NCHW for images).
-public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByArrayLiteral {
+public struct Shape: Hashable, Sendable, Codable, CustomStringConvertible, ExpressibleByArrayLiteral {
     public var dims: [Int]
 
     public init(_ dims: [Int]) { self.dims = dims }
