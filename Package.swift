@@ -27,8 +27,9 @@ let package = Package(
         .target(name: "TaoRuntime", dependencies: ["TaoGraph", "TaoKernels", "TaoTensor"]),
         .target(name: "TaoModels", dependencies: ["TaoGraph"]),
         .target(name: "TaoTrain", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor"]),
+        .target(name: "TaoTasks", dependencies: ["TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoData", "TaoSpec"]),
         .executableTarget(name: "tao", dependencies: [
-            "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoTensor", "TaoData", "TaoSpec",
+            "TaoTasks", "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoTensor", "TaoData", "TaoSpec",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "TaoDataTests", dependencies: ["TaoData"]),

@@ -52,4 +52,12 @@ public struct ImageFolder: Sendable {
     }
 
     public var count: Int { paths.count }
+
+    /// Unlabelled images (for inference): every label is 0 and there is one placeholder class.
+    public init(paths: [String]) {
+        root = ""
+        classes = ["?"]
+        self.paths = paths
+        labels = [Int](repeating: 0, count: paths.count)
+    }
 }

@@ -17,9 +17,11 @@ public struct Checkpoint {
     public var graph: Graph
     public var parameters: ParameterStore
     public var metadata: [String: String]
+    /// Further named tensors (optimizer state for resuming), stored after the parameters.
+    public var extras: [String: [Float]]
 
-    public init(graph: Graph, parameters: ParameterStore, metadata: [String: String] = [:]) {
-        self.graph = graph; self.parameters = parameters; self.metadata = metadata
+    public init(graph: Graph, parameters: ParameterStore, metadata: [String: String] = [:], extras: [String: [Float]] = [:]) {
+        self.graph = graph; self.parameters = parameters; self.metadata = metadata; self.extras = extras
     }
 
     /// The graph in a form that survives JSON: inputs, parameters, nodes and outputs.
@@ -45,6 +47,13 @@ public struct Checkpoint {
             header[p.name] = ["dtype": "F32", "shape": p.shape.dims, "data_offsets": [offset, offset + bytes]]
             offset += bytes
         }
+        let extraNames = extras.keys.sorted()
+        for name in extraNames {
+            precondition(header[name] == nil, "extra tensor '\(name)' collides with a parameter")
+            let bytes = extras[name]!.count * 4
+            header[name] = ["dtype": "F32", "shape": [extras[name]!.count], "data_offsets": [offset, offset + bytes]]
+            offset += bytes
+        }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while json.count % 8 != 0 { json.append(0x20) }   // pad so the data starts 8-byte aligned
         var out = Data(capacity: 8 + json.count + offset)
@@ -52,6 +61,9 @@ public struct Checkpoint {
         out.append(json)
         for i in 0..<g.parameters.count {
             parameters[i].withUnsafeBufferPointer { out.append(UnsafeBufferPointer(start: UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: UInt8.self), count: $0.count * 4)) }
+        }
+        for name in extraNames {
+            extras[name]!.withUnsafeBytes { out.append(contentsOf: $0) }
         }
         try AtomicFile.write(out, to: path)
     }
@@ -90,10 +102,19 @@ public struct Checkpoint {
             }
             store[i] = t
         }
+        var extras: [String: [Float]] = [:]
+        let names = Set(graph.parameters.map(\.name))
+        for (key, value) in header where key != "__metadata__" && !names.contains(key) {
+            guard let entry = value as? [String: Any], let range = entry["data_offsets"] as? [Int], range.count == 2,
+                  range[0] <= range[1], (range[1] - range[0]) % 4 == 0, base + range[1] <= data.count else {
+                throw fail("tensor '\(key)' data is truncated (file cut short?)")
+            }
+            extras[key] = data.subdata(in: (base + range[0])..<(base + range[1])).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        }
         var m = meta
         m["tao.graph"] = nil
         m["format"] = nil
-        return Checkpoint(graph: graph, parameters: store, metadata: m)
+        return Checkpoint(graph: graph, parameters: store, metadata: m, extras: extras)
     }
 }
 

@@ -8,13 +8,25 @@ public struct ResNetConfig: Sendable {
     public var depth: Int
     public var classes: Int
     public var inputShape: Shape
-    public init(depth: Int, classes: Int = 1000, inputShape: Shape = [3, 224, 224]) {
-        self.depth = depth; self.classes = classes; self.inputShape = inputShape
+    /// Max-pool after the stem convolution (TAO's `use_pooling`); off keeps 4× more resolution for small images.
+    public var stemMaxPool: Bool
+    /// Dropout before the classifier (TAO's `dropout`).
+    public var dropout: Float
+    /// Project every shortcut with a 1×1 convolution, not only where shapes change (TAO's `all_projections`).
+    public var allProjections = false
+    /// Biases on the convolutions (TAO's `use_bias`) and batch norm after them (`use_batch_norm`).
+    public var useBias = false
+    public var useBatchNorm = true
+    public var bnEpsilon: Float = 1e-5
+    public var bnMomentum: Float = 0.9
+    public init(depth: Int, classes: Int = 1000, inputShape: Shape = [3, 224, 224], stemMaxPool: Bool = true, dropout: Float = 0) {
+        self.depth = depth; self.classes = classes; self.inputShape = inputShape; self.stemMaxPool = stemMaxPool; self.dropout = dropout
     }
 
     var bottleneck: Bool { depth >= 50 }
     var blocks: [Int] {
         switch depth {
+        case 10: [1, 1, 1, 1]
         case 18: [2, 2, 2, 2]
         case 34, 50: [3, 4, 6, 3]
         case 101: [3, 4, 23, 3]
@@ -27,45 +39,50 @@ public struct ResNetConfig: Sendable {
 public enum ResNet {
     /// Builds the classifier graph with input "image" and output logits.
     public static func build(_ cfg: ResNetConfig) throws -> Graph {
-        guard !cfg.blocks.isEmpty else { throw ModelError.unsupported("resnet depth \(cfg.depth) (choose 18, 34, 50, 101 or 152)") }
+        guard !cfg.blocks.isEmpty else { throw ModelError.unsupported("resnet depth \(cfg.depth) (choose 10, 18, 34, 50, 101 or 152)") }
         var b = GraphBuilder()
         var x = b.input("image", cfg.inputShape)
-        x = b.conv2d(x, "conv1", out: 64, kernel: 7, stride: 2, padding: Padding2D(3))
-        x = b.relu(b.batchNorm(x, "bn1"), "relu")
-        x = b.maxPool(x, "maxpool", kernel: 3, stride: 2, padding: 1)
+        x = b.conv2d(x, "conv1", out: 64, kernel: 7, stride: 2, padding: Padding2D(3), bias: cfg.useBias)
+        x = b.relu(norm(&b, x, "bn1", cfg), "relu")
+        if cfg.stemMaxPool { x = b.maxPool(x, "maxpool", kernel: 3, stride: 2, padding: 1) }
         for (stage, count) in cfg.blocks.enumerated() {
             let planes = 64 << stage
             for i in 0..<count {
                 let stride = (i == 0 && stage > 0) ? 2 : 1
                 let name = "layer\(stage + 1).\(i)"
-                x = cfg.bottleneck ? bottleneck(&b, x, name, planes: planes, stride: stride)
-                                   : basicBlock(&b, x, name, planes: planes, stride: stride)
+                x = cfg.bottleneck ? bottleneck(&b, x, name, planes: planes, stride: stride, cfg)
+                                   : basicBlock(&b, x, name, planes: planes, stride: stride, cfg)
             }
         }
         x = b.globalAveragePool(x, "avgpool")
+        if cfg.dropout > 0 { x = b.dropout(x, "dropout", rate: cfg.dropout) }
         x = b.dense(x, "fc", out: cfg.classes)
         return try b.build(outputs: [x])
     }
 
-    static func shortcut(_ b: inout GraphBuilder, _ x: ValueID, _ name: String, out: Int, stride: Int) -> ValueID {
-        guard stride != 1 || b.shape(x)[0] != out else { return x }
-        let c = b.conv2d(x, "\(name).downsample.0", out: out, kernel: 1, stride: stride, padding: .zero)
-        return b.batchNorm(c, "\(name).downsample.1")
+    static func norm(_ b: inout GraphBuilder, _ x: ValueID, _ name: String, _ cfg: ResNetConfig) -> ValueID {
+        cfg.useBatchNorm ? b.batchNorm(x, name, epsilon: cfg.bnEpsilon, momentum: cfg.bnMomentum) : x
     }
 
-    static func basicBlock(_ b: inout GraphBuilder, _ x: ValueID, _ name: String, planes: Int, stride: Int) -> ValueID {
-        var y = b.conv2d(x, "\(name).conv1", out: planes, kernel: 3, stride: stride)
-        y = b.relu(b.batchNorm(y, "\(name).bn1"), "\(name).relu1")
-        y = b.batchNorm(b.conv2d(y, "\(name).conv2", out: planes, kernel: 3), "\(name).bn2")
-        let s = shortcut(&b, x, name, out: planes, stride: stride)
+    static func shortcut(_ b: inout GraphBuilder, _ x: ValueID, _ name: String, out: Int, stride: Int, _ cfg: ResNetConfig) -> ValueID {
+        guard cfg.allProjections || stride != 1 || b.shape(x)[0] != out else { return x }
+        let c = b.conv2d(x, "\(name).downsample.0", out: out, kernel: 1, stride: stride, padding: .zero, bias: cfg.useBias)
+        return norm(&b, c, "\(name).downsample.1", cfg)
+    }
+
+    static func basicBlock(_ b: inout GraphBuilder, _ x: ValueID, _ name: String, planes: Int, stride: Int, _ cfg: ResNetConfig) -> ValueID {
+        var y = b.conv2d(x, "\(name).conv1", out: planes, kernel: 3, stride: stride, bias: cfg.useBias)
+        y = b.relu(norm(&b, y, "\(name).bn1", cfg), "\(name).relu1")
+        y = norm(&b, b.conv2d(y, "\(name).conv2", out: planes, kernel: 3, bias: cfg.useBias), "\(name).bn2", cfg)
+        let s = shortcut(&b, x, name, out: planes, stride: stride, cfg)
         return b.relu(b.add(y, s, "\(name).add"), "\(name).relu2")
     }
 
-    static func bottleneck(_ b: inout GraphBuilder, _ x: ValueID, _ name: String, planes: Int, stride: Int) -> ValueID {
-        var y = b.relu(b.batchNorm(b.conv2d(x, "\(name).conv1", out: planes, kernel: 1), "\(name).bn1"), "\(name).relu1")
-        y = b.relu(b.batchNorm(b.conv2d(y, "\(name).conv2", out: planes, kernel: 3, stride: stride), "\(name).bn2"), "\(name).relu2")
-        y = b.batchNorm(b.conv2d(y, "\(name).conv3", out: planes * 4, kernel: 1), "\(name).bn3")
-        let s = shortcut(&b, x, name, out: planes * 4, stride: stride)
+    static func bottleneck(_ b: inout GraphBuilder, _ x: ValueID, _ name: String, planes: Int, stride: Int, _ cfg: ResNetConfig) -> ValueID {
+        var y = b.relu(norm(&b, b.conv2d(x, "\(name).conv1", out: planes, kernel: 1, bias: cfg.useBias), "\(name).bn1", cfg), "\(name).relu1")
+        y = b.relu(norm(&b, b.conv2d(y, "\(name).conv2", out: planes, kernel: 3, stride: stride, bias: cfg.useBias), "\(name).bn2", cfg), "\(name).relu2")
+        y = norm(&b, b.conv2d(y, "\(name).conv3", out: planes * 4, kernel: 1, bias: cfg.useBias), "\(name).bn3", cfg)
+        let s = shortcut(&b, x, name, out: planes * 4, stride: stride, cfg)
         return b.relu(b.add(y, s, "\(name).add"), "\(name).relu3")
     }
 }

@@ -14,7 +14,7 @@ public enum Zoo {
 
     public static func build(_ name: String, classes: Int, inputShape: Shape) throws -> Graph {
         switch name {
-        case "resnet18", "resnet34", "resnet50", "resnet101", "resnet152":
+        case "resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152":
             return try ResNet.build(ResNetConfig(depth: Int(name.dropFirst(6))!, classes: classes, inputShape: inputShape))
         case "mobilenet_v2":
             return try MobileNetV2.build(MobileNetV2Config(classes: classes, inputShape: inputShape))

@@ -168,6 +168,9 @@ public final class Executor {
     /// Direct access to input `i`'s plain buffer (batch × per-sample shape).
     public func inputPointer(_ i: Int) -> UnsafeMutablePointer<Float> { inputValues[i].mem.floats }
 
+    /// Restarts the generator behind dropout masks (at each epoch, so that resumed runs repeat exactly).
+    public func reseed(_ seed: UInt64) { rng = SplitMix64(seed: seed) }
+
     /// Runs the forward pass.
     public func forward() {
         if mode == .training || preparedVersion != parameters.version {

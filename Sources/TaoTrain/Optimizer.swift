@@ -6,6 +6,24 @@ import TaoGraph
 public protocol Optimizer {
     /// Applies one update to `count` elements of parameter `index` with learning rate `lr`.
     mutating func update(index: Int, weights: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, count: Int, lr: Float)
+    /// The per-parameter state, keyed "<slot>.<parameter index>", for checkpoints.
+    var state: [String: [Float]] { get }
+    /// Restores what `state` returned.
+    mutating func restore(_ state: [String: [Float]])
+}
+
+/// Flattens per-index buffers into "<slot>.<index>" keys and back.
+enum OptimizerState {
+    static func flatten(_ slots: [String: [Int: [Float]]]) -> [String: [Float]] {
+        var out: [String: [Float]] = [:]
+        for (slot, m) in slots { for (i, v) in m { out["\(slot).\(i)"] = v } }
+        return out
+    }
+    static func slot(_ name: String, in state: [String: [Float]]) -> [Int: [Float]] {
+        var out: [Int: [Float]] = [:]
+        for (k, v) in state where k.hasPrefix(name + ".") { if let i = Int(k.dropFirst(name.count + 1)) { out[i] = v } }
+        return out
+    }
 }
 
 /// Stochastic gradient descent with optional (Nesterov) momentum, as PyTorch defines it.
@@ -14,6 +32,8 @@ public struct SGD: Optimizer {
     public var nesterov: Bool
     private var velocity: [Int: [Float]] = [:]
     public init(momentum: Float = 0, nesterov: Bool = false) { self.momentum = momentum; self.nesterov = nesterov }
+    public var state: [String: [Float]] { OptimizerState.flatten(["velocity": velocity]) }
+    public mutating func restore(_ s: [String: [Float]]) { velocity = OptimizerState.slot("velocity", in: s) }
 
     public mutating func update(index: Int, weights w: UnsafeMutablePointer<Float>, grads g: UnsafePointer<Float>, count: Int, lr: Float) {
         guard momentum != 0 else {
@@ -36,6 +56,13 @@ public struct Adam: Optimizer {
     public var beta1: Float, beta2: Float, epsilon: Float
     private var m: [Int: [Float]] = [:], v: [Int: [Float]] = [:], t: [Int: Int] = [:]
     public init(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7) { self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon }
+    public var state: [String: [Float]] {
+        OptimizerState.flatten(["m": m, "v": v, "t": t.mapValues { [Float($0)] }])
+    }
+    public mutating func restore(_ s: [String: [Float]]) {
+        m = OptimizerState.slot("m", in: s); v = OptimizerState.slot("v", in: s)
+        t = OptimizerState.slot("t", in: s).mapValues { Int($0.first ?? 0) }
+    }
 
     public mutating func update(index: Int, weights w: UnsafeMutablePointer<Float>, grads g: UnsafePointer<Float>, count: Int, lr: Float) {
         let step = t[index, default: 0] + 1
@@ -61,6 +88,8 @@ public struct RMSprop: Optimizer {
     public var rho: Float, momentum: Float, epsilon: Float
     private var ms: [Int: [Float]] = [:], mom: [Int: [Float]] = [:]
     public init(rho: Float = 0.9, momentum: Float = 0, epsilon: Float = 1e-7) { self.rho = rho; self.momentum = momentum; self.epsilon = epsilon }
+    public var state: [String: [Float]] { OptimizerState.flatten(["ms": ms, "mom": mom]) }
+    public mutating func restore(_ s: [String: [Float]]) { ms = OptimizerState.slot("ms", in: s); mom = OptimizerState.slot("mom", in: s) }
 
     public mutating func update(index: Int, weights w: UnsafeMutablePointer<Float>, grads g: UnsafePointer<Float>, count: Int, lr: Float) {
         let (r, mo, eps) = (rho, momentum, epsilon)

@@ -2,11 +2,56 @@ import ArgumentParser
 import Foundation
 import TaoData
 import TaoSpec
+import TaoTasks
+
+/// Options every classification subcommand shares, named as TAO names them.
+struct TaskOptions: ParsableArguments {
+    @Option(name: [.customShort("e"), .long], help: "The experiment spec file (TAO 3.0 protobuf text format).") var experimentSpec: String
+    @Option(name: [.customShort("r"), .long], help: "Folder for logs, metrics, checkpoints and reports.") var resultsDir: String
+    @Flag(help: "Print nothing but errors (the log still goes to the results folder).") var quiet = false
+}
 
 struct Classification: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Image classification with a TAO 3.0 classification spec.",
-        subcommands: [Validate.self])
+        subcommands: [Train.self, Evaluate.self, Inference.self, Validate.self])
+
+    struct Train: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train a classifier as the spec says.",
+            discussion: """
+            Writes into the results folder: spec.txt, train.log, metrics.csv / metrics.jsonl (one row per epoch), \
+            status.json, and weights/<model>_<epoch>.tao after every epoch. Run the same command again to resume \
+            an interrupted run from its last checkpoint.
+            """)
+        @OptionGroup var options: TaskOptions
+        func run() throws {
+            let task = try ClassificationTask(specPath: options.experimentSpec)
+            try task.train(resultsDir: options.resultsDir, quiet: options.quiet)
+        }
+    }
+
+    struct Evaluate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Top-k accuracy, per-class precision/recall/F1 and the confusion matrix of a trained model.")
+        @OptionGroup var options: TaskOptions
+        @Option(name: [.customShort("m"), .long], help: "Model file (default: eval_config.model_path).") var model: String?
+        func run() throws {
+            let task = try ClassificationTask(specPath: options.experimentSpec)
+            _ = try task.evaluate(modelPath: model, resultsDir: options.resultsDir, quiet: options.quiet)
+        }
+    }
+
+    struct Inference: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Classify one image or every image under a folder; writes inference.csv.")
+        @OptionGroup var options: TaskOptions
+        @Option(name: [.customShort("m"), .long], help: "Model file (default: eval_config.model_path).") var model: String?
+        @Option(name: [.customShort("i"), .long], help: "An image file or a folder of images.") var image: String
+        func run() throws {
+            let task = try ClassificationTask(specPath: options.experimentSpec)
+            _ = try task.inference(modelPath: model, images: image, resultsDir: options.resultsDir, quiet: options.quiet)
+        }
+    }
 
     struct Validate: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -24,11 +24,12 @@ final class CheckpointTests: XCTestCase {
         let g = try model()
         let store = ParameterStore(graph: g, seed: 9)
         let path = dir.appendingPathComponent("m.tao").path
-        try Checkpoint(graph: g, parameters: store, metadata: ["classes": "a,b,c"]).write(to: path)
+        try Checkpoint(graph: g, parameters: store, metadata: ["classes": "a,b,c"], extras: ["optimizer.velocity.0": [1, 2.5]]).write(to: path)
         let back = try Checkpoint.read(from: path)
         XCTAssertEqual(back.graph.nodes, g.nodes)
         XCTAssertEqual(back.graph.parameters, g.parameters)
         XCTAssertEqual(back.metadata, ["classes": "a,b,c"])
+        XCTAssertEqual(back.extras, ["optimizer.velocity.0": [1, 2.5]])
         for i in 0..<store.count { XCTAssertEqual(back.parameters[i].scalars, store[i].scalars, g.parameters[i].name) }
         XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: dir.path).contains { $0.contains(".tmp") }, "no temporary left behind")
     }

@@ -106,3 +106,27 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(l1, 0.25, accuracy: 1e-6)
     }
 }
+
+final class ScheduleTests: XCTestCase {
+    func testStepSchedule() {
+        let s = LearningRateSchedule.step(lr: 0.1, stepSize: 10, gamma: 0.5)
+        XCTAssertEqual(s.rate(epoch: 0, progress: 0), 0.1, accuracy: 1e-7)
+        XCTAssertEqual(s.rate(epoch: 9, progress: 0.3), 0.1, accuracy: 1e-7)
+        XCTAssertEqual(s.rate(epoch: 25, progress: 0.9), 0.025, accuracy: 1e-7)
+    }
+
+    func testSoftAnnealWarmsUpThenDivides() {
+        let s = LearningRateSchedule.softAnneal(lr: 0.1, softStart: 0.2, divider: 10, points: [0.5, 0.8])
+        XCTAssertEqual(s.rate(epoch: 0, progress: 0.1), 0.05, accuracy: 1e-6)
+        XCTAssertEqual(s.rate(epoch: 0, progress: 0.3), 0.1, accuracy: 1e-6)
+        XCTAssertEqual(s.rate(epoch: 0, progress: 0.6), 0.01, accuracy: 1e-6)
+        XCTAssertEqual(s.rate(epoch: 0, progress: 0.9), 0.001, accuracy: 1e-6)
+    }
+
+    func testCosineEndsAtTheMinimumRatio() {
+        let s = LearningRateSchedule.cosine(lr: 0.2, minRatio: 0.1, softStart: 0.0)
+        XCTAssertEqual(s.rate(epoch: 0, progress: 0), 0.2, accuracy: 1e-6)
+        XCTAssertEqual(s.rate(epoch: 0, progress: 0.5), 0.2 * (0.1 + 0.9 * 0.5), accuracy: 1e-6)
+        XCTAssertEqual(s.rate(epoch: 0, progress: 0.99999), 0.02, accuracy: 1e-5)
+    }
+}

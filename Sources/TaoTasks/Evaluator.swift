@@ -1,0 +1,164 @@
+import Foundation
+import TaoData
+import TaoGraph
+import TaoRuntime
+import TaoTrain
+
+/// Accuracy, loss and confusion of a model over an image folder.
+public struct EvaluationResult: Sendable {
+    public var loss: Double
+    public var top1: Double
+    public var topK: Double
+    public var k: Int
+    /// confusion[true][predicted]
+    public var confusion: [[Int]]
+
+    /// Per class: (precision, recall, F1), from the confusion matrix.
+    public var perClass: [(precision: Double, recall: Double, f1: Double)] {
+        let n = confusion.count
+        return (0..<n).map { c in
+            let tp = Double(confusion[c][c])
+            let predicted = Double((0..<n).reduce(0) { $0 + confusion[$1][c] })
+            let actual = Double(confusion[c].reduce(0, +))
+            let p = predicted > 0 ? tp / predicted : 0, r = actual > 0 ? tp / actual : 0
+            return (p, r, p + r > 0 ? 2 * p * r / (p + r) : 0)
+        }
+    }
+}
+
+/// Runs a graph in inference mode over folders of images, in order.
+final class Evaluator {
+    let exec: Executor
+    let batch: Int
+    let prep: Preprocessing
+    let workers: Int
+
+    init(graph: Graph, store: ParameterStore, batch: Int, prep: Preprocessing, workers: Int) throws {
+        exec = try Executor(graph: graph, batch: batch, mode: .inference, parameters: store)
+        self.batch = batch; self.prep = prep; self.workers = workers
+    }
+
+    /// Logits of every image of `folder`, in its order, passed to `visit(batch, logits pointer)`.
+    func forEachBatch(_ folder: ImageFolder, _ visit: (Batch, UnsafePointer<Float>) throws -> Void) throws {
+        let loader = BatchLoader(folder: folder, preprocessing: prep, batchSize: batch, shuffle: false, dropLast: false, seed: 0, workers: workers)
+        defer { loader.close() }
+        loader.start(epoch: 0)
+        let per = prep.channels * prep.height * prep.width
+        while let b = try loader.next() {
+            let input = exec.inputPointer(0)
+            input.update(repeating: 0, count: batch * per)
+            b.images.withUnsafeBufferPointer { input.update(from: $0.baseAddress!, count: $0.count) }
+            exec.forward()
+            try visit(b, exec.outputPointer())
+        }
+    }
+
+    func run(_ folder: ImageFolder, labelSmoothing: Float = 0, k: Int = 5) throws -> EvaluationResult {
+        let classes = exec.outputShape()[1]
+        let kk = min(k, classes)
+        var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
+        var loss = 0.0, topK = 0
+        let ce = SoftmaxCrossEntropy(labelSmoothing: labelSmoothing)
+        try forEachBatch(folder) { b, y in
+            loss += Double(ce(logits: y, grad: nil, batch: b.labels.count, classes: classes, labels: b.labels)) * Double(b.labels.count)
+            for (i, label) in b.labels.enumerated() {
+                let row = Array(UnsafeBufferPointer(start: y + i * classes, count: classes))
+                let order = row.indices.sorted { row[$0] > row[$1] }
+                confusion[label][order[0]] += 1
+                if order.prefix(kk).contains(label) { topK += 1 }
+            }
+        }
+        let n = Double(folder.count)
+        let correct = (0..<classes).reduce(0) { $0 + confusion[$1][$1] }
+        return EvaluationResult(loss: loss / n, top1: Double(correct) / n, topK: Double(topK) / n, k: kk, confusion: confusion)
+    }
+
+    static func top1Hits(_ y: UnsafePointer<Float>, labels: [Int], classes: Int) -> Int {
+        var hits = 0
+        for (i, l) in labels.enumerated() {
+            var best = 0
+            for j in 1..<classes where y[i * classes + j] > y[i * classes + best] { best = j }
+            if best == l { hits += 1 }
+        }
+        return hits
+    }
+}
+
+extension ClassificationTask {
+    /// Loads a checkpoint of ours with its class names.
+    static func loadModel(_ path: String) throws -> (Checkpoint, [String]) {
+        let ck = try Checkpoint.read(from: path)
+        guard ck.metadata["tao.task"] == "classification", let json = ck.metadata["tao.classes"],
+              let classes = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String] else {
+            throw TaskError("\(path) is not a classification model of tao-swift")
+        }
+        return (ck, classes)
+    }
+
+    /// Evaluates a trained model on the spec's eval_config dataset (or `datasetPath`); writes evaluation.json.
+    public func evaluate(modelPath: String?, datasetPath: String? = nil, resultsDir: String, quiet: Bool = false) throws -> EvaluationResult {
+        let results = try Results(dir: resultsDir, quiet: quiet)
+        guard let path = modelPath ?? config.evalModelPath else { throw TaskError("no model: pass -m MODEL or set eval_config.model_path") }
+        guard let data = datasetPath ?? config.evalPath else { throw TaskError("no dataset: set eval_config.eval_dataset_path") }
+        let (ck, classes) = try Self.loadModel(path)
+        let folder = try ImageFolder(root: data, expectedClasses: classes)
+        let ev = try Evaluator(graph: ck.graph, store: ck.parameters, batch: config.evalBatchSize, prep: preprocessing(training: false), workers: config.workers)
+        let r = try ev.run(folder, k: config.topK)
+        results.log(String(format: "evaluated %@ on %d images of %@: top-1 accuracy %.2f%%, top-%d %.2f%%", path, folder.count, data, 100 * r.top1, r.k, 100 * r.topK))
+        let width = max(12, classes.map(\.count).max() ?? 0)
+        results.log("class".padding(toLength: width, withPad: " ", startingAt: 0) + "  precision  recall     f1")
+        for (c, m) in r.perClass.enumerated() {
+            results.log(classes[c].padding(toLength: width, withPad: " ", startingAt: 0) + String(format: "  %9.4f  %6.4f  %6.4f", m.precision, m.recall, m.f1))
+        }
+        results.log("confusion matrix (rows: true class, columns: predicted):")
+        for row in r.confusion { results.log(row.map { String(format: "%6d", $0) }.joined()) }
+        try results.writeJSON("evaluation.json", [
+            "model": path, "dataset": data, "images": folder.count, "top1": r.top1, "top_k": r.topK, "k": r.k, "loss": r.loss,
+            "classes": classes, "confusion": r.confusion,
+            "per_class": r.perClass.map { ["precision": $0.precision, "recall": $0.recall, "f1": $0.f1] },
+        ])
+        return r
+    }
+
+    /// Top-k classes with softmax scores for each image (a file or every image under a folder); writes inference.csv.
+    public func inference(modelPath: String?, images: String, resultsDir: String, quiet: Bool = false) throws -> [(String, [(String, Float)])] {
+        let results = try Results(dir: resultsDir, quiet: quiet)
+        guard let path = modelPath ?? config.evalModelPath else { throw TaskError("no model: pass -m MODEL or set eval_config.model_path") }
+        let (ck, classes) = try Self.loadModel(path)
+        var files: [String] = []
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: images, isDirectory: &isDir) else { throw TaskError("\(images): no such file or folder") }
+        if isDir.boolValue {
+            let e = FileManager.default.enumerator(atPath: images)
+            while let f = e?.nextObject() as? String {
+                let name = (f as NSString).lastPathComponent
+                if !name.hasPrefix("."), ImageFolder.extensions.contains((f as NSString).pathExtension.lowercased()) { files.append("\(images)/\(f)") }
+            }
+            files.sort()
+        } else {
+            files = [images]
+        }
+        guard !files.isEmpty else { throw TaskError("\(images): no .jpg, .jpeg or .png images found") }
+        let folder = ImageFolder(paths: files)
+        let ev = try Evaluator(graph: ck.graph, store: ck.parameters, batch: min(config.evalBatchSize, files.count), prep: preprocessing(training: false), workers: config.workers)
+        var out: [(String, [(String, Float)])] = []
+        let k = min(config.topK, classes.count)
+        try ev.forEachBatch(folder) { b, y in
+            for (i, idx) in b.indices.enumerated() {
+                let row = (0..<classes.count).map { y[i * classes.count + $0] }
+                let m = row.max()!
+                let e = row.map { exp($0 - m) }
+                let s = e.reduce(0, +)
+                let top = row.indices.sorted { row[$0] > row[$1] }.prefix(k).map { (classes[$0], e[$0] / s) }
+                out.append((files[idx], Array(top)))
+            }
+        }
+        var csv = "image," + (1...k).map { "class_\($0),score_\($0)" }.joined(separator: ",") + "\n"
+        for (f, top) in out {
+            csv += "\"\(f)\"," + top.map { "\($0.0),\(String(format: "%.5f", $0.1))" }.joined(separator: ",") + "\n"
+            results.log("\(f): " + top.map { "\($0.0) \(String(format: "%.3f", $0.1))" }.joined(separator: ", "))
+        }
+        try AtomicFile.write(Data(csv.utf8), to: "\(resultsDir)/inference.csv")
+        return out
+    }
+}

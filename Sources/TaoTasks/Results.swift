@@ -1,0 +1,96 @@
+import Foundation
+import TaoGraph
+
+/// The results folder of one run: the spec that produced it, the log, per-epoch metrics (CSV and
+/// JSON lines), `status.json` for tools, and the weights. Every file is written atomically or appended.
+public final class Results {
+    public let dir: String
+    public let quiet: Bool
+    private var logHandle: FileHandle?
+
+    public init(dir: String, quiet: Bool = false) throws {
+        self.dir = dir
+        self.quiet = quiet
+        try FileManager.default.createDirectory(atPath: "\(dir)/weights", withIntermediateDirectories: true)
+        let log = "\(dir)/train.log"
+        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+        logHandle = FileHandle(forWritingAtPath: log)
+        logHandle?.seekToEndOfFile()
+    }
+
+    deinit { try? logHandle?.close() }
+
+    /// Prints a line and appends it to train.log.
+    public func log(_ line: String) {
+        if !quiet { print(line) }
+        logHandle?.write(Data((line + "\n").utf8))
+    }
+
+    public func saveSpec(_ path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { return }
+        try AtomicFile.write(data, to: "\(dir)/spec.txt")
+    }
+
+    /// Appends one row of metrics to metrics.csv and metrics.jsonl.
+    public func record(_ row: [(String, Double)]) throws {
+        let csv = "\(dir)/metrics.csv"
+        if !FileManager.default.fileExists(atPath: csv) {
+            FileManager.default.createFile(atPath: csv, contents: Data((row.map(\.0).joined(separator: ",") + "\n").utf8))
+        }
+        try append(csv, row.map { String(format: "%.6g", $0.1) }.joined(separator: ",") + "\n")
+        let json = "{" + row.map { "\"\($0.0)\": \(String(format: "%.6g", $0.1))" }.joined(separator: ", ") + "}\n"
+        try append("\(dir)/metrics.jsonl", json)
+    }
+
+    public func status(_ fields: [String: Any]) throws {
+        let data = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .prettyPrinted])
+        try AtomicFile.write(data, to: "\(dir)/status.json")
+    }
+
+    public func writeJSON(_ name: String, _ object: Any) throws {
+        try AtomicFile.write(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted]), to: "\(dir)/\(name)")
+    }
+
+    private func append(_ path: String, _ text: String) throws {
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        h.seekToEndOfFile()
+        h.write(Data(text.utf8))
+        try h.close()
+    }
+
+    /// Checkpoint path for an epoch (1-based), and the latest one present.
+    public func weightsPath(_ name: String, epoch: Int) -> String { "\(dir)/weights/\(name)_\(String(format: "%03d", epoch)).tao" }
+
+    public func latestWeights(_ name: String) -> (path: String, epoch: Int)? {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/weights")) ?? []
+        return files.compactMap { f -> (String, Int)? in
+            guard f.hasPrefix(name + "_"), f.hasSuffix(".tao"), let e = Int(f.dropFirst(name.count + 1).dropLast(4)) else { return nil }
+            return ("\(dir)/weights/\(f)", e)
+        }.max { $0.1 < $1.1 }
+    }
+}
+
+/// A one-line progress bar with ETA, redrawn in place on a terminal and printed sparsely otherwise.
+struct ProgressBar {
+    let total: Int
+    let label: String
+    let start = Date()
+    let tty = isatty(STDOUT_FILENO) != 0
+    var lastPrint = Date.distantPast
+
+    mutating func update(_ done: Int, _ extra: String) {
+        let elapsed = Date().timeIntervalSince(start)
+        let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+        let width = 24
+        let filled = total > 0 ? width * done / total : width
+        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+        let line = String(format: "%@ %@ %d/%d  %@  eta %ds", label, bar, done, total, extra, Int(eta))
+        if tty {
+            FileHandle.standardOutput.write(Data(("\r" + line + (done == total ? "\n" : "")).utf8))
+        } else if done == total || Date().timeIntervalSince(lastPrint) > 30 {
+            print(line)
+            lastPrint = Date()
+        }
+    }
+}

@@ -1,0 +1,30 @@
+import Foundation
+
+/// Learning rate as a function of training progress, as TAO's `lr_config` defines it.
+public enum LearningRateSchedule: Sendable, Equatable {
+    /// `lr · gamma^⌊epoch / stepSize⌋`.
+    case step(lr: Float, stepSize: Int, gamma: Float)
+    /// Linear warm-up over the first `softStart` of training, then divided by `divider` at each
+    /// annealing point (fractions of training).
+    case softAnneal(lr: Float, softStart: Float, divider: Float, points: [Float])
+    /// Linear warm-up over `softStart`, then a cosine from `lr` down to `lr · minRatio`.
+    case cosine(lr: Float, minRatio: Float, softStart: Float)
+    case constant(Float)
+
+    /// The rate at `epoch` (0-based) and `progress` ∈ [0, 1) through the whole run.
+    public func rate(epoch: Int, progress p: Float) -> Float {
+        switch self {
+        case let .step(lr, size, gamma):
+            return lr * Float(pow(Double(gamma), Double(epoch / max(size, 1))))
+        case let .softAnneal(lr, start, divider, points):
+            if p < start { return lr * max(p / start, 1e-3) }
+            return lr / Float(pow(Double(divider), Double(points.filter { p >= $0 }.count)))
+        case let .cosine(lr, minRatio, start):
+            if p < start { return lr * max(p / start, 1e-3) }
+            let t = Double((p - start) / max(1 - start, 1e-6))
+            return lr * (minRatio + (1 - minRatio) * Float(0.5 * (1 + cos(Double.pi * t))))
+        case let .constant(lr):
+            return lr
+        }
+    }
+}
