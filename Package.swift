@@ -34,6 +34,7 @@ let package = Package(
         ]),
         .testTarget(name: "TaoDataTests", dependencies: ["TaoData"]),
         .testTarget(name: "TaoSpecTests", dependencies: ["TaoSpec"]),
+        .testTarget(name: "TaoTasksTests", dependencies: ["TaoTasks", "TaoData", "TaoGraph"]),
         .testTarget(name: "TaoGraphTests", dependencies: ["TaoGraph", "TaoTensor"]),
         .testTarget(name: "TaoRuntimeTests", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor"]),
         .testTarget(name: "TaoModelsTests", dependencies: ["TaoModels", "TaoRuntime", "TaoGraph"]),

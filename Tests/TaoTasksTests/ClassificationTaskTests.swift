@@ -1,0 +1,116 @@
+import XCTest
+import Foundation
+import TaoData
+import TaoGraph
+@testable import TaoTasks
+
+/// End-to-end classification on a tiny synthetic dataset whose classes differ by where a bright square sits.
+final class ClassificationTaskTests: XCTestCase {
+    var dir: URL!
+    override func setUp() {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("task-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var rng = SplitMix64(seed: 1)
+        for split in ["train", "val"] {
+            for (c, name) in ["left", "right", "top"].enumerated() {
+                let folder = dir.appendingPathComponent("\(split)/\(name)")
+                try! FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                for i in 0..<(split == "train" ? 24 : 8) {
+                    var px = (0..<(16 * 16)).map { _ in UInt8(rng.next() % 60) }
+                    for y in 0..<6 { for x in 0..<6 {
+                        let (yy, xx) = c == 0 ? (5 + y, x) : c == 1 ? (5 + y, 10 + x) : (y, 5 + x)
+                        px[yy * 16 + xx] = 220
+                    } }
+                    let png = try! ImageCodec.encodePNG(Image(width: 16, height: 16, channels: 1, pixels: px))
+                    FileManager.default.createFile(atPath: folder.appendingPathComponent("\(i).png").path, contents: Data(png))
+                }
+            }
+        }
+    }
+    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+
+    func spec(epochs: Int = 3, extraModel: String = "", pretrained: String? = nil, train: String = "train") -> String {
+        let path = dir.appendingPathComponent("spec-\(UUID().uuidString).txt").path
+        let text = """
+        model_config { arch: "resnet" n_layers: 10 use_pooling: False input_image_size: "1,16,16" \(extraModel) }
+        train_config {
+          train_dataset_path: "\(dir.path)/\(train)"
+          val_dataset_path: "\(dir.path)/val"
+          \(pretrained.map { "pretrained_model_path: \"\($0)\"" } ?? "")
+          optimizer { sgd { lr: 0.05 momentum: 0.9 } }
+          batch_size_per_gpu: 8
+          n_epochs: \(epochs)
+          n_workers: 2
+          random_seed: 3
+          preprocess_mode: "torch"
+          disable_horizontal_flip: True   # left and right are the classes
+          lr_config { cosine { learning_rate: 0.05 min_lr_ratio: 0.1 soft_start: 0.1 } }
+        }
+        eval_config { eval_dataset_path: "\(dir.path)/val" top_k: 2 batch_size: 10 }
+        """
+        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        return path
+    }
+
+    func testTrainsWritesResultsAndEvaluatesConsistently() throws {
+        let task = try ClassificationTask(specPath: spec())
+        let out = dir.appendingPathComponent("run").path
+        let m = try task.train(resultsDir: out, quiet: true)
+        XCTAssertGreaterThan(m["val_accuracy"]!, 0.9, "\(m)")
+        for f in ["spec.txt", "train.log", "metrics.csv", "metrics.jsonl", "status.json", "weights/resnet10_003.tao"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(f)"), f)
+        }
+        XCTAssertEqual(try String(contentsOfFile: "\(out)/metrics.csv", encoding: .utf8).split(separator: "\n").count, 4)
+        let r = try task.evaluate(modelPath: "\(out)/weights/resnet10_003.tao", resultsDir: out, quiet: true)
+        XCTAssertEqual(r.top1, m["val_accuracy"]!, accuracy: 1e-9)
+        // Independent count: inference's top class against each image's folder.
+        let preds = try task.inference(modelPath: "\(out)/weights/resnet10_003.tao", images: "\(dir.path)/val", resultsDir: out, quiet: true)
+        let hits = preds.filter { p in p.0.contains("/\(p.1[0].0)/") }.count
+        XCTAssertEqual(Double(hits) / Double(preds.count), r.top1, accuracy: 1e-9)
+        XCTAssertEqual(r.confusion.flatMap { $0 }.reduce(0, +), 24)
+    }
+
+    func testResumeAfterInterruptionReachesTheSameWeights() throws {
+        let path = spec(epochs: 2)
+        let full = dir.appendingPathComponent("full").path, cut = dir.appendingPathComponent("cut").path
+        try ClassificationTask(specPath: path).train(resultsDir: full, quiet: true)
+        try ClassificationTask(specPath: path).train(resultsDir: cut, quiet: true)
+        try FileManager.default.removeItem(atPath: "\(cut)/weights/resnet10_002.tao")   // as if killed during epoch 2
+        try ClassificationTask(specPath: path).train(resultsDir: cut, quiet: true)
+        let a = try Checkpoint.read(from: "\(full)/weights/resnet10_002.tao"), b = try Checkpoint.read(from: "\(cut)/weights/resnet10_002.tao")
+        for i in 0..<a.parameters.count { XCTAssertEqual(a.parameters[i].scalars, b.parameters[i].scalars, a.graph.parameters[i].name) }
+        XCTAssertTrue(try String(contentsOfFile: "\(cut)/train.log", encoding: .utf8).contains("resuming after epoch 1"))
+    }
+
+    func testFreezeBlocksKeepsThoseWeights() throws {
+        let task = try ClassificationTask(specPath: spec(epochs: 1, extraModel: "freeze_blocks: 0 freeze_blocks: 2"))
+        let out = dir.appendingPathComponent("frozen").path
+        try task.train(resultsDir: out, quiet: true)
+        let after = try Checkpoint.read(from: "\(out)/weights/resnet10_001.tao")
+        let initial = ParameterStore(graph: after.graph, seed: 3)
+        for (i, p) in after.graph.parameters.enumerated() {
+            let same = after.parameters[i].scalars == initial[i].scalars
+            if p.name.hasPrefix("conv1.") || p.name.hasPrefix("bn1.") || p.name.hasPrefix("layer2.") { XCTAssertTrue(same, p.name) }
+            if p.name.hasPrefix("layer1.0.conv1.") || p.name == "fc.weight" { XCTAssertFalse(same, p.name) }
+        }
+    }
+
+    func testPretrainedModelWithAnotherHeadIsLoadedAndReported() throws {
+        // Pretrain on two of the classes, then fine-tune on all three.
+        let two = dir.appendingPathComponent("two")
+        try FileManager.default.createDirectory(at: two, withIntermediateDirectories: true)
+        for c in ["left", "right"] { try FileManager.default.copyItem(at: dir.appendingPathComponent("train/\(c)"), to: two.appendingPathComponent(c)) }
+        let pre = dir.appendingPathComponent("pre").path
+        let preSpec = spec(epochs: 1, train: "two").replacingOccurrences(of: "", with: "")
+        var text = try String(contentsOfFile: preSpec, encoding: .utf8)
+        text = text.replacingOccurrences(of: "\(dir.path)/val", with: "\(dir.path)/two")
+        try Data(text.utf8).write(to: URL(fileURLWithPath: preSpec))
+        try ClassificationTask(specPath: preSpec).train(resultsDir: pre, quiet: true)
+        let out = dir.appendingPathComponent("fine").path
+        try ClassificationTask(specPath: spec(epochs: 1, pretrained: "\(pre)/weights/resnet10_001.tao")).train(resultsDir: out, quiet: true)
+        let log = try String(contentsOfFile: "\(out)/train.log", encoding: .utf8)
+        XCTAssertTrue(log.contains("newly initialized: fc.weight [3,512] (was [2,512]), fc.bias [3] (was [2])"), log)
+        let noMatch = try? ClassificationTask(specPath: spec(epochs: 1, pretrained: "\(pre)/spec.txt")).train(resultsDir: dir.appendingPathComponent("x").path, quiet: true)
+        XCTAssertNil(noMatch, "a file that is not a model must be refused")
+    }
+}
