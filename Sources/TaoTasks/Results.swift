@@ -22,7 +22,7 @@ public final class Results {
 
     /// Prints a line and appends it to train.log.
     public func log(_ line: String) {
-        if !quiet { print(line) }
+        if !quiet { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
         logHandle?.write(Data((line + "\n").utf8))
     }
 
@@ -89,7 +89,7 @@ struct ProgressBar {
         if tty {
             FileHandle.standardOutput.write(Data(("\r" + line + (done == total ? "\n" : "")).utf8))
         } else if done == total || Date().timeIntervalSince(lastPrint) > 30 {
-            print(line)
+            FileHandle.standardOutput.write(Data((line + "\n").utf8))
             lastPrint = Date()
         }
     }

@@ -54,3 +54,29 @@ final class ZooTests: XCTestCase {
         }
     }
 }
+
+extension ZooTests {
+    /// The fused inference plan equals the unfused one on whole networks, with and without Winograd,
+    /// down to 2×2 feature maps (a Winograd in-place accumulation bug showed only there).
+    func testFusedInferenceEqualsUnfusedOnResNet18AndMobileNetV2() throws {
+        var cfg = ResNetConfig(depth: 18, classes: 10, inputShape: [1, 28, 28], stemMaxPool: false)
+        cfg.bnEpsilon = 1e-3
+        let graphs = [try ResNet.build(cfg), try MobileNetV2.build(MobileNetV2Config(classes: 10, inputShape: [3, 32, 32]))]
+        for g in graphs {
+            let store = ParameterStore(graph: g, seed: 2)
+            var rng = SplitMix64(seed: 3)
+            for (i, p) in g.parameters.enumerated() where [.bnMean, .bnVariance, .bnScale, .bnShift].contains(p.role) {
+                store[i] = Tensor.randomUniform(p.shape, 0.5, 1.5, rng: &rng)
+            }
+            let input = Tensor.randomNormal(g.shape(of: g.inputs[0]).batched(4), rng: &rng)
+            let plain = try Executor(graph: g, batch: 4, mode: .inference, parameters: store, fuse: false, winograd: false)
+            try plain.setInput(0, input); plain.forward()
+            let scale = plain.output().scalars.map(abs).max()!
+            for wino in [false, true] {
+                let fused = try Executor(graph: g, batch: 4, mode: .inference, parameters: store, winograd: wino)
+                try fused.setInput(0, input); fused.forward()
+                XCTAssertLessThan(fused.output().maxAbsDifference(plain.output()) / scale, 1e-4, "\(g.parameters[0].name) winograd \(wino)")
+            }
+        }
+    }
+}

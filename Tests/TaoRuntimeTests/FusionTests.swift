@@ -73,3 +73,32 @@ extension FusionTests {
         }
     }
 }
+
+extension FusionTests {
+    /// Fused plans with Winograd-sized convolutions (≥ 16 channels, 3×3 stride 1) equal the unfused plan.
+    func testFusedWinogradResidualNetworkEqualsUnfused() throws {
+        var b = GraphBuilder()
+        var x = b.relu(b.batchNorm(b.conv2d(b.input("x", [1, 14, 14]), "stem", out: 32, kernel: 3), "bn"), "r")
+        for i in 0..<2 {
+            var y = b.relu(b.batchNorm(b.conv2d(x, "b\(i).c1", out: 32, kernel: 3), "b\(i).bn1"), "b\(i).r1")
+            y = b.batchNorm(b.conv2d(y, "b\(i).c2", out: 32, kernel: 3), "b\(i).bn2")
+            x = b.relu(b.add(y, x, "b\(i).add"), "b\(i).r2")
+        }
+        let logits = b.dense(b.globalAveragePool(x, "gap"), "fc", out: 5)
+        let g = try b.build(outputs: [logits])
+        let store = ParameterStore(graph: g, seed: 2)
+        var rng = SplitMix64(seed: 3)
+        for (i, p) in g.parameters.enumerated() where p.role == .bnMean || p.role == .bnVariance || p.role == .bnScale || p.role == .bnShift {
+            store[i] = Tensor.randomUniform(p.shape, 0.5, 1.5, rng: &rng)
+        }
+        let input = Tensor.randomNormal([8, 1, 14, 14], rng: &rng)
+        let plain = try Executor(graph: g, batch: 8, mode: .inference, parameters: store, fuse: false, winograd: false)
+        try plain.setInput(0, input); plain.forward()
+        let scale = plain.output().scalars.map(abs).max()!
+        for wino in [false, true] {
+            let fused = try Executor(graph: g, batch: 8, mode: .inference, parameters: store, winograd: wino)
+            try fused.setInput(0, input); fused.forward()
+            XCTAssertLessThan(fused.output().maxAbsDifference(plain.output()) / scale, 1e-4, "winograd \(wino)")
+        }
+    }
+}
