@@ -50,7 +50,7 @@ extension Executor {
             let isInput: Bool = { if case .node = graph.source(of: tail.addend!) { return false }; return true }()
             // oneDNN 2.6's Winograd kernel gives wrong sums when dst is the addend's own buffer at small
             // feature maps (seen on ResNet-18 at 7×7 and below), so Winograd convolutions add into a copy.
-            if algorithm(for: c) != .winograd, later.isEmpty && !isInput && !graph.outputs.contains(tail.addend!) && addend.mem !== xin.mem && addend.mem !== x.mem {
+            if !pd.implementation.contains("wino"), later.isEmpty && !isInput && !graph.outputs.contains(tail.addend!) && addend.mem !== xin.mem && addend.mem !== x.mem {
                 y = addend
             } else {
                 y = newValue(addend.md, needsGrad: false)
