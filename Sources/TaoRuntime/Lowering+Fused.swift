@@ -48,10 +48,9 @@ extension Executor {
             // Accumulate into the addend's own buffer when nothing reads it after this convolution.
             let later = graphConsumers[tail.addend!.index].filter { $0 != index && !tail.absorbed.contains($0) && $0 > index }
             let isInput: Bool = { if case .node = graph.source(of: tail.addend!) { return false }; return true }()
-            // oneDNN 2.6's Winograd kernel gives wrong sums when dst is the addend's own buffer at small
-            // feature maps (seen on ResNet-18 at 7×7 and below), so Winograd convolutions add into a copy.
-            if !pd.implementation.contains("wino"), later.isEmpty && !isInput && !graph.outputs.contains(tail.addend!) && addend.mem !== xin.mem && addend.mem !== x.mem {
-                y = addend
+            if later.isEmpty && !isInput && !graph.outputs.contains(tail.addend!) && addend.mem !== xin.mem && addend.mem !== x.mem {
+                // A new value on the same buffer: layout conversions cached for the addend hold its old contents.
+                y = RValue(addend.md, addend.mem, needsGrad: false)
             } else {
                 y = newValue(addend.md, needsGrad: false)
                 forwardSteps.append(try step(Kernels.reorder(from: addend.md, to: addend.md), [(.src, addend.mem), (.dst, y.mem)]))
