@@ -10,7 +10,8 @@ public enum ModelError: Error, CustomStringConvertible {
 
 /// Named architectures, as the CLI and benchmarks refer to them.
 public enum Zoo {
-    public static let names = ["resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v2"]
+    public static let names = ["resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v2", "mobilenet_v1",
+                               "vgg16", "vgg19", "alexnet", "squeezenet"]
 
     public static func build(_ name: String, classes: Int, inputShape: Shape) throws -> Graph {
         switch name {
@@ -18,6 +19,14 @@ public enum Zoo {
             return try ResNet.build(ResNetConfig(depth: Int(name.dropFirst(6))!, classes: classes, inputShape: inputShape))
         case "mobilenet_v2":
             return try MobileNetV2.build(MobileNetV2Config(classes: classes, inputShape: inputShape))
+        case "mobilenet_v1":
+            return try MobileNetV1.build(classes: classes, inputShape: inputShape)
+        case "vgg16", "vgg19":
+            return try VGG.build(VGGConfig(depth: Int(name.dropFirst(3))!, classes: classes, inputShape: inputShape))
+        case "alexnet":
+            return try AlexNet.build(classes: classes, inputShape: inputShape)
+        case "squeezenet":
+            return try SqueezeNet.build(classes: classes, inputShape: inputShape)
         default:
             throw ModelError.unsupported("'\(name)' (available: \(names.joined(separator: ", ")))")
         }

@@ -35,8 +35,16 @@ public struct ClassificationTask {
             return try ResNet.build(r)
         case "mobilenet_v2":
             return try MobileNetV2.build(MobileNetV2Config(classes: classes, inputShape: Shape(c.inputShape), dropout: c.dropout))
+        case "mobilenet_v1":
+            return try MobileNetV1.build(classes: classes, inputShape: Shape(c.inputShape), dropout: c.dropout)
+        case "vgg":
+            return try VGG.build(VGGConfig(depth: c.nLayers, classes: classes, inputShape: Shape(c.inputShape), batchNorm: c.useBatchNorm, dropout: c.dropout))
+        case "alexnet":
+            return try AlexNet.build(classes: classes, inputShape: Shape(c.inputShape), dropout: c.dropout)
+        case "squeezenet":
+            return try SqueezeNet.build(classes: classes, inputShape: Shape(c.inputShape), dropout: c.dropout)
         default:
-            throw TaskError("model_config.arch '\(c.arch)' is not available in tao-swift yet; use resnet (n_layers 10, 18, 34, 50, 101) or mobilenet_v2")
+            throw TaskError("model_config.arch '\(c.arch)' is not available in tao-swift yet; use resnet (n_layers 10, 18, 34, 50, 101), vgg (16, 19), alexnet, squeezenet, mobilenet_v1 or mobilenet_v2")
         }
     }
 

@@ -80,3 +80,32 @@ extension ZooTests {
         }
     }
 }
+
+extension ZooTests {
+    /// Published parameter counts: torchvision (VGG, AlexNet, SqueezeNet 1.1) and Keras (MobileNet trainable weights).
+    func testMoreBackbonesMatchPublishedParameterCounts() throws {
+        let expected: [(String, Int)] = [("vgg16", 138_357_544), ("vgg19", 143_667_240), ("alexnet", 61_100_840),
+                                         ("squeezenet", 1_235_496), ("mobilenet_v1", 4_231_976)]
+        for (name, count) in expected {
+            XCTAssertEqual(try Zoo.build(name, classes: 1000, inputShape: [3, 224, 224]).trainableParameterCount, count, name)
+        }
+        XCTAssertEqual(try VGG.build(VGGConfig(depth: 16, batchNorm: true)).trainableParameterCount, 138_365_992, "vgg16_bn")
+        XCTAssertEqual(try SqueezeNet.build().shape(of: ValueID(0)), [3, 224, 224])
+    }
+
+    func testMoreBackbonesTrainForwardAndBackward() throws {
+        for (name, res) in [("vgg16", 32), ("alexnet", 96), ("squeezenet", 64), ("mobilenet_v1", 64), ("resnet10", 32)] {
+            let g = try Zoo.build(name, classes: 5, inputShape: [3, res, res])
+            let exec = try Executor(graph: g, batch: 2, mode: .training, parameters: ParameterStore(graph: g, seed: 1))
+            var rng = SplitMix64(seed: 2)
+            try exec.setInput(0, Tensor.randomNormal([2, 3, res, res], rng: &rng))
+            exec.forward()
+            XCTAssertEqual(exec.outputShape(), [2, 5], name)
+            XCTAssertTrue(exec.output().scalars.allSatisfy(\.isFinite), name)
+            for i in 0..<10 { exec.outputGradientPointer()[i] = 1 }
+            exec.backward()
+            let first = g.parameters[0].name
+            XCTAssertGreaterThan(exec.parameterGradient(first)!.scalars.map(abs).max()!, 0, "\(name): \(first) got no gradient")
+        }
+    }
+}

@@ -1,0 +1,25 @@
+// MobileNet (v1) — Howard et al., "MobileNets: Efficient Convolutional Neural Networks for Mobile
+// Vision Applications" (2017), arXiv:1704.04861. Layout as Keras builds it (ReLU6; stride-2 convs
+// pad only bottom/right, like TensorFlow's "same"), width multiplier 1.
+import TaoGraph
+
+public enum MobileNetV1 {
+    public static func build(classes: Int = 1000, inputShape: Shape = [3, 224, 224], dropout: Float = 1e-3) throws -> Graph {
+        var b = GraphBuilder()
+        func convBN(_ x: ValueID, _ name: String, out: Int, kernel: Int, stride: Int, groups: Int = 1) -> ValueID {
+            let pad = kernel == 1 ? Padding2D.zero : (stride == 2 ? Padding2D(top: 0, left: 0, bottom: 1, right: 1) : Padding2D(1))
+            let c = b.conv2d(x, name, out: out, kernel: kernel, stride: stride, padding: pad, groups: groups)
+            return b.activation(b.batchNorm(c, "\(name)_bn", epsilon: 1e-3, momentum: 0.99), .relu6, "\(name)_relu")
+        }
+        var x = convBN(b.input("image", inputShape), "conv1", out: 32, kernel: 3, stride: 2)
+        let blocks: [(Int, Int)] = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
+        for (i, (out, stride)) in blocks.enumerated() {
+            x = convBN(x, "conv_dw_\(i + 1)", out: b.shape(x)[0], kernel: 3, stride: stride, groups: b.shape(x)[0])
+            x = convBN(x, "conv_pw_\(i + 1)", out: out, kernel: 1, stride: 1)
+        }
+        x = b.globalAveragePool(x, "global_average_pooling")
+        if dropout > 0 { x = b.dropout(x, "dropout", rate: dropout) }
+        x = b.dense(x, "predictions", out: classes)
+        return try b.build(outputs: [x])
+    }
+}
