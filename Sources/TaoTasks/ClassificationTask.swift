@@ -165,7 +165,7 @@ public struct ClassificationTask {
             loader.start(epoch: epoch)
             exec.reseed(c.seed &+ UInt64(epoch) &* 7919)
             var mixRng = SplitMix64(seed: c.seed &+ UInt64(epoch) &* 104_729)
-            var bar = ProgressBar(total: steps, label: "epoch \(epoch + 1)/\(c.epochs)")
+            var bar = ProgressBar(total: steps, label: "epoch \(epoch + 1)/\(c.epochs)", quiet: quiet)
             let t0 = Date()
             var lossSum = 0.0, correct = 0, seen = 0
             var lr: Float = 0
@@ -196,6 +196,7 @@ public struct ClassificationTask {
             last = ["epoch": Double(epoch + 1), "lr": Double(lr), "loss": lossSum / Double(steps), "accuracy": Double(correct) / Double(seen),
                     "val_loss": val.loss, "val_accuracy": val.top1, "seconds": trainTime, "images_per_s": Double(seen) / trainTime]
             try results.record(["epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "images_per_s"].map { ($0, last[$0]!) })
+            try results.plotHistory()
             results.log(String(format: "epoch %d/%d: loss %.4f, train accuracy %.2f%%, val loss %.4f, val accuracy %.2f%% (%.0f s, %.0f img/s) -> %@",
                                epoch + 1, c.epochs, last["loss"]!, 100 * last["accuracy"]!, val.loss, 100 * val.top1, trainTime, last["images_per_s"]!, path))
             try results.status(["state": epoch + 1 == c.epochs ? "done" : "training", "epoch": epoch + 1, "epochs": c.epochs,

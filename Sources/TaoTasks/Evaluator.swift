@@ -112,6 +112,8 @@ extension ClassificationTask {
         }
         results.log("confusion matrix (rows: true class, columns: predicted):")
         for row in r.confusion { results.log(row.map { String(format: "%6d", $0) }.joined()) }
+        try FileManager.default.createDirectory(atPath: "\(resultsDir)/plots", withIntermediateDirectories: true)
+        try AtomicFile.write(try Plots.confusion(r.confusion), to: "\(resultsDir)/plots/confusion_matrix.png")
         try results.writeJSON("evaluation.json", [
             "model": path, "dataset": data, "images": folder.count, "top1": r.top1, "top_k": r.topK, "k": r.k, "loss": r.loss,
             "classes": classes, "confusion": r.confusion,

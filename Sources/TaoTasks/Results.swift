@@ -51,6 +51,20 @@ public final class Results {
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted]), to: "\(dir)/\(name)")
     }
 
+    /// Redraws plots/loss.png (train blue, val orange) and plots/accuracy.png from metrics.csv.
+    public func plotHistory() throws {
+        guard let text = try? String(contentsOfFile: "\(dir)/metrics.csv", encoding: .utf8) else { return }
+        let rows = text.split(separator: "\n").map { $0.split(separator: ",").map(String.init) }
+        guard let header = rows.first, rows.count > 1 else { return }
+        func column(_ name: String) -> [Double] {
+            guard let i = header.firstIndex(of: name) else { return [] }
+            return rows.dropFirst().compactMap { $0.count > i ? Double($0[i]) : nil }
+        }
+        try FileManager.default.createDirectory(atPath: "\(dir)/plots", withIntermediateDirectories: true)
+        try AtomicFile.write(try Plots.curves([column("loss"), column("val_loss")]), to: "\(dir)/plots/loss.png")
+        try AtomicFile.write(try Plots.curves([column("accuracy"), column("val_accuracy")], percent: true), to: "\(dir)/plots/accuracy.png")
+    }
+
     private func append(_ path: String, _ text: String) throws {
         if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
@@ -75,11 +89,13 @@ public final class Results {
 struct ProgressBar {
     let total: Int
     let label: String
+    var quiet = false
     let start = Date()
     let tty = isatty(STDOUT_FILENO) != 0
     var lastPrint = Date.distantPast
 
     mutating func update(_ done: Int, _ extra: String) {
+        if quiet { return }
         let elapsed = Date().timeIntervalSince(start)
         let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
         let width = 24

@@ -57,7 +57,7 @@ final class ClassificationTaskTests: XCTestCase {
         let out = dir.appendingPathComponent("run").path
         let m = try task.train(resultsDir: out, quiet: true)
         XCTAssertGreaterThan(m["val_accuracy"]!, 0.9, "\(m)")
-        for f in ["spec.txt", "train.log", "metrics.csv", "metrics.jsonl", "status.json", "weights/resnet10_003.tao"] {
+        for f in ["spec.txt", "train.log", "metrics.csv", "metrics.jsonl", "status.json", "weights/resnet10_003.tao", "plots/loss.png", "plots/accuracy.png"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(f)"), f)
         }
         XCTAssertEqual(try String(contentsOfFile: "\(out)/metrics.csv", encoding: .utf8).split(separator: "\n").count, 4)
@@ -68,6 +68,10 @@ final class ClassificationTaskTests: XCTestCase {
         let hits = preds.filter { p in p.0.contains("/\(p.1[0].0)/") }.count
         XCTAssertEqual(Double(hits) / Double(preds.count), r.top1, accuracy: 1e-9)
         XCTAssertEqual(r.confusion.flatMap { $0 }.reduce(0, +), 24)
+        let plot = try ImageCodec.decode(path: "\(out)/plots/confusion_matrix.png", channels: 3)
+        XCTAssertEqual(plot.width, 3 * 60 + 20)
+        let status = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(out)/status.json"))) as! [String: Any]
+        XCTAssertEqual(status["state"] as? String, "done")
     }
 
     func testResumeAfterInterruptionReachesTheSameWeights() throws {
