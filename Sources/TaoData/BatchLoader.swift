@@ -12,6 +12,8 @@ public struct Preprocessing: Sendable {
     public var centerCrop = false
     public var horizontalFlip = false
     public var colorAugmentation = false
+    /// Bicubic instead of bilinear resizing (TAO's `resize_interpolation_method`).
+    public var bicubic = false
 
     public init(channels: Int, height: Int, width: Int, mode: Mode = .caffe, mean: [String: Float] = [:]) {
         self.channels = channels; self.height = height; self.width = width; self.mode = mode; self.mean = mean
@@ -38,6 +40,42 @@ public struct Preprocessing: Sendable {
         case .tf: return (mean[key] ?? 127.5, 127.5)
         }
     }
+}
+
+/// Bicubic resize (Keys kernel, a = −0.5; half-pixel centers; edges clamped).
+public func resizeBicubic(_ img: Image, width w: Int, height h: Int) -> Image {
+    if img.width == w && img.height == h { return img }
+    func weights(_ t: Float) -> [Float] {
+        func k(_ x: Float) -> Float {
+            let a: Float = -0.5, x = abs(x)
+            if x <= 1 { return (a + 2) * x * x * x - (a + 3) * x * x + 1 }
+            if x < 2 { return a * x * x * x - 5 * a * x * x + 8 * a * x - 4 * a }
+            return 0
+        }
+        return [k(1 + t), k(t), k(1 - t), k(2 - t)]
+    }
+    var out = [UInt8](repeating: 0, count: w * h * img.channels)
+    let sx = Float(img.width) / Float(w), sy = Float(img.height) / Float(h)
+    for y in 0..<h {
+        let fy = (Float(y) + 0.5) * sy - 0.5
+        let y0 = Int(fy.rounded(.down)), wy = weights(fy - Float(y0))
+        for x in 0..<w {
+            let fx = (Float(x) + 0.5) * sx - 0.5
+            let x0 = Int(fx.rounded(.down)), wx = weights(fx - Float(x0))
+            for c in 0..<img.channels {
+                var v: Float = 0
+                for j in 0..<4 {
+                    let yy = min(max(y0 - 1 + j, 0), img.height - 1)
+                    for i in 0..<4 {
+                        let xx = min(max(x0 - 1 + i, 0), img.width - 1)
+                        v += wy[j] * wx[i] * Float(img.pixels[(yy * img.width + xx) * img.channels + c])
+                    }
+                }
+                out[(y * w + x) * img.channels + c] = UInt8(min(255, max(0, v.rounded())))
+            }
+        }
+    }
+    return Image(width: w, height: h, channels: img.channels, pixels: out)
 }
 
 /// Bilinear resize of an 8-bit image (half-pixel centers).
@@ -185,7 +223,7 @@ public final class BatchLoader: @unchecked Sendable {
             let cw = max(1, img.width * 7 / 8), ch = max(1, img.height * 7 / 8)
             img = crop(img, x: (img.width - cw) / 2, y: (img.height - ch) / 2, w: cw, h: ch)
         }
-        img = resize(img, width: w, height: h)
+        img = prep.bicubic ? resizeBicubic(img, width: w, height: h) : resize(img, width: w, height: h)
         if prep.horizontalFlip && rng.next() & 1 == 1 {
             var px = img.pixels
             for y in 0..<h { for x in 0..<(w / 2) { for c in 0..<img.channels {

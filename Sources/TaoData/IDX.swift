@@ -70,12 +70,4 @@ public struct LabelledImages {
         shape = [1, img.dims[1], img.dims[2]]
         classes = (labels.max() ?? 0) + 1
     }
-
-    /// Copies images `indices` into `dst` (plain N×C×H×W), normalized with `mean` and `std`.
-    public func gather(_ indices: ArraySlice<Int>, into dst: UnsafeMutablePointer<Float>, mean: Float, std: Float) {
-        let n = shape.count
-        for (k, i) in indices.enumerated() {
-            for j in 0..<n { dst[k * n + j] = (images[i * n + j] - mean) / std }
-        }
-    }
 }

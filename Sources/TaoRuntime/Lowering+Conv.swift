@@ -19,13 +19,19 @@ extension Executor {
         winograd && c.groups == 1 && c.kernel == [3, 3] && c.stride == [1, 1] && c.dilation == [1, 1] ? .winograd : .direct
     }
 
-    func lowerConv(_ n: Node, _ c: Conv2D) throws -> RValue {
-        let xd = dims(n.inputs[0])
-        let (o, i, kh, kw) = (c.outChannels, xd[1] / c.groups, c.kernel[0], c.kernel[1])
+    /// oneDNN's view of a convolution's weights ([G, O/G, I/G, KH, KW] when grouped) and its window.
+    func convGeometry(_ n: Node, _ c: Conv2D) -> (weightDims: [Int], window: Window) {
+        let cin = dims(n.inputs[0])[1]
+        let (o, i, kh, kw) = (c.outChannels, cin / c.groups, c.kernel[0], c.kernel[1])
         let wDims = c.groups > 1 ? [c.groups, o / c.groups, i, kh, kw] : [o, i, kh, kw]
-        let w = param(paramIndex(n.inputs[1]), logicalDims: wDims)
         let win = Window(strides: c.stride, dilation: c.dilation.map { $0 - 1 },
                          padLeft: [c.padding.top, c.padding.left], padRight: [c.padding.bottom, c.padding.right])
+        return (wDims, win)
+    }
+
+    func lowerConv(_ n: Node, _ c: Conv2D) throws -> RValue {
+        let (wDims, win) = convGeometry(n, c)
+        let w = param(paramIndex(n.inputs[1]), logicalDims: wDims)
         let alg = algorithm(for: c)
         let family = ConvFamily(
             forward: { [prop] in try (try? Kernels.convForward(prop, src: $0, weights: $1, bias: $2, dst: $3, win, algorithm: alg)) ?? Kernels.convForward(prop, src: $0, weights: $1, bias: $2, dst: $3, win) },

@@ -6,15 +6,15 @@ extension Executor {
     func lowerFusedConv(_ n: Node, index: Int, _ c: Conv2D, _ tail: ConvTail) throws -> RValue {
         let x = value(n.inputs[0])
         let xd = dims(n.inputs[0]), yd = dims(n.output)
-        let (o, i, kh, kw) = (c.outChannels, xd[1] / c.groups, c.kernel[0], c.kernel[1])
-        let wDims = c.groups > 1 ? [c.groups, o / c.groups, i, kh, kw] : [o, i, kh, kw]
+        let (wDims, win) = convGeometry(n, c)
+        let o = c.outChannels
         var w = param(paramIndex(n.inputs[1]), logicalDims: wDims)
         var b = c.hasBias ? value(n.inputs[2]) : nil
         if let bn = tail.batchNorm, case .batchNorm(let attrs) = bn.op {
             // w' = w·γ/√(σ²+ε), b' = (b − μ)·γ/√(σ²+ε) + β, recomputed whenever the parameters change.
             let folded = constantValue(w.md)
             let foldedBias = constantValue(MemoryDesc([o]))
-            let perChannel = i * kh * kw, eps = attrs.epsilon
+            let perChannel = wDims.suffix(3).reduce(1, *), eps = attrs.epsilon
             let (wm, bm, gm) = (w.mem, b?.mem, [value(bn.inputs[1]), value(bn.inputs[2]), value(bn.inputs[3]), value(bn.inputs[4])].map(\.mem))
             prepSteps.append(.swift([wm, folded.mem, foldedBias.mem] + gm) {
                 let (gamma, beta, mean, variance) = (gm[0].floats, gm[1].floats, gm[2].floats, gm[3].floats)
@@ -35,8 +35,6 @@ extension Executor {
         if let a = tail.postActivation { let (alg, al, be) = a.eltwise; postOps.append(.eltwise(alg, alpha: al, beta: be)) }
         let attr = Attributes()
         try attr.setPostOps(postOps)
-        let win = Window(strides: c.stride, dilation: c.dilation.map { $0 - 1 },
-                         padLeft: [c.padding.top, c.padding.left], padRight: [c.padding.bottom, c.padding.right])
         let dstMD = addend?.md ?? MemoryDesc(yd, .any)
         let (srcAny, wAny) = (MemoryDesc(xd, .any), MemoryDesc(wDims, .any))
         let pd = try (try? Kernels.convForward(.inference, src: srcAny, weights: wAny, bias: b?.md, dst: dstMD, win, attr: attr, algorithm: algorithm(for: c)))

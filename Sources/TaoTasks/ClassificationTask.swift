@@ -52,6 +52,7 @@ public struct ClassificationTask {
         let c = config
         var p = Preprocessing(channels: c.inputShape[0], height: c.inputShape[1], width: c.inputShape[2],
                               mode: Preprocessing.Mode(rawValue: c.preprocessMode.rawValue)!, mean: c.imageMean)
+        p.bicubic = c.bicubic
         if training {
             p.randomCrop = c.randomCrop; p.horizontalFlip = c.horizontalFlip; p.colorAugmentation = c.colorAugmentation
         } else {
@@ -109,6 +110,22 @@ public struct ClassificationTask {
         }
     }
 
+    /// The parameters of the classifier head: those of the last node with parameters before the output.
+    static func headParameters(_ g: Graph) -> [String] {
+        var v = g.outputs[0]
+        while case .node(let i) = g.source(of: v) {
+            let n = g.nodes[i]
+            let params = n.inputs.compactMap { input -> String? in
+                if case .parameter(let k) = g.source(of: input) { return g.parameters[k].name }
+                return nil
+            }
+            if !params.isEmpty { return params }
+            guard let first = n.inputs.first else { break }
+            v = first
+        }
+        return []
+    }
+
     /// Copies same-named, same-shaped tensors from a checkpoint; reports what was replaced.
     static func load(_ ck: Checkpoint, into store: ParameterStore, strict: Bool, source: String) throws -> String {
         var loaded = 0
@@ -145,7 +162,16 @@ public struct ClassificationTask {
             startEpoch = latest.epoch
             results.log("resuming after epoch \(latest.epoch) from \(latest.path)")
         } else if let pre = c.pretrainedModelPath {
-            results.log(try Self.load(try Checkpoint.read(from: pre), into: store, strict: false, source: pre))
+            let ck = try Checkpoint.read(from: pre)
+            results.log(try Self.load(ck, into: store, strict: false, source: pre))
+            // A head trained for other classes is meaningless here, even when the counts agree.
+            let preClasses = ck.metadata["tao.classes"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] }
+            if let preClasses, preClasses != trainSet.classes {
+                let fresh = ParameterStore(graph: graph, seed: c.seed)
+                let head = Self.headParameters(graph)
+                for name in head { if let i = store.index(of: name) { store[i] = fresh[i] } }
+                results.log("the pretrained model's classes (\(preClasses.prefix(5).joined(separator: ", "))\(preClasses.count > 5 ? ", …" : "")) differ from this dataset's: re-initialized the head \(head.joined(separator: ", "))")
+            }
         }
         let (frozenParams, frozenBN) = frozen(graph)
         let exec = try Executor(graph: graph, batch: c.batchSize, mode: .training, parameters: store, frozen: frozenParams,

@@ -77,3 +77,15 @@ final class BatchLoaderTests: XCTestCase {
         XCTAssertEqual(resize(ramp, width: 4, height: 1).pixels, [0, 50, 150, 200])
     }
 }
+
+extension BatchLoaderTests {
+    func testBicubicResize() {
+        let flat = Image(width: 5, height: 3, channels: 1, pixels: [UInt8](repeating: 77, count: 15))
+        XCTAssertEqual(resizeBicubic(flat, width: 9, height: 7).pixels, [UInt8](repeating: 77, count: 63), "weights sum to one")
+        // A linear ramp stays linear away from the clamped edges (cubic convolution reproduces lines).
+        let ramp = Image(width: 8, height: 1, channels: 1, pixels: (0..<8).map { UInt8($0 * 20) })
+        let up = resizeBicubic(ramp, width: 16, height: 1).pixels
+        for x in 4..<12 { XCTAssertEqual(Float(up[x]), (Float(x) + 0.5) / 2 * 20 - 10, accuracy: 1, "x=\(x)") }
+        XCTAssertNotEqual(resizeBicubic(ramp, width: 3, height: 1).pixels, resize(ramp, width: 3, height: 1).pixels)
+    }
+}
