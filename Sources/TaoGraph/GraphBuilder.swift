@@ -9,7 +9,6 @@ public struct GraphBuilder {
     private var entries: [Entry] = []
     private var shapes: [Shape] = []
     private var firstError: GraphError?
-    private var autoNames: [String: Int] = [:]
 
     public init() {}
 
@@ -24,13 +23,6 @@ public struct GraphBuilder {
     public mutating func parameter(_ name: String, _ shape: Shape, role: ParameterRole) -> ValueID {
         entries.append(.parameter(ParameterInfo(name: name, shape: shape, role: role))); shapes.append(shape)
         return ValueID(entries.count - 1)
-    }
-
-    /// A fresh name `<base>_<k>` for nodes the caller does not name.
-    public mutating func uniqueName(_ base: String) -> String {
-        let k = autoNames[base, default: 0]
-        autoNames[base] = k + 1
-        return k == 0 ? base : "\(base)_\(k)"
     }
 
     /// Adds a node; its output shape follows from the op's shape rule.

@@ -103,12 +103,11 @@ public final class Executor {
         self.rng = SplitMix64(seed: seed)
         self.winograd = winograd
         values = Array(repeating: nil, count: graph.valueCount)
-        for (i, v) in graph.inputs.enumerated() {
+        for v in graph.inputs {
             let md = MemoryDesc(graph.shape(of: v).batched(batch).dims)
             let r = RValue(md, buffer(md), needsGrad: mode == .training && inputGradients)
             values[v.index] = r
             inputValues.append(r)
-            _ = i
         }
         graphConsumers = graph.consumers()
         let plan = fuse ? FusionPlan(graph: graph, mode: mode, frozenBatchNorm: frozenBatchNorm) : FusionPlan()

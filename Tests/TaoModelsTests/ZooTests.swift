@@ -45,11 +45,10 @@ final class ZooTests: XCTestCase {
             XCTAssertTrue(y.scalars.allSatisfy(\.isFinite), name)
             for i in 0..<20 { exec.outputGradientPointer()[i] = Float(i % 3) - 1 }
             exec.backward()
-            for (i, p) in g.parameters.enumerated() where p.role.isTrainable {
+            for p in g.parameters where p.role.isTrainable {
                 let gp = exec.parameterGradient(p.name)!
                 XCTAssertTrue(gp.scalars.allSatisfy(\.isFinite), "\(name) \(p.name)")
                 XCTAssertGreaterThan(gp.scalars.map(abs).max()!, 0, "\(name) \(p.name) got no gradient")
-                _ = i
             }
         }
     }
