@@ -211,17 +211,23 @@ public final class BatchLoader: @unchecked Sendable {
     func augment(_ src: Image, rng: inout SplitMix64) -> Image {
         var img = src
         let (h, w) = (prep.height, prep.width)
-        if prep.randomCrop {
-            // Random crop of 8%–100% of the area with aspect 3/4–4/3, then resize (as TAO's random crop).
-            let area = Float(img.width * img.height) * (0.08 + 0.92 * rng.nextFloat())
-            let aspect = Float(exp(Double(log(0.75) + (log(4.0 / 3) - log(0.75)) * Double(rng.nextFloat()))))
-            let cw = min(img.width, max(1, Int((area * aspect).squareRoot())))
-            let ch = min(img.height, max(1, Int((area / aspect).squareRoot())))
-            img = crop(img, x: Int(rng.next() % UInt64(img.width - cw + 1)), y: Int(rng.next() % UInt64(img.height - ch + 1)), w: cw, h: ch)
-        } else if prep.centerCrop {
-            // Central 87.5%, as TAO's center crop.
-            let cw = max(1, img.width * 7 / 8), ch = max(1, img.height * 7 / 8)
-            img = crop(img, x: (img.width - cw) / 2, y: (img.height - ch) / 2, w: cw, h: ch)
+        // TAO's crops act only when the image is not already the target size.
+        if (prep.randomCrop || prep.centerCrop) && (img.width != w || img.height != h) {
+            // random: scale so that a crop of the target size is a fraction f ∈ [0.45, 1] of the image
+            // (aspect kept), then crop at a random place; center: scale to target + 32 and crop the middle.
+            let scale: Float
+            if prep.randomCrop {
+                let f = 0.45 + 0.55 * rng.nextFloat()
+                scale = max(Float(w) / f / Float(img.width), Float(h) / f / Float(img.height))
+            } else {
+                scale = max(Float(w + 32) / Float(img.width), Float(h + 32) / Float(img.height))
+            }
+            let sw = max(w, Int(Float(img.width) * scale)), sh = max(h, Int(Float(img.height) * scale))
+            img = prep.bicubic ? resizeBicubic(img, width: sw, height: sh) : resize(img, width: sw, height: sh)
+            let (x, y) = prep.randomCrop
+                ? (Int(rng.next() % UInt64(sw - w + 1)), Int(rng.next() % UInt64(sh - h + 1)))
+                : ((sw - w + 1) / 2, (sh - h + 1) / 2)
+            img = crop(img, x: x, y: y, w: w, h: h)
         }
         img = prep.bicubic ? resizeBicubic(img, width: w, height: h) : resize(img, width: w, height: h)
         if prep.horizontalFlip && rng.next() & 1 == 1 {

@@ -19,6 +19,8 @@ public struct ResNetConfig: Sendable {
     public var useBatchNorm = true
     public var bnEpsilon: Float = 1e-5
     public var bnMomentum: Float = 0.9
+    /// The activation after each batch norm (TAO's `activation`).
+    public var activation: Activation = .relu
     public init(depth: Int, classes: Int = 1000, inputShape: Shape = [3, 224, 224], stemMaxPool: Bool = true, dropout: Float = 0) {
         self.depth = depth; self.classes = classes; self.inputShape = inputShape; self.stemMaxPool = stemMaxPool; self.dropout = dropout
     }
@@ -43,7 +45,7 @@ public enum ResNet {
         var b = GraphBuilder()
         var x = b.input("image", cfg.inputShape)
         x = b.conv2d(x, "conv1", out: 64, kernel: 7, stride: 2, padding: Padding2D(3), bias: cfg.useBias)
-        x = b.relu(norm(&b, x, "bn1", cfg), "relu")
+        x = b.act(cfg, norm(&b, x, "bn1", cfg), "relu")
         if cfg.stemMaxPool { x = b.maxPool(x, "maxpool", kernel: 3, stride: 2, padding: 1) }
         for (stage, count) in cfg.blocks.enumerated() {
             let planes = 64 << stage
@@ -72,17 +74,22 @@ public enum ResNet {
 
     static func basicBlock(_ b: inout GraphBuilder, _ x: ValueID, _ name: String, planes: Int, stride: Int, _ cfg: ResNetConfig) -> ValueID {
         var y = b.conv2d(x, "\(name).conv1", out: planes, kernel: 3, stride: stride, bias: cfg.useBias)
-        y = b.relu(norm(&b, y, "\(name).bn1", cfg), "\(name).relu1")
+        y = b.act(cfg, norm(&b, y, "\(name).bn1", cfg), "\(name).relu1")
         y = norm(&b, b.conv2d(y, "\(name).conv2", out: planes, kernel: 3, bias: cfg.useBias), "\(name).bn2", cfg)
         let s = shortcut(&b, x, name, out: planes, stride: stride, cfg)
-        return b.relu(b.add(y, s, "\(name).add"), "\(name).relu2")
+        return b.act(cfg, b.add(y, s, "\(name).add"), "\(name).relu2")
     }
 
     static func bottleneck(_ b: inout GraphBuilder, _ x: ValueID, _ name: String, planes: Int, stride: Int, _ cfg: ResNetConfig) -> ValueID {
-        var y = b.relu(norm(&b, b.conv2d(x, "\(name).conv1", out: planes, kernel: 1, bias: cfg.useBias), "\(name).bn1", cfg), "\(name).relu1")
-        y = b.relu(norm(&b, b.conv2d(y, "\(name).conv2", out: planes, kernel: 3, stride: stride, bias: cfg.useBias), "\(name).bn2", cfg), "\(name).relu2")
+        var y = b.act(cfg, norm(&b, b.conv2d(x, "\(name).conv1", out: planes, kernel: 1, bias: cfg.useBias), "\(name).bn1", cfg), "\(name).relu1")
+        y = b.act(cfg, norm(&b, b.conv2d(y, "\(name).conv2", out: planes, kernel: 3, stride: stride, bias: cfg.useBias), "\(name).bn2", cfg), "\(name).relu2")
         y = norm(&b, b.conv2d(y, "\(name).conv3", out: planes * 4, kernel: 1, bias: cfg.useBias), "\(name).bn3", cfg)
         let s = shortcut(&b, x, name, out: planes * 4, stride: stride, cfg)
-        return b.relu(b.add(y, s, "\(name).add"), "\(name).relu3")
+        return b.act(cfg, b.add(y, s, "\(name).add"), "\(name).relu3")
     }
+}
+
+extension GraphBuilder {
+    /// The configured activation of a ResNet (ReLU unless the spec asks otherwise).
+    mutating func act(_ cfg: ResNetConfig, _ x: ValueID, _ name: String) -> ValueID { activation(x, cfg.activation, name) }
 }

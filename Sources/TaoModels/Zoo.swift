@@ -11,7 +11,8 @@ public enum ModelError: Error, CustomStringConvertible {
 /// Named architectures, as the CLI and benchmarks refer to them.
 public enum Zoo {
     public static let names = ["resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v2", "mobilenet_v1",
-                               "vgg16", "vgg19", "alexnet", "squeezenet"]
+                               "vgg16", "vgg19", "alexnet", "squeezenet", "googlenet", "darknet19", "darknet53",
+                               "cspdarknet19", "cspdarknet53", "cspdarknet_tiny", "efficientnet_b0", "efficientnet_b1"]
 
     public static func build(_ name: String, classes: Int, inputShape: Shape) throws -> Graph {
         switch name {
@@ -27,6 +28,16 @@ public enum Zoo {
             return try AlexNet.build(classes: classes, inputShape: inputShape)
         case "squeezenet":
             return try SqueezeNet.build(classes: classes, inputShape: inputShape)
+        case "googlenet":
+            return try GoogLeNet.build(GoogLeNetConfig(classes: classes, inputShape: inputShape))
+        case "darknet19", "darknet53":
+            return try DarkNet.build(DarkNetConfig(.darknet, depth: Int(name.dropFirst(7))!, classes: classes, inputShape: inputShape))
+        case "cspdarknet19", "cspdarknet53":
+            return try DarkNet.build(DarkNetConfig(.cspDarknet, depth: Int(name.dropFirst(10))!, classes: classes, inputShape: inputShape))
+        case "cspdarknet_tiny":
+            return try DarkNet.build(DarkNetConfig(.cspDarknetTiny, classes: classes, inputShape: inputShape))
+        case "efficientnet_b0", "efficientnet_b1":
+            return try EfficientNet.build(EfficientNetConfig(variant: name.hasSuffix("b1") ? 1 : 0, classes: classes, inputShape: inputShape))
         default:
             throw ModelError.unsupported("'\(name)' (available: \(names.joined(separator: ", ")))")
         }

@@ -37,7 +37,7 @@ extension Executor {
         try attr.setPostOps(postOps)
         let dstMD = addend?.md ?? MemoryDesc(yd, .any)
         let (srcAny, wAny) = (MemoryDesc(xd, .any), MemoryDesc(wDims, .any))
-        let pd = try (try? Kernels.convForward(.inference, src: srcAny, weights: wAny, bias: b?.md, dst: dstMD, win, attr: attr, algorithm: algorithm(for: c)))
+        let pd = try (try? Kernels.convForward(.inference, src: srcAny, weights: wAny, bias: b?.md, dst: dstMD, win, attr: attr, algorithm: algorithm(for: c, input: xd)))
             ?? Kernels.convForward(.inference, src: srcAny, weights: wAny, bias: b?.md, dst: dstMD, win, attr: attr)
         let xin = try ensure(x, pd.md(.src))
         let wf = try ensure(w, pd.md(.weights), differentiable: false)

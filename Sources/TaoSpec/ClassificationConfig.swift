@@ -30,7 +30,9 @@ public struct ClassificationConfig: Sendable {
     public var dropout: Float
     public var bnMomentum: Float
     public var bnEpsilon: Float
+    /// TAO's `activation_type`, lowercased; empty when the spec leaves it to the architecture.
     public var activation: String
+    public var activationParameters: [String: Float]
     public var bicubic: Bool
     // train_config
     public var trainPath: String
@@ -105,10 +107,11 @@ public struct ClassificationConfig: Sendable {
         bnMomentum = m.hasBatchNormConfig && m.batchNormConfig.momentum > 0 ? m.batchNormConfig.momentum : 0.9
         bnEpsilon = m.hasBatchNormConfig && m.batchNormConfig.epsilon > 0 ? m.batchNormConfig.epsilon : 1e-3
         guard bnMomentum < 1 else { throw fail(["model_config", "batch_norm_config", "momentum"], "must be below 1, got \(bnMomentum)") }
-        activation = m.hasActivation && !m.activation.activationType.isEmpty ? m.activation.activationType.lowercased() : "relu"
-        let activations = ["relu", "relu6", "leaky_relu", "elu", "sigmoid", "tanh", "swish", "hard_swish", "mish"]
+        activation = m.activation.activationType.lowercased()
+        activationParameters = m.activation.activationParameters
+        let activations = ["", "relu", "relu6", "leaky_relu", "elu", "sigmoid", "tanh", "swish", "hard_swish", "mish"]
         guard activations.contains(activation) else {
-            throw fail(["model_config", "activation", "activation_type"], "unknown activation '\(activation)'; choose one of \(activations.joined(separator: ", "))")
+            throw fail(["model_config", "activation", "activation_type"], "unknown activation '\(activation)'; choose one of \(activations.dropFirst().joined(separator: ", "))")
         }
         bicubic = m.resizeInterpolationMethod == .bicubic
         guard m.byomModel.isEmpty else { throw fail(["model_config", "byom_model"], "BYOM models are not supported; use pretrained_model_path with an ONNX file instead") }

@@ -28,11 +28,23 @@ public struct ClassificationTask {
     public static func buildModel(_ c: ClassificationConfig, classes: Int) throws -> Graph {
         switch c.arch {
         case "resnet":
-            guard c.activation == "relu" else { throw TaskError("model_config.activation '\(c.activation)' is not available for resnet yet (relu only)") }
             var r = ResNetConfig(depth: c.nLayers, classes: classes, inputShape: Shape(c.inputShape), stemMaxPool: c.usePooling, dropout: c.dropout)
             r.allProjections = c.allProjections; r.useBias = c.useBias; r.useBatchNorm = c.useBatchNorm
             r.bnEpsilon = c.bnEpsilon; r.bnMomentum = c.bnMomentum
+            r.activation = activation(c, default: .relu)
             return try ResNet.build(r)
+        case "googlenet":
+            return try GoogLeNet.build(GoogLeNetConfig(classes: classes, inputShape: Shape(c.inputShape),
+                                                       style: style(c, default: .relu), dropout: c.dropout > 0 ? c.dropout : 0.4))
+        case "darknet", "cspdarknet", "cspdarknet_tiny":
+            let variant: DarkNetConfig.Variant = c.arch == "darknet" ? .darknet : c.arch == "cspdarknet" ? .cspDarknet : .cspDarknetTiny
+            var d = DarkNetConfig(variant, depth: c.nLayers, classes: classes, inputShape: Shape(c.inputShape),
+                                  style: style(c, default: .leakyRelu(alpha: 0.1)))
+            d.dropout = c.dropout
+            return try DarkNet.build(d)
+        case "efficientnet_b0", "efficientnet_b1":
+            return try EfficientNet.build(EfficientNetConfig(variant: c.arch == "efficientnet_b1" ? 1 : 0, classes: classes, inputShape: Shape(c.inputShape),
+                                                             style: style(c, default: .swish), dropout: c.dropout > 0 ? c.dropout : 0.2))
         case "mobilenet_v2":
             return try MobileNetV2.build(MobileNetV2Config(classes: classes, inputShape: Shape(c.inputShape), dropout: c.dropout))
         case "mobilenet_v1":
@@ -44,8 +56,31 @@ public struct ClassificationTask {
         case "squeezenet":
             return try SqueezeNet.build(classes: classes, inputShape: Shape(c.inputShape), dropout: c.dropout)
         default:
-            throw TaskError("model_config.arch '\(c.arch)' is not available in tao-swift yet; use resnet (n_layers 10, 18, 34, 50, 101), vgg (16, 19), alexnet, squeezenet, mobilenet_v1 or mobilenet_v2")
+            throw TaskError("model_config.arch '\(c.arch)' is not available in tao-swift yet; see `tao classification validate` for the list")
         }
+    }
+
+    /// The spec's activation (TAO's `activation_type` with `alpha` from `activation_parameters`), or the architecture's own.
+    static func activation(_ c: ClassificationConfig, default d: Activation) -> Activation {
+        let alpha = c.activationParameters["alpha"]
+        switch c.activation {
+        case "relu": return .relu
+        case "relu6": return .relu6
+        case "leaky_relu": return .leakyRelu(alpha: alpha ?? 0.1)
+        case "elu": return .elu(alpha: alpha ?? 1)
+        case "sigmoid": return .sigmoid
+        case "tanh": return .tanh
+        case "swish": return .swish
+        case "hard_swish": return .hardSwish
+        case "mish": return .mish
+        default: return d
+        }
+    }
+
+    static func style(_ c: ClassificationConfig, default d: Activation) -> ConvStyle {
+        var s = ConvStyle(activation: activation(c, default: d), batchNorm: c.useBatchNorm, bias: c.useBias)
+        s.bnEpsilon = c.bnEpsilon; s.bnMomentum = c.bnMomentum
+        return s
     }
 
     func preprocessing(training: Bool) -> Preprocessing {
@@ -66,6 +101,9 @@ public struct ClassificationTask {
         var prefixes: [String] = []
         for b in config.freezeBlocks {
             if config.arch == "resnet" { prefixes += b == 0 ? ["conv1.", "bn1."] : ["layer\(b)."] }
+            else if ["googlenet", "darknet", "cspdarknet", "cspdarknet_tiny", "efficientnet_b0", "efficientnet_b1"].contains(config.arch) {
+                prefixes.append("block\(b).")
+            }
             else { prefixes.append("features.\(b).") }
         }
         var params = Set(g.parameters.map(\.name).filter { n in prefixes.contains { n.hasPrefix($0) } })
@@ -143,9 +181,10 @@ public struct ClassificationTask {
     // MARK: train
 
     /// Trains as the spec says, writing everything into `resultsDir`; resumes from the latest
-    /// checkpoint there. Returns the last epoch's metrics.
+    /// checkpoint there, or from epoch `initEpoch`'s when given (0 starts afresh). Returns the last
+    /// epoch's metrics.
     @discardableResult
-    public func train(resultsDir: String, quiet: Bool = false) throws -> [String: Double] {
+    public func train(resultsDir: String, quiet: Bool = false, initEpoch: Int? = nil) throws -> [String: Double] {
         let c = config
         let results = try Results(dir: resultsDir, quiet: quiet)
         try results.saveSpec(specPath)
@@ -155,7 +194,20 @@ public struct ClassificationTask {
         let store = ParameterStore(graph: graph, seed: c.seed)
         var (optimizer, decay) = makeOptimizer()
         var startEpoch = 0
-        if let latest = results.latestWeights(modelName) {
+        var resumeFrom = results.latestWeights(modelName)
+        if let e = initEpoch {
+            guard e >= 0, e < c.epochs else { throw TaskError("--init_epoch \(e) is out of range: the spec trains \(c.epochs) epochs") }
+            let path = results.weightsPath(modelName, epoch: e)
+            guard e == 0 || FileManager.default.fileExists(atPath: path) else {
+                let have = results.savedEpochs(modelName)
+                throw TaskError("--init_epoch \(e): no checkpoint \(path)" + (have.isEmpty ? " (the folder has none)" : " (saved epochs: \(have.map(String.init).joined(separator: ", ")))"))
+            }
+            resumeFrom = e == 0 ? nil : (path, e)
+        }
+        try results.truncateMetrics(after: resumeFrom?.epoch ?? 0)
+        let superseded = try results.supersedeWeights(modelName, after: resumeFrom?.epoch ?? 0)
+        if !superseded.isEmpty { results.log("--init_epoch \(resumeFrom?.epoch ?? 0): renamed \(superseded.count) later checkpoint(s) to *.tao.superseded") }
+        if let latest = resumeFrom {
             let ck = try Checkpoint.read(from: latest.path)
             _ = try Self.load(ck, into: store, strict: true, source: latest.path)
             optimizer.restore(ck.extras.filter { $0.key.hasPrefix("optimizer.") }.reduce(into: [:]) { $0[String($1.key.dropFirst(10))] = $1.value })

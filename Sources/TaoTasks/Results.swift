@@ -77,11 +77,47 @@ public final class Results {
     public func weightsPath(_ name: String, epoch: Int) -> String { "\(dir)/weights/\(name)_\(String(format: "%03d", epoch)).tao" }
 
     public func latestWeights(_ name: String) -> (path: String, epoch: Int)? {
+        savedEpochs(name).last.map { (weightsPath(name, epoch: $0), $0) }
+    }
+
+    /// Epochs with a checkpoint in weights/, ascending.
+    public func savedEpochs(_ name: String) -> [Int] {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/weights")) ?? []
-        return files.compactMap { f -> (String, Int)? in
-            guard f.hasPrefix(name + "_"), f.hasSuffix(".tao"), let e = Int(f.dropFirst(name.count + 1).dropLast(4)) else { return nil }
-            return ("\(dir)/weights/\(f)", e)
-        }.max { $0.1 < $1.1 }
+        return files.compactMap { f -> Int? in
+            guard f.hasPrefix(name + "_"), f.hasSuffix(".tao") else { return nil }
+            return Int(f.dropFirst(name.count + 1).dropLast(4))
+        }.sorted()
+    }
+
+    /// Renames checkpoints of epochs after `epoch` to `*.tao.superseded`, so that a later resume
+    /// cannot pick up a checkpoint from the run being redone. Returns the renamed files.
+    public func supersedeWeights(_ name: String, after epoch: Int) throws -> [String] {
+        var moved: [String] = []
+        for e in savedEpochs(name) where e > epoch {
+            let path = weightsPath(name, epoch: e)
+            try? FileManager.default.removeItem(atPath: path + ".superseded")
+            try FileManager.default.moveItem(atPath: path, toPath: path + ".superseded")
+            moved.append(path)
+        }
+        return moved
+    }
+
+    /// Drops metric rows of epochs after `epoch` (a run resumed from an earlier checkpoint redoes them).
+    public func truncateMetrics(after epoch: Int) throws {
+        for (file, isCSV) in [("metrics.csv", true), ("metrics.jsonl", false)] {
+            let path = "\(dir)/\(file)"
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
+            var lines = text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+            let header = isCSV ? lines.removeFirst() : nil
+            let kept = lines.filter { line in
+                let first = isCSV ? line.split(separator: ",").first.map(String.init)
+                                  : line.split(separator: ",").first?.split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) }
+                return (first.flatMap(Double.init) ?? 0) <= Double(epoch)
+            }
+            guard kept.count != lines.count else { continue }
+            let out = ((header.map { [$0] } ?? []) + kept).map { $0 + "\n" }.joined()
+            try AtomicFile.write(Data(out.utf8), to: path)
+        }
     }
 }
 

@@ -22,6 +22,7 @@ struct Benchmark: ParsableCommand {
     @Option(help: "train or infer.") var task: Task = .train
     @Option(help: "fp32 (int8 arrives with the inference engine).") var precision: Precision = .fp32
     @Option(help: "Square input resolution in pixels.") var res = 224
+    @Option(help: "Input channels: 3 (RGB) or 1 (grayscale).") var channels = 3
     @Option(help: "Images per batch.") var batch = 32
     @Option(help: "Number of classes of the classifier head.") var classes = 1000
     @Option(help: "Timed iterations.") var iters = 6
@@ -38,7 +39,7 @@ struct Benchmark: ParsableCommand {
         guard precision == .fp32 else {
             throw ValidationError("--precision int8 is not available yet: INT8 comes with the inference engine")
         }
-        let graph = try Zoo.build(model, classes: classes, inputShape: [3, res, res])
+        let graph = try Zoo.build(model, classes: classes, inputShape: [channels, res, res])
         let macs = Double(graph.macsPerSample)
         let store = ParameterStore(graph: graph, seed: 0)
         var records: [[String: Any]] = []
@@ -46,7 +47,7 @@ struct Benchmark: ParsableCommand {
         case .train:
             let exec = try Executor(graph: graph, batch: batch, mode: .training, parameters: store)
             var rng = SplitMix64(seed: 1)
-            try exec.setInput(0, Tensor.randomNormal([batch, 3, res, res], rng: &rng))
+            try exec.setInput(0, Tensor.randomNormal([batch, channels, res, res], rng: &rng))
             let labels = (0..<batch).map { _ in Int(rng.next() % UInt64(classes)) }
             let trainer = Trainer(executor: exec, optimizer: SGD(momentum: 0.9), learningRate: 0.01,
                                   regularizer: Regularizer(.l2, weight: 0.5e-4))
@@ -56,7 +57,7 @@ struct Benchmark: ParsableCommand {
             for (b, n, w) in [(batch, iters, warmup), (1, max(iters * 5, 30), 5)] {
                 let exec = try Executor(graph: graph, batch: b, mode: .inference, parameters: store)
                 var rng = SplitMix64(seed: 1)
-                try exec.setInput(0, Tensor.randomNormal([b, 3, res, res], rng: &rng))
+                try exec.setInput(0, Tensor.randomNormal([b, channels, res, res], rng: &rng))
                 let times = time(iters: n, warmup: w) { exec.forward() }
                 records.append(record(b == 1 ? "latency_fp32" : "infer_fp32", batch: b, times: times, gflop: 2 * macs / 1e9, graph: graph))
                 if b == 1 && batch == 1 { break }

@@ -22,12 +22,14 @@ struct Classification: ParsableCommand {
             discussion: """
             Writes into the results folder: spec.txt, train.log, metrics.csv / metrics.jsonl (one row per epoch), \
             status.json, and weights/<model>_<epoch>.tao after every epoch. Run the same command again to resume \
-            an interrupted run from its last checkpoint.
+            an interrupted run from its last checkpoint, or pass --init_epoch to restart from an earlier one.
             """)
         @OptionGroup var options: TaskOptions
+        @Option(name: [.customLong("init_epoch")], help: "Resume from the checkpoint of this epoch in the results folder (0: start afresh).")
+        var initEpoch: Int?
         func run() throws {
             let task = try ClassificationTask(specPath: options.experimentSpec)
-            try task.train(resultsDir: options.resultsDir, quiet: options.quiet)
+            try task.train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: initEpoch)
         }
     }
 

@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 @testable import TaoData
+import TaoTensor
 
 final class BatchLoaderTests: XCTestCase {
     var dir: URL!
@@ -55,6 +56,40 @@ final class BatchLoaderTests: XCTestCase {
         var thrown: Error?
         do { while try l.next() != nil {} } catch { thrown = error }
         XCTAssertTrue("\(thrown.map { "\($0)" } ?? "no error")".contains("b/3.png"))
+    }
+
+    /// TAO's crops: nothing happens to an image already at the target size; a center crop scales to
+    /// target + 32 and keeps the middle; a random crop keeps a window of 45–100% of each side.
+    func testCropsFollowTAO() throws {
+        func augmenter(random: Bool) throws -> BatchLoader {
+            var p = Preprocessing(channels: 1, height: 8, width: 8, mode: .torch)
+            p.randomCrop = random; p.centerCrop = !random
+            return BatchLoader(folder: try ImageFolder(root: dir.path), preprocessing: p, batchSize: 1, shuffle: false, dropLast: false, seed: 0, workers: 1)
+        }
+        let random = try augmenter(random: true), center = try augmenter(random: false)
+        defer { random.close(); center.close() }
+        var rng = SplitMix64(seed: 9)
+        let small = Image(width: 8, height: 8, channels: 1, pixels: (0..<64).map { _ in UInt8(rng.next() % 256) })
+        XCTAssertEqual(random.augment(small, rng: &rng), small)
+        XCTAssertEqual(center.augment(small, rng: &rng), small)
+        // A 16×16 horizontal ramp, value 16·x.
+        let ramp = Image(width: 16, height: 16, channels: 1, pixels: (0..<256).map { UInt8(($0 % 16) * 16) })
+        let c = center.augment(ramp, rng: &rng)
+        XCTAssertEqual(c.width, 8); XCTAssertEqual(c.height, 8)
+        let row = Array(c.pixels[0..<8]).map(Int.init)
+        XCTAssertEqual(Double(row.reduce(0, +)) / 8, 120, accuracy: 12, "the middle of the ramp")
+        XCTAssertLessThan(row.last! - row.first!, 240 * 8 / 40 + 16, "8 of 40 scaled columns")
+        var spans = Set<Int>()
+        for _ in 0..<40 {
+            let r = random.augment(ramp, rng: &rng)
+            XCTAssertEqual(r.width, 8); XCTAssertEqual(r.height, 8)
+            let span = Int(r.pixels[7]) - Int(r.pixels[0])
+            XCTAssertGreaterThanOrEqual(span, 0)
+            XCTAssertLessThanOrEqual(span, 240)
+            XCTAssertGreaterThan(span, Int(0.45 * 240 * 7 / 8) - 24, "at least 45% of the width is kept")
+            spans.insert(span)
+        }
+        XCTAssertGreaterThan(spans.count, 5, "crops vary")
     }
 
     func testNormalizationModes() {

@@ -1,6 +1,6 @@
 import XCTest
 import TaoGraph
-import TaoModels
+@testable import TaoModels
 import TaoRuntime
 
 final class ZooTests: XCTestCase {
@@ -98,6 +98,88 @@ extension ZooTests {
             let exec = try Executor(graph: g, batch: 2, mode: .training, parameters: ParameterStore(graph: g, seed: 1))
             var rng = SplitMix64(seed: 2)
             try exec.setInput(0, Tensor.randomNormal([2, 3, res, res], rng: &rng))
+            exec.forward()
+            XCTAssertEqual(exec.outputShape(), [2, 5], name)
+            XCTAssertTrue(exec.output().scalars.allSatisfy(\.isFinite), name)
+            for i in 0..<10 { exec.outputGradientPointer()[i] = 1 }
+            exec.backward()
+            let first = g.parameters[0].name
+            XCTAssertGreaterThan(exec.parameterGradient(first)!.scalars.map(abs).max()!, 0, "\(name): \(first) got no gradient")
+        }
+    }
+}
+
+/// The backbones built after TAO's Keras templates (GoogLeNet, DarkNet, CSPDarkNet, EfficientNet).
+final class TAOBackboneTests: XCTestCase {
+    /// A conv-BN unit's parameters: k·k·cin·cout weights plus BN scale and shift.
+    func unit(_ k: Int, _ cin: Int, _ cout: Int) -> Int { k * k * cin * cout + 2 * cout }
+    func head(_ features: Int, _ classes: Int = 1000) -> Int { features * classes + classes }
+
+    func count(_ name: String) throws -> Int { try Zoo.build(name, classes: 1000, inputShape: [3, 224, 224]).trainableParameterCount }
+
+    /// Published counts: timm's darknet53 (41.61 M) and cspdarknet53 (27.64 M), torchvision's EfficientNet B0/B1.
+    func testPublishedParameterCounts() throws {
+        XCTAssertEqual(try count("darknet53"), 41_609_928)
+        XCTAssertEqual(try count("cspdarknet53"), 27_642_184)
+        XCTAssertEqual(try count("efficientnet_b0"), 5_288_548)
+        XCTAssertEqual(try count("efficientnet_b1"), 7_794_184)
+    }
+
+    /// Counts recomputed from the layer tables (the GoogLeNet paper's table 1, YOLO9000's table 6,
+    /// TAO's CSPDarkNet-19 and YOLOv4-tiny layouts), independently of the builders.
+    func testParameterCountsFromTheLayerTables() throws {
+        var g = unit(7, 3, 64) + unit(1, 64, 64) + unit(3, 64, 192)
+        var cin = 192
+        for (_, f) in GoogLeNet.blocks {
+            g += unit(1, cin, f[0]) + unit(1, cin, f[1]) + unit(3, f[1], f[2]) + unit(1, cin, f[3]) + unit(5, f[3], f[4]) + unit(1, cin, f[5])
+            cin = f[0] + f[2] + f[4] + f[5]
+        }
+        XCTAssertEqual(cin, 1024)
+        XCTAssertEqual(try count("googlenet"), g + head(1024))
+
+        // DarkNet-19: 3×3s double the width after each pooling, 1×1s halve it in between.
+        let d19 = unit(3, 3, 32) + unit(3, 32, 64) + unit(3, 64, 128) + unit(1, 128, 64) + unit(3, 64, 128)
+            + unit(3, 128, 256) + unit(1, 256, 128) + unit(3, 128, 256)
+            + unit(3, 256, 512) + 2 * (unit(1, 512, 256) + unit(3, 256, 512))
+            + unit(3, 512, 1024) + 2 * (unit(1, 1024, 512) + unit(3, 512, 1024))
+        XCTAssertEqual(try count("darknet19"), d19 + head(1024))
+
+        var csp19 = unit(3, 3, 32) + unit(3, 32, 64)
+        for (c, pairs) in [(128, 1), (256, 1), (512, 2), (1024, 2)] {
+            let h = c / 2
+            csp19 += unit(3, c / 2, c) + 2 * unit(1, c, h) + pairs * (unit(1, h, h) + unit(3, h, h)) + unit(1, h, h) + unit(1, c, c)
+        }
+        XCTAssertEqual(try count("cspdarknet19"), csp19 + head(1024))
+
+        var tiny = unit(3, 3, 32) + unit(3, 32, 64)
+        var c = 64
+        for f in [64, 128, 256] {
+            tiny += unit(3, c, f) + 2 * unit(3, f / 2, f / 2) + unit(1, f, f)
+            c = 2 * f
+        }
+        tiny += unit(3, 512, 512)
+        XCTAssertEqual(try count("cspdarknet_tiny"), tiny + head(512))
+    }
+
+    func testShapesAndTAOFreezeBlockNames() throws {
+        // Stride 32 for every backbone at 224 (7×7 before pooling); names carry TAO's block index.
+        for name in ["googlenet", "darknet19", "darknet53", "cspdarknet19", "cspdarknet53", "cspdarknet_tiny", "efficientnet_b0"] {
+            let g = try Zoo.build(name, classes: 10, inputShape: [3, 224, 224])
+            let pool = g.nodes.last { $0.op == .globalAveragePool }!
+            XCTAssertEqual(g.shape(of: pool.inputs[0]).dims.suffix(2), [7, 7], name)
+            XCTAssertTrue(g.parameters.dropLast(2).allSatisfy { $0.name.hasPrefix("block") || $0.name.hasPrefix("top.") }, name)
+        }
+        // Odd sizes pool as Keras "same" does: ⌈n/2⌉.
+        let odd = try Zoo.build("darknet19", classes: 3, inputShape: [1, 45, 45])
+        XCTAssertEqual(odd.shape(of: odd.nodes.first { $0.op == .globalAveragePool }!.inputs[0]).dims.suffix(2), [2, 2])
+    }
+
+    func testTrainForwardAndBackward() throws {
+        for name in ["googlenet", "darknet19", "darknet53", "cspdarknet19", "cspdarknet53", "cspdarknet_tiny", "efficientnet_b0", "efficientnet_b1"] {
+            let g = try Zoo.build(name, classes: 5, inputShape: [3, 32, 32])
+            let exec = try Executor(graph: g, batch: 2, mode: .training, parameters: ParameterStore(graph: g, seed: 1))
+            var rng = SplitMix64(seed: 2)
+            try exec.setInput(0, Tensor.randomNormal([2, 3, 32, 32], rng: &rng))
             exec.forward()
             XCTAssertEqual(exec.outputShape(), [2, 5], name)
             XCTAssertTrue(exec.output().scalars.allSatisfy(\.isFinite), name)

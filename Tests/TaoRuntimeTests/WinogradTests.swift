@@ -15,6 +15,17 @@ final class WinogradTests: XCTestCase {
         XCTAssertEqual(e.implementations.filter { $0.contains("wino") }.count, 3, "forward, backward data and weights use Winograd: \(e.implementations)")
     }
 
+    /// Maps under 4×4 take direct convolution: Winograd's 4×4 tiles would mostly compute padding.
+    func testSmallMapsUseDirectConvolution() throws {
+        for (side, wino) in [(3, false), (4, true)] {
+            var b = GraphBuilder()
+            let y = b.conv2d(b.input("x", [16, side, side]), "c", out: 16, kernel: 3)
+            let g = try b.build(outputs: [y])
+            let e = try Executor(graph: g, batch: 2, mode: .training, parameters: ParameterStore(graph: g, seed: 1))
+            XCTAssertEqual(e.implementations.contains { $0.contains("wino") }, wino, "\(side)×\(side): \(e.implementations)")
+        }
+    }
+
     func testWinogradAndDirectAgreeOnAResidualStack() throws {
         var b = GraphBuilder()
         var x = b.relu(b.batchNorm(b.conv2d(b.input("x", [16, 20, 20]), "c0", out: 32, kernel: 3), "bn0"), "r0")

@@ -29,10 +29,11 @@ final class ClassificationTaskTests: XCTestCase {
     }
     override func tearDown() { try? FileManager.default.removeItem(at: dir) }
 
-    func spec(epochs: Int = 3, extraModel: String = "", pretrained: String? = nil, train: String = "train") -> String {
+    func spec(epochs: Int = 3, extraModel: String = "", pretrained: String? = nil, train: String = "train",
+              arch: String = "arch: \"resnet\" n_layers: 10") -> String {
         let path = dir.appendingPathComponent("spec-\(UUID().uuidString).txt").path
         let text = """
-        model_config { arch: "resnet" n_layers: 10 use_pooling: False input_image_size: "1,16,16" \(extraModel) }
+        model_config { \(arch) use_pooling: False input_image_size: "1,16,16" \(extraModel) }
         train_config {
           train_dataset_path: "\(dir.path)/\(train)"
           val_dataset_path: "\(dir.path)/val"
@@ -84,6 +85,22 @@ final class ClassificationTaskTests: XCTestCase {
         let a = try Checkpoint.read(from: "\(full)/weights/resnet10_002.tao"), b = try Checkpoint.read(from: "\(cut)/weights/resnet10_002.tao")
         for i in 0..<a.parameters.count { XCTAssertEqual(a.parameters[i].scalars, b.parameters[i].scalars, a.graph.parameters[i].name) }
         XCTAssertTrue(try String(contentsOfFile: "\(cut)/train.log", encoding: .utf8).contains("resuming after epoch 1"))
+
+        // --init_epoch 1 redoes epoch 2 from epoch 1's checkpoint: same weights, one metrics row per epoch,
+        // and the replaced checkpoint is set aside rather than resumed from later.
+        try ClassificationTask(specPath: path).train(resultsDir: cut, quiet: true, initEpoch: 1)
+        let c = try Checkpoint.read(from: "\(cut)/weights/resnet10_002.tao")
+        for i in 0..<a.parameters.count { XCTAssertEqual(a.parameters[i].scalars, c.parameters[i].scalars, a.graph.parameters[i].name) }
+        let csv = try String(contentsOfFile: "\(cut)/metrics.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.map { $0.split(separator: ",")[0] }, ["epoch", "1", "2"])
+        XCTAssertEqual(try String(contentsOfFile: "\(cut)/metrics.jsonl", encoding: .utf8).split(separator: "\n").count, 2)
+        XCTAssertThrowsError(try ClassificationTask(specPath: path).train(resultsDir: cut, quiet: true, initEpoch: 5)) {
+            XCTAssertTrue("\($0)".contains("out of range"), "\($0)")
+        }
+        try FileManager.default.removeItem(atPath: "\(cut)/weights/resnet10_001.tao")
+        XCTAssertThrowsError(try ClassificationTask(specPath: path).train(resultsDir: cut, quiet: true, initEpoch: 1)) {
+            XCTAssertTrue("\($0)".contains("saved epochs: 2"), "\($0)")
+        }
     }
 
     func testFreezeBlocksKeepsThoseWeights() throws {
@@ -97,6 +114,24 @@ final class ClassificationTaskTests: XCTestCase {
             if p.name.hasPrefix("conv1.") || p.name.hasPrefix("bn1.") || p.name.hasPrefix("layer2.") { XCTAssertTrue(same, p.name) }
             if p.name.hasPrefix("layer1.0.conv1.") || p.name == "fc.weight" { XCTAssertFalse(same, p.name) }
         }
+    }
+
+    /// TAO's other backbones train from a spec with their activation and freeze_blocks honoured.
+    func testCSPDarkNetTinyWithMishAndFrozenBlocks() throws {
+        let task = try ClassificationTask(specPath: spec(epochs: 1, extraModel: "freeze_blocks: 1 activation { activation_type: \"mish\" }",
+                                                         arch: "arch: \"cspdarknet_tiny\""))
+        let out = dir.appendingPathComponent("tiny").path
+        try task.train(resultsDir: out, quiet: true)
+        let after = try Checkpoint.read(from: "\(out)/weights/cspdarknet_tiny_001.tao")
+        XCTAssertTrue(after.graph.nodes.contains { $0.op == .activation(.mish) })
+        XCTAssertFalse(after.graph.nodes.contains { $0.op == .activation(.leakyRelu(alpha: 0.1)) })
+        let initial = ParameterStore(graph: after.graph, seed: 3)
+        for (i, p) in after.graph.parameters.enumerated() where p.name.hasSuffix(".conv.weight") {
+            XCTAssertEqual(after.parameters[i].scalars == initial[i].scalars, p.name.hasPrefix("block1."), p.name)
+        }
+        let leaky = try ClassificationTask(specPath: spec(epochs: 1, extraModel: "activation { activation_type: \"leaky_relu\" activation_parameters { key: \"alpha\" value: 0.2 } }"))
+        let g = try ClassificationTask.buildModel(leaky.config, classes: 3)
+        XCTAssertTrue(g.nodes.contains { $0.op == .activation(.leakyRelu(alpha: 0.2)) }, "resnet takes the spec's activation")
     }
 
     func testPretrainedModelWithAnotherHeadIsLoadedAndReported() throws {
