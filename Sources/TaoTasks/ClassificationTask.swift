@@ -255,13 +255,15 @@ public struct ClassificationTask {
                 let input = exec.inputPointer(0)
                 batch.images.withUnsafeBufferPointer { input.update(from: $0.baseAddress!, count: $0.count) }
                 var soft: [Float]? = nil
+                // Under mixup, training accuracy counts the label that dominates each mixed image.
+                var scored = batch.labels
                 if c.mixupAlpha > 0 {
                     let lam = Float(sampleBeta(Double(c.mixupAlpha), rng: &mixRng))
-                    soft = mixup(input, labels: batch.labels, classes: classes, lambda: lam, perSample: batch.images.count / batch.labels.count)
+                    (soft, scored) = mixup(input, labels: batch.labels, classes: classes, lambda: lam, perSample: batch.images.count / batch.labels.count)
                 }
                 let loss = soft == nil ? trainer.step(labels: batch.labels) : trainer.step(soft: soft)
                 lossSum += Double(loss)
-                correct += Evaluator.top1Hits(exec.outputPointer(), labels: batch.labels, classes: classes)
+                correct += Evaluator.top1Hits(exec.outputPointer(), labels: scored, classes: classes)
                 seen += batch.labels.count
                 let rate = Double(seen) / Date().timeIntervalSince(t0)
                 bar.update(s + 1, String(format: "loss %.4f  lr %.2e  %.0f img/s", lossSum / Double(s + 1), lr, rate))
@@ -292,8 +294,9 @@ public struct ClassificationTask {
         ], extras: extras)
     }
 
-    /// Mixes each sample with the batch reversed: x ← λx + (1−λ)x', targets likewise.
-    func mixup(_ x: UnsafeMutablePointer<Float>, labels: [Int], classes: Int, lambda: Float, perSample: Int) -> [Float] {
+    /// Mixes each sample with the batch reversed: x ← λx + (1−λ)x', targets likewise. Returns the
+    /// soft targets and each mixed image's dominant label.
+    func mixup(_ x: UnsafeMutablePointer<Float>, labels: [Int], classes: Int, lambda: Float, perSample: Int) -> (soft: [Float], dominant: [Int]) {
         let n = labels.count
         let original = Array(UnsafeBufferPointer(start: x, count: n * perSample))
         var soft = [Float](repeating: 0, count: n * classes)
@@ -303,7 +306,7 @@ public struct ClassificationTask {
             soft[i * classes + labels[i]] += lambda
             soft[i * classes + labels[j]] += 1 - lambda
         }
-        return soft
+        return (soft, lambda >= 0.5 ? labels : labels.reversed())
     }
 }
 

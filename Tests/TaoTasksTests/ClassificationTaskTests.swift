@@ -103,6 +103,17 @@ final class ClassificationTaskTests: XCTestCase {
         }
     }
 
+    func testMixupMixesTargetsAndScoresTheDominantLabel() throws {
+        let task = try ClassificationTask(specPath: spec())
+        var x: [Float] = [1, 1, 2, 2, 3, 3]   // three samples of two values
+        let (soft, dominant) = x.withUnsafeMutableBufferPointer { task.mixup($0.baseAddress!, labels: [0, 1, 2], classes: 3, lambda: 0.25, perSample: 2) }
+        XCTAssertEqual(x, [2.5, 2.5, 2, 2, 1.5, 1.5])
+        XCTAssertEqual(soft, [0.25, 0, 0.75, 0, 1, 0, 0.75, 0, 0.25])
+        XCTAssertEqual(dominant, [2, 1, 0])
+        var y: [Float] = [1, 3]
+        XCTAssertEqual(y.withUnsafeMutableBufferPointer { task.mixup($0.baseAddress!, labels: [0, 1], classes: 2, lambda: 0.75, perSample: 1) }.dominant, [0, 1])
+    }
+
     func testFreezeBlocksKeepsThoseWeights() throws {
         let task = try ClassificationTask(specPath: spec(epochs: 1, extraModel: "freeze_blocks: 0 freeze_blocks: 2"))
         let out = dir.appendingPathComponent("frozen").path
