@@ -27,17 +27,19 @@ let package = Package(
         .target(name: "TaoRuntime", dependencies: ["TaoGraph", "TaoKernels", "TaoTensor"]),
         .target(name: "TaoModels", dependencies: ["TaoGraph"]),
         .target(name: "TaoTrain", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor"]),
-        .target(name: "TaoTasks", dependencies: ["TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoData", "TaoSpec"]),
+        .target(name: "TaoPrune", dependencies: ["TaoGraph"]),
+        .target(name: "TaoTasks", dependencies: ["TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoData", "TaoSpec", "TaoPrune"]),
         .executableTarget(name: "tao", dependencies: [
-            "TaoTasks", "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoTensor", "TaoData", "TaoSpec",
+            "TaoTasks", "TaoPrune", "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoTensor", "TaoData", "TaoSpec",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "TaoDataTests", dependencies: ["TaoData"]),
         .testTarget(name: "TaoSpecTests", dependencies: ["TaoSpec"]),
-        .testTarget(name: "TaoTasksTests", dependencies: ["TaoTasks", "TaoData", "TaoGraph"]),
+        .testTarget(name: "TaoTasksTests", dependencies: ["TaoTasks", "TaoData", "TaoGraph", "TaoPrune"]),
         .testTarget(name: "TaoGraphTests", dependencies: ["TaoGraph", "TaoTensor"]),
         .testTarget(name: "TaoRuntimeTests", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor"]),
         .testTarget(name: "TaoModelsTests", dependencies: ["TaoModels", "TaoRuntime", "TaoGraph"]),
+        .testTarget(name: "TaoPruneTests", dependencies: ["TaoPrune", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor"]),
         .testTarget(name: "TaoTrainTests", dependencies: ["TaoTrain", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor"]),
     ]
 )

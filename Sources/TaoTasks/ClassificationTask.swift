@@ -190,8 +190,6 @@ public struct ClassificationTask {
         try results.saveSpec(specPath)
         let trainSet = try ImageFolder(root: c.trainPath)
         let valSet = try ImageFolder(root: c.valPath, expectedClasses: trainSet.classes)
-        let graph = try Self.buildModel(c, classes: trainSet.classes.count)
-        let store = ParameterStore(graph: graph, seed: c.seed)
         var (optimizer, decay) = makeOptimizer()
         var startEpoch = 0
         var resumeFrom = results.latestWeights(modelName)
@@ -207,18 +205,36 @@ public struct ClassificationTask {
         try results.truncateMetrics(after: resumeFrom?.epoch ?? 0)
         let superseded = try results.supersedeWeights(modelName, after: resumeFrom?.epoch ?? 0)
         if !superseded.isEmpty { results.log("--init_epoch \(resumeFrom?.epoch ?? 0): renamed \(superseded.count) later checkpoint(s) to *.tao.superseded") }
-        if let latest = resumeFrom {
-            let ck = try Checkpoint.read(from: latest.path)
+        let resumed = try resumeFrom.map { try Checkpoint.read(from: $0.path) }
+        let pretrained = try resumed == nil ? c.pretrainedModelPath.map { try Checkpoint.read(from: $0) } : nil
+        // A pruned model trains as it is: its own (smaller) graph, not the one the spec describes.
+        let pruning = (resumed ?? pretrained)?.metadata["tao.pruned"]
+        let graph: Graph
+        if let ck = resumed ?? pretrained, pruning != nil {
+            graph = ck.graph
+            let source = resumeFrom?.path ?? c.pretrainedModelPath!
+            guard graph.shape(of: graph.inputs[0]).dims == c.inputShape else {
+                throw TaskError("\(source) is a pruned model for input \(graph.shape(of: graph.inputs[0])), but model_config.input_image_size is \(c.inputShape.map(String.init).joined(separator: ","))")
+            }
+            guard graph.shape(of: graph.outputs[0]).dims == [trainSet.classes.count] else {
+                throw TaskError("\(source) is a pruned model with \(graph.shape(of: graph.outputs[0])[0]) classes; \(c.trainPath) has \(trainSet.classes.count): retrain a pruned model on the classes it was trained for")
+            }
+        } else {
+            graph = try Self.buildModel(c, classes: trainSet.classes.count)
+        }
+        let store = ParameterStore(graph: graph, seed: c.seed)
+        if let latest = resumeFrom, let ck = resumed {
             _ = try Self.load(ck, into: store, strict: true, source: latest.path)
             optimizer.restore(ck.extras.filter { $0.key.hasPrefix("optimizer.") }.reduce(into: [:]) { $0[String($1.key.dropFirst(10))] = $1.value })
             startEpoch = latest.epoch
             results.log("resuming after epoch \(latest.epoch) from \(latest.path)")
-        } else if let pre = c.pretrainedModelPath {
-            let ck = try Checkpoint.read(from: pre)
-            results.log(try Self.load(ck, into: store, strict: false, source: pre))
+        } else if let pre = c.pretrainedModelPath, let ck = pretrained {
+            results.log(try Self.load(ck, into: store, strict: pruning != nil, source: pre))
+            if pruning != nil { results.log("retraining the pruned model \(pre) as it is (\(graph.trainableParameterCount) parameters)") }
             // A head trained for other classes is meaningless here, even when the counts agree.
             let preClasses = ck.metadata["tao.classes"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] }
             if let preClasses, preClasses != trainSet.classes {
+                guard pruning == nil else { throw TaskError("\(pre) is a pruned model of the classes \(preClasses.joined(separator: ", ")); this dataset has \(trainSet.classes.joined(separator: ", "))") }
                 let fresh = ParameterStore(graph: graph, seed: c.seed)
                 let head = Self.headParameters(graph)
                 for name in head { if let i = store.index(of: name) { store[i] = fresh[i] } }
@@ -271,7 +287,7 @@ public struct ClassificationTask {
             let trainTime = Date().timeIntervalSince(t0)
             let val = try evaluator.run(valSet, labelSmoothing: c.labelSmoothing)
             let path = results.weightsPath(modelName, epoch: epoch + 1)
-            try checkpoint(graph: graph, store: store, classes: trainSet.classes, epoch: epoch + 1,
+            try checkpoint(graph: graph, store: store, classes: trainSet.classes, epoch: epoch + 1, pruned: pruning,
                            extras: trainer.optimizer.state.reduce(into: [:]) { $0["optimizer." + $1.key] = $1.value }).write(to: path)
             last = ["epoch": Double(epoch + 1), "lr": Double(lr), "loss": lossSum / Double(steps), "accuracy": Double(correct) / Double(seen),
                     "val_loss": val.loss, "val_accuracy": val.top1, "seconds": trainTime, "images_per_s": Double(seen) / trainTime]
@@ -286,12 +302,14 @@ public struct ClassificationTask {
         return last
     }
 
-    func checkpoint(graph: Graph, store: ParameterStore, classes: [String], epoch: Int, extras: [String: [Float]] = [:]) throws -> Checkpoint {
+    func checkpoint(graph: Graph, store: ParameterStore, classes: [String], epoch: Int, pruned: String? = nil, extras: [String: [Float]] = [:]) throws -> Checkpoint {
         let names = String(decoding: try JSONSerialization.data(withJSONObject: classes), as: UTF8.self)
-        return Checkpoint(graph: graph, parameters: store, metadata: [
+        var meta = [
             "tao.task": "classification", "tao.arch": modelName, "tao.classes": names, "tao.epoch": "\(epoch)",
             "tao.input_shape": config.inputShape.map(String.init).joined(separator: ","), "tao.preprocess_mode": config.preprocessMode.rawValue,
-        ], extras: extras)
+        ]
+        if let pruned { meta["tao.pruned"] = pruned }
+        return Checkpoint(graph: graph, parameters: store, metadata: meta, extras: extras)
     }
 
     /// Mixes each sample with the batch reversed: x ← λx + (1−λ)x', targets likewise. Returns the

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TaoData
 import TaoSpec
+import TaoPrune
 import TaoTasks
 
 /// Options every classification subcommand shares, named as TAO names them.
@@ -14,7 +15,7 @@ struct TaskOptions: ParsableArguments {
 struct Classification: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Image classification with a TAO 3.0 classification spec.",
-        subcommands: [Train.self, Evaluate.self, Inference.self, Validate.self])
+        subcommands: [Train.self, Evaluate.self, Inference.self, Prune.self, Validate.self])
 
     struct Train: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -30,6 +31,45 @@ struct Classification: ParsableCommand {
         func run() throws {
             let task = try ClassificationTask(specPath: options.experimentSpec)
             try task.train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: initEpoch)
+        }
+    }
+
+    struct Prune: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove whole filters from a trained model (TAO's criterion); retrain the result to recover accuracy.",
+            discussion: """
+            Each filter's L2 norm is normalized per layer (by the layer's maximum, or by the L2 norm of its norms); \
+            layers joined by residual adds, squeeze-excite multiplies or depthwise convolutions are decided together \
+            (-eq). Filters scoring above -pth are kept, at least -nf per layer, rounded up to a multiple of -pg. \
+            The classifier head is never pruned. With -e, the spec's validation set measures the accuracy before \
+            and after pruning. Retrain the pruned model by naming it in train_config.pretrained_model_path.
+            """)
+        @Option(name: [.customShort("m"), .long], help: "The trained model (.tao).") var model: String
+        @Option(name: [.customShort("o"), .long], help: "Where to write the pruned model (.tao).") var output: String
+        @Option(name: [.customShort("r"), .long], help: "Folder for the log and prune_report.json.") var resultsDir: String
+        @Option(name: [.customShort("e"), .long], help: "A spec whose validation set measures accuracy before and after pruning.") var experimentSpec: String?
+        @Option(name: [.customLong("pth", withSingleDash: true), .customLong("pruning_threshold")], help: "Normalized-norm threshold.") var threshold: Float = 0.1
+        @Option(name: [.customShort("n"), .customLong("normalizer")], help: "max or L2.") var normalizer = "max"
+        @Option(name: [.customLong("eq", withSingleDash: true), .customLong("equalization_criterion")],
+                help: "union, intersection, arithmetic_mean or geometric_mean.") var equalization = "union"
+        @Option(name: [.customLong("pg", withSingleDash: true), .customLong("pruning_granularity")], help: "Filters are kept in multiples of this.") var granularity = 8
+        @Option(name: [.customLong("nf", withSingleDash: true), .customLong("min_num_filters")], help: "Minimum filters kept per layer.") var minFilters = 16
+        @Option(name: [.customLong("el", withSingleDash: true), .customLong("excluded_layers")], parsing: .upToNextOption,
+                help: "Layers never to prune.") var excluded: [String] = []
+        @Flag(help: "Print nothing but errors.") var quiet = false
+
+        func run() throws {
+            var o = PruneOptions()
+            guard let n = PruneOptions.Normalizer(rawValue: normalizer == "l2" ? "L2" : normalizer) else {
+                throw ValidationError("-n must be max or L2, got '\(normalizer)'")
+            }
+            guard let eq = PruneOptions.Equalization(rawValue: equalization) else {
+                throw ValidationError("-eq must be one of \(PruneOptions.Equalization.allCases.map(\.rawValue).joined(separator: ", ")), got '\(equalization)'")
+            }
+            o.threshold = threshold; o.normalizer = n; o.equalization = eq
+            o.granularity = granularity; o.minFilters = minFilters; o.excludedLayers = excluded
+            let task = try experimentSpec.map { try ClassificationTask(specPath: $0) }
+            try ClassificationTask.prune(modelPath: model, output: output, options: o, task: task, resultsDir: resultsDir, quiet: quiet)
         }
     }
 

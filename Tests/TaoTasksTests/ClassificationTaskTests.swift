@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import TaoData
 import TaoGraph
+import TaoPrune
 @testable import TaoTasks
 
 /// End-to-end classification on a tiny synthetic dataset whose classes differ by where a bright square sits.
@@ -100,6 +101,39 @@ final class ClassificationTaskTests: XCTestCase {
         try FileManager.default.removeItem(atPath: "\(cut)/weights/resnet10_001.tao")
         XCTAssertThrowsError(try ClassificationTask(specPath: path).train(resultsDir: cut, quiet: true, initEpoch: 1)) {
             XCTAssertTrue("\($0)".contains("saved epochs: 2"), "\($0)")
+        }
+    }
+
+    /// Train, prune, retrain the pruned graph as it is, evaluate it; and the prune command's errors.
+    func testPruneThenRetrainThePrunedModel() throws {
+        let base = dir.appendingPathComponent("base").path
+        try ClassificationTask(specPath: spec(epochs: 2)).train(resultsDir: base, quiet: true)
+        let pruned = dir.appendingPathComponent("pruned.tao").path, report = dir.appendingPathComponent("prune").path
+        var o = PruneOptions(); o.normalizer = .l2   // scores near 1/√n: the wide layers fall below 0.1
+        let task = try ClassificationTask(specPath: spec())
+        let r = try ClassificationTask.prune(modelPath: "\(base)/weights/resnet10_002.tao", output: pruned, options: o, task: task, resultsDir: report, quiet: true)
+        XCTAssertLessThan(r.parametersAfter, r.parametersBefore)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(report)/prune_report.json"))) as! [String: Any]
+        XCTAssertEqual(json["parameters_after"] as? Int, r.parametersAfter)
+        XCTAssertNotNil(json["val_accuracy_after_pruning"] as? Double)
+        let small = try Checkpoint.read(from: pruned)
+        XCTAssertEqual(small.graph.trainableParameterCount, r.parametersAfter)
+
+        let retrain = dir.appendingPathComponent("retrain").path
+        let m = try ClassificationTask(specPath: spec(epochs: 1, pretrained: pruned)).train(resultsDir: retrain, quiet: true)
+        let after = try Checkpoint.read(from: "\(retrain)/weights/resnet10_001.tao")
+        XCTAssertEqual(after.graph.parameters.map(\.shape), small.graph.parameters.map(\.shape), "the pruned graph trains as it is")
+        XCTAssertNotNil(after.metadata["tao.pruned"])
+        XCTAssertTrue(try String(contentsOfFile: "\(retrain)/train.log", encoding: .utf8).contains("retraining the pruned model"))
+        let e = try task.evaluate(modelPath: "\(retrain)/weights/resnet10_001.tao", resultsDir: retrain, quiet: true)
+        XCTAssertEqual(e.top1, m["val_accuracy"]!, accuracy: 1e-9)
+
+        XCTAssertThrowsError(try ClassificationTask.prune(modelPath: "\(base)/spec.txt", output: pruned, options: o, task: nil, resultsDir: report, quiet: true)) {
+            XCTAssertTrue("\($0)".contains("spec.txt"), "\($0)")
+        }
+        o.excludedLayers = ["layer7.0.conv1"]
+        XCTAssertThrowsError(try ClassificationTask.prune(modelPath: pruned, output: pruned, options: o, task: nil, resultsDir: report, quiet: true)) {
+            XCTAssertTrue("\($0)".contains("'layer7.0.conv1' does not exist"), "\($0)")
         }
     }
 
