@@ -28,7 +28,10 @@ let package = Package(
         .target(name: "TaoModels", dependencies: ["TaoGraph"]),
         .target(name: "TaoTrain", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor"]),
         .target(name: "TaoPrune", dependencies: ["TaoGraph"]),
-        .target(name: "TaoTasks", dependencies: ["TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoData", "TaoSpec", "TaoPrune"]),
+        // ONNX ⇄ Graph; Generated/onnx.pb.swift from ONNX's own onnx.proto (scripts/gen-protos.sh).
+        .target(name: "TaoONNX", dependencies: ["TaoGraph", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                exclude: ["Protos"]),
+        .target(name: "TaoTasks", dependencies: ["TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoData", "TaoSpec", "TaoPrune", "TaoONNX"]),
         .executableTarget(name: "tao", dependencies: [
             "TaoTasks", "TaoPrune", "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoTensor", "TaoData", "TaoSpec",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -40,6 +43,7 @@ let package = Package(
         .testTarget(name: "TaoRuntimeTests", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor"]),
         .testTarget(name: "TaoModelsTests", dependencies: ["TaoModels", "TaoRuntime", "TaoGraph"]),
         .testTarget(name: "TaoPruneTests", dependencies: ["TaoPrune", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor"]),
+        .testTarget(name: "TaoONNXTests", dependencies: ["TaoONNX", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor"]),
         .testTarget(name: "TaoTrainTests", dependencies: ["TaoTrain", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor"]),
     ]
 )

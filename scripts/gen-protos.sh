@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates Sources/TaoSpec/Generated/*.pb.swift from Sources/TaoSpec/Protos/*.proto.
+# Regenerates Sources/TaoSpec/Generated/*.pb.swift from Sources/TaoSpec/Protos/*.proto, and
+# Sources/TaoONNX/Generated/onnx.pb.swift from ONNX's own schema, which the `onnx` wheel on PyPI
+# ships (onnx/onnx.proto, Apache-2.0); the copy used is kept in Sources/TaoONNX/Protos.
 # Needs protoc (Debian: protobuf-compiler); builds protoc-gen-swift from the swift-protobuf
 # checkout SwiftPM resolved for this package. The generated files are committed: builds and CI
 # never run this.
@@ -12,4 +14,14 @@ swift build -c release --package-path "$plugin_dir" --product protoc-gen-swift -
 protoc --plugin=protoc-gen-swift=.build-protoc-gen-swift/release/protoc-gen-swift \
        --swift_opt=Visibility=Public --swift_out=Sources/TaoSpec/Generated \
        -I Sources/TaoSpec/Protos Sources/TaoSpec/Protos/*.proto
-echo "generated: $(ls Sources/TaoSpec/Generated)"
+ONNX_VERSION=1.17.0
+if [ ! -f Sources/TaoONNX/Protos/onnx.proto ]; then
+    tmp=$(mktemp -d)
+    python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$tmp" "onnx==$ONNX_VERSION"
+    python3 -c "import zipfile,glob,sys; z=zipfile.ZipFile(glob.glob(sys.argv[1]+'/onnx-*.whl')[0]); open('Sources/TaoONNX/Protos/onnx.proto','wb').write(z.read('onnx/onnx.proto'))" "$tmp"
+    rm -rf "$tmp"
+fi
+protoc --plugin=protoc-gen-swift=.build-protoc-gen-swift/release/protoc-gen-swift \
+       --swift_opt=Visibility=Public --swift_out=Sources/TaoONNX/Generated \
+       -I Sources/TaoONNX/Protos Sources/TaoONNX/Protos/onnx.proto
+echo "generated: $(ls Sources/TaoSpec/Generated Sources/TaoONNX/Generated)"

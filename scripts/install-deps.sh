@@ -2,7 +2,7 @@
 # Installs the Debian packages tao-swift builds and runs with (skips apt when all are present).
 # The Swift 6 toolchain itself is expected on PATH (/opt/swift on our machines).
 set -euo pipefail
-packages=(libdnnl-dev zlib1g-dev libturbojpeg0-dev libspng-dev dataset-fashion-mnist)
+packages=(libdnnl-dev zlib1g-dev libturbojpeg0-dev libspng-dev dataset-fashion-mnist python3-venv python3-pip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -14,3 +14,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 command -v swift >/dev/null || { echo "error: no 'swift' on PATH; install the Swift 6 toolchain (e.g. to /opt/swift) first" >&2; exit 1; }
+
+# Python with onnx and onnxruntime, for the ONNX export tests (checker + reference outputs).
+cd "$(dirname "$0")/.."
+if ! .venv/bin/python -c "import onnx, onnxruntime" >/dev/null 2>&1; then
+  echo "creating .venv with onnx and onnxruntime"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check "onnx==1.17.0" "onnxruntime==1.20.1" "numpy<2.3"
+fi

@@ -63,12 +63,13 @@ public enum Pruner {
         }
 
         // Score every free space and decide what it keeps.
+        let consumers = g.consumers()
         var keep: [Int: [Bool]] = [:]
         var groupOf: [Int: Int] = [:]
         var anyAbove = false
         for (space, nodes) in cg.producers.sorted(by: { $0.key < $1.key }) where cg.root(space) == space && !cg.pinned[space] {
             let n = cg.size[space]
-            let scores = nodes.map { normalized(filterNorms(g, store, g.nodes[$0]), o.normalizer) }
+            let scores = nodes.map { normalized(filterNorms(g, store, g.nodes[$0], consumers: consumers), o.normalizer) }
             let merged = (0..<n).map { f -> Float in
                 let s = scores.map { $0[f] }
                 switch o.equalization {
@@ -109,7 +110,20 @@ public enum Pruner {
         return (pruned, newStore, report)
     }
 
-    /// L2 norm of each output filter of a layer.
+    /// L2 norm of each output filter of a layer. A layer whose only reader is a batch norm is scored
+    /// as inference runs it, with the batch norm folded in (filter × |γ| / √(var + ε)): behind a batch
+    /// norm the raw kernel's scale says nothing about what the channel contributes.
+    static func filterNorms(_ g: Graph, _ store: ParameterStore, _ n: Node, consumers: [[Int]]) -> [Float] {
+        var norms = filterNorms(g, store, n)
+        let readers = consumers[n.output.index]
+        if readers.count == 1, case .batchNorm(let bn) = g.nodes[readers[0]].op {
+            let ins = g.nodes[readers[0]].inputs
+            let gamma = store[ins[1].index - g.inputs.count].scalars, variance = store[ins[4].index - g.inputs.count].scalars
+            for f in norms.indices { norms[f] *= abs(gamma[f]) / (variance[f] + bn.epsilon).squareRoot() }
+        }
+        return norms
+    }
+
     static func filterNorms(_ g: Graph, _ store: ParameterStore, _ n: Node) -> [Float] {
         let w = store[n.inputs[1].index - g.inputs.count]
         let s = w.shape

@@ -28,20 +28,33 @@ struct Benchmark: ParsableCommand {
     @Option(help: "Timed iterations.") var iters = 6
     @Option(help: "Untimed warm-up iterations.") var warmup = 2
     @Flag(help: "Print one JSON line per measurement instead of a table.") var json = false
+    @Option(name: [.customLong("model-file"), .customShort("m")],
+            help: "Time a saved model (.tao, e.g. a pruned one) instead of --model; its input size replaces --res and --channels.")
+    var modelFile: String?
 
     func validate() throws {
-        guard res >= 32 else { throw ValidationError("--res must be at least 32") }
+        guard res >= 16 else { throw ValidationError("--res must be at least 16") }
         guard batch >= 1, classes >= 1, iters >= 1 else { throw ValidationError("--batch, --classes and --iters must be positive") }
-        guard Zoo.names.contains(model) else { throw ValidationError("unknown --model '\(model)'; choose one of \(Zoo.names.joined(separator: ", "))") }
+        guard modelFile != nil || Zoo.names.contains(model) else { throw ValidationError("unknown --model '\(model)'; choose one of \(Zoo.names.joined(separator: ", "))") }
     }
 
     func run() throws {
         guard precision == .fp32 else {
             throw ValidationError("--precision int8 is not available yet: INT8 comes with the inference engine")
         }
-        let graph = try Zoo.build(model, classes: classes, inputShape: [channels, res, res])
+        var graph: Graph, store: ParameterStore
+        var (channels, res, classes) = (channels, res, classes)
+        if let modelFile {
+            let ck = try Checkpoint.read(from: modelFile)
+            (graph, store) = (ck.graph, ck.parameters)
+            let s = graph.shape(of: graph.inputs[0])
+            guard s.rank == 3, s[1] == s[2] else { throw ValidationError("\(modelFile): benchmark needs a square [C,H,W] input, the model takes \(s)") }
+            (channels, res, classes) = (s[0], s[1], graph.shape(of: graph.outputs[0])[0])
+        } else {
+            graph = try Zoo.build(model, classes: classes, inputShape: [channels, res, res])
+            store = ParameterStore(graph: graph, seed: 0)
+        }
         let macs = Double(graph.macsPerSample)
-        let store = ParameterStore(graph: graph, seed: 0)
         var records: [[String: Any]] = []
         switch task {
         case .train:
@@ -82,7 +95,8 @@ struct Benchmark: ParsableCommand {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return [
-            "framework": "tao-swift", "model": model, "task": task, "res": res, "batch": batch, "classes": classes,
+            "framework": "tao-swift", "model": modelFile ?? model, "task": task, "res": graph.shape(of: graph.inputs[0])[1], "batch": batch,
+            "classes": graph.shape(of: graph.outputs[0])[0],
             "images_per_s": (ips * 100).rounded() / 100,
             "ms_per_iter_mean": (1000 * total / Double(times.count) * 100).rounded() / 100,
             "ms_per_iter_median": (1000 * sorted[sorted.count / 2] * 100).rounded() / 100,

@@ -23,6 +23,18 @@ final class OpTests: XCTestCase {
     func testDepthwiseConvStride2() throws {
         try Harness.check(batch: 2) { b in b.conv2d(b.input("x", [8, 9, 9]), "c", out: 8, kernel: 3, stride: 2, groups: 8) }
     }
+    /// Depthwise convolutions on 1×1 and 2×2 maps, where oneDNN has no JIT backward-weights kernel
+    /// and the runtime computes weight and bias gradients itself.
+    func testDepthwiseConvOnTinyMaps() throws {
+        try Harness.check(batch: 3) { b in b.conv2d(b.input("x", [16, 2, 2]), "c", out: 16, kernel: 3, groups: 16, bias: true) }
+        try Harness.check(batch: 2) { b in b.conv2d(b.input("x", [16, 1, 1]), "c", out: 16, kernel: 3, groups: 16) }
+        try Harness.check(batch: 2) { b in b.conv2d(b.input("x", [16, 3, 3]), "c", out: 16, kernel: 3, stride: 2, groups: 16, bias: true) }
+        var b = GraphBuilder()
+        let y = b.conv2d(b.input("x", [32, 2, 2]), "c", out: 32, kernel: 3, groups: 32)
+        let g = try b.build(outputs: [y])
+        let e = try Executor(graph: g, batch: 4, mode: .training, parameters: ParameterStore(graph: g, seed: 1))
+        XCTAssertFalse(e.implementations.contains { $0.contains("gemm") }, "\(e.implementations)")
+    }
     func testPointwiseConvBatch1() throws {
         try Harness.check(batch: 1) { b in b.conv2d(b.input("x", [16, 5, 5]), "c", out: 24, kernel: 1) }
     }

@@ -1,0 +1,99 @@
+import XCTest
+import Foundation
+import TaoGraph
+import TaoModels
+import TaoRuntime
+@testable import TaoONNX
+
+/// Runs Python's onnx checker and onnxruntime on a file (scripts/install-deps.sh creates .venv with both).
+enum PythonONNX {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static var python: String {
+        if let p = ProcessInfo.processInfo.environment["TAO_PYTHON"] { return p }
+        return repo.appendingPathComponent(".venv/bin/python").path
+    }
+
+    /// onnxruntime's output for `input`, and the helper's JSON report.
+    static func run(_ model: String, input: Tensor) throws -> ([Float], [String: Any]) {
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            throw ONNXError("no Python with onnx and onnxruntime at \(python): run scripts/install-deps.sh (or set TAO_PYTHON)")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("onnx-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let inPath = dir.appendingPathComponent("in.f32").path, outPath = dir.appendingPathComponent("out.f32").path
+        try input.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: inPath))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = [repo.appendingPathComponent("Tests/TaoONNXTests/onnx_check.py").path, model, inPath, outPath] + input.shape.dims.map(String.init)
+        let pipe = Pipe(), err = Pipe()
+        p.standardOutput = pipe; p.standardError = err
+        try p.run()
+        let out = pipe.fileHandleForReading.readDataToEndOfFile(), errText = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw ONNXError("onnx_check.py failed: \(String(decoding: errText, as: UTF8.self).suffix(2000))") }
+        let report = try JSONSerialization.jsonObject(with: out) as! [String: Any]
+        let data = try Data(contentsOf: URL(fileURLWithPath: outPath))
+        return (data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }, report)
+    }
+}
+
+final class ONNXExportTests: XCTestCase {
+    /// Parameters with batch-norm statistics away from their defaults, so every input of every op matters.
+    static func store(_ g: Graph, seed: UInt64) -> ParameterStore {
+        let s = ParameterStore(graph: g, seed: seed)
+        var rng = SplitMix64(seed: seed &+ 1)
+        for (i, p) in g.parameters.enumerated() {
+            let u = { (lo: Float, hi: Float) in (0..<p.shape.count).map { _ in lo + (hi - lo) * rng.nextFloat() } }
+            switch p.role {
+            case .bnScale, .bnVariance: s[i] = Tensor(shape: p.shape, values: u(0.8, 1.2))
+            case .bnShift, .bnMean, .convBias, .denseBias: s[i] = Tensor(shape: p.shape, values: u(-0.1, 0.1))
+            default: break
+            }
+        }
+        return s
+    }
+
+    func ours(_ g: Graph, _ s: ParameterStore, _ x: Tensor) throws -> [Float] {
+        let e = try Executor(graph: g, batch: x.shape[0], mode: .inference, parameters: s)
+        try e.setInput(0, x)
+        e.forward()
+        return e.output().scalars
+    }
+
+    func checkAgainstONNXRuntime(_ name: String, res: Int, channels: Int = 3, batches: [Int] = [2]) throws {
+        let g = try Zoo.build(name, classes: 7, inputShape: [channels, res, res])
+        let s = Self.store(g, seed: 5)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString).onnx").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try ONNXExport.write(g, s, to: path, metadata: ["classes": "[\"a\"]"])
+        for n in batches {
+            var rng = SplitMix64(seed: UInt64(n))
+            let x = Tensor.randomNormal([n, channels, res, res], rng: &rng)
+            let (theirs, report) = try PythonONNX.run(path, input: x)
+            let mine = try ours(g, s, x)
+            XCTAssertEqual(theirs.count, mine.count, name)
+            let diff = zip(theirs, mine).map { abs($0 - $1) }.max() ?? .infinity
+            let scale = mine.map(abs).max() ?? 0
+            XCTAssertLessThanOrEqual(diff, 1e-4 * max(1, scale), "\(name) batch \(n): max |onnxruntime − ours| = \(diff) (logits up to \(scale))")
+            XCTAssertEqual(report["opset"] as? Int, 17)
+            XCTAssertEqual(report["input"] as? [AnyHashable], ["batch", channels, res, res] as [AnyHashable])
+            XCTAssertEqual(report["output_names"] as? [String], ["logits"])
+            XCTAssertEqual((report["metadata"] as? [String: String])?["classes"], "[\"a\"]")
+        }
+    }
+
+    func testResNetsAndMobileNetsMatchONNXRuntime() throws {
+        try checkAgainstONNXRuntime("resnet18", res: 32, batches: [2, 3])   // dynamic batch
+        for name in ["resnet10", "resnet34", "resnet50", "mobilenet_v1", "mobilenet_v2"] { try checkAgainstONNXRuntime(name, res: 32) }
+        try checkAgainstONNXRuntime("resnet10", res: 28, channels: 1)
+    }
+
+    func testTheRestOfTheZooMatchesONNXRuntime() throws {
+        for name in ["vgg16", "vgg19", "googlenet", "squeezenet", "darknet19", "darknet53", "cspdarknet19", "cspdarknet53",
+                     "cspdarknet_tiny", "efficientnet_b0", "efficientnet_b1", "resnet101"] {
+            try checkAgainstONNXRuntime(name, res: 32)
+        }
+        try checkAgainstONNXRuntime("alexnet", res: 64)
+    }
+}
