@@ -61,6 +61,10 @@ public enum Activation: Hashable, Sendable, Codable {
     case swish
     case hardSwish
     case mish
+    /// α·x + β (ONNX's scalar Mul/Add, and with `clip` its HardSigmoid).
+    case linear(alpha: Float, beta: Float)
+    /// min(max(x, lower), upper) (ONNX's Clip).
+    case clip(lower: Float, upper: Float)
 }
 
 /// Max or average pooling over windows.

@@ -133,6 +133,11 @@ public enum ONNXExport {
                 case .swish:
                     node("Sigmoid", [x], "\(n.name).sigmoid", name: "\(n.name).sigmoid")
                     node("Mul", [x, "\(n.name).sigmoid"], out, name: n.name)
+                case .linear(let a, let b):
+                    node("Mul", [x, constant("\(n.name).alpha", float: a)], "\(n.name).scaled", name: "\(n.name).scale")
+                    node("Add", ["\(n.name).scaled", constant("\(n.name).beta", float: b)], out, name: n.name)
+                case .clip(let lo, let hi):
+                    node("Clip", [x, constant("\(n.name).min", float: lo), constant("\(n.name).max", float: hi)], out, name: n.name)
                 case .mish:
                     node("Softplus", [x], "\(n.name).softplus", name: "\(n.name).softplus")
                     node("Tanh", ["\(n.name).softplus"], "\(n.name).tanh", name: "\(n.name).tanh")

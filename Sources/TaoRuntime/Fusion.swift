@@ -32,7 +32,7 @@ struct FusionPlan {
             return consumers[v.index][0]
         }
         func fusibleActivation(_ a: Activation) -> Bool {
-            switch a { case .relu, .relu6, .leakyRelu, .elu, .sigmoid, .tanh, .swish, .hardSwish: true; case .mish: false }
+            switch a { case .relu, .relu6, .leakyRelu, .elu, .sigmoid, .tanh, .swish, .hardSwish, .linear, .clip: true; case .mish: false }
         }
 
         if mode == .training {

@@ -14,6 +14,8 @@ extension Activation {
         case .swish: (.swish, 1, 0)
         case .hardSwish: (.hardswish, 0, 0)
         case .mish: (.mish, 0, 0)
+        case .linear(let a, let b): (.linear, a, b)
+        case .clip(let lo, let hi): (.clip, lo, hi)
         }
     }
 }

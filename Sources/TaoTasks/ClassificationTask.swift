@@ -149,6 +149,24 @@ public struct ClassificationTask {
     }
 
     /// The parameters of the classifier head: those of the last node with parameters before the output.
+    /// The graph with its classifier (the last dense layer) resized to `classes` outputs.
+    static func replacingHead(_ g: Graph, classes: Int, source: String) throws -> Graph {
+        guard let i = g.nodes.lastIndex(where: { if case .dense = $0.op { return true }; return false }),
+              case .dense(var d) = g.nodes[i].op else { throw TaskError("\(source): no dense classifier layer to resize for \(classes) classes") }
+        d.outFeatures = classes
+        var nodes = g.nodes, params = g.parameters
+        nodes[i].op = .dense(d)
+        for v in g.nodes[i].inputs.dropFirst() {
+            let k = v.index - g.inputs.count
+            var dims = params[k].shape.dims
+            dims[0] = classes
+            params[k].shape = Shape(dims)
+        }
+        do {
+            return try Graph(inputs: Array(zip(g.inputNames, g.inputs.map { g.shape(of: $0) })), parameters: params, nodes: nodes, outputs: g.outputs)
+        } catch { throw TaskError("\(source): resizing the classifier to \(classes) classes breaks the graph: \(error)") }
+    }
+
     static func headParameters(_ g: Graph) -> [String] {
         var v = g.outputs[0]
         while case .node(let i) = g.source(of: v) {
@@ -206,19 +224,26 @@ public struct ClassificationTask {
         let superseded = try results.supersedeWeights(modelName, after: resumeFrom?.epoch ?? 0)
         if !superseded.isEmpty { results.log("--init_epoch \(resumeFrom?.epoch ?? 0): renamed \(superseded.count) later checkpoint(s) to *.tao.superseded") }
         let resumed = try resumeFrom.map { try Checkpoint.read(from: $0.path) }
-        let pretrained = try resumed == nil ? c.pretrainedModelPath.map { try Checkpoint.read(from: $0) } : nil
-        // A pruned model trains as it is: its own (smaller) graph, not the one the spec describes.
+        let pretrained = try resumed == nil ? c.pretrainedModelPath.map { try Self.readCheckpoint($0, inputShape: c.inputShape) } : nil
+        // Pruned and imported (ONNX) models train as they are: their own graph, not the one the spec describes.
         let pruning = (resumed ?? pretrained)?.metadata["tao.pruned"]
-        let graph: Graph
-        if let ck = resumed ?? pretrained, pruning != nil {
+        let carried = ((resumed ?? pretrained)?.metadata ?? [:]).filter { $0.key == "tao.pruned" || $0.key == "tao.onnx" }
+        var graph: Graph
+        if let ck = resumed ?? pretrained, !carried.isEmpty {
             graph = ck.graph
             let source = resumeFrom?.path ?? c.pretrainedModelPath!
+            let kind = pruning != nil ? "a pruned model" : "an imported ONNX model"
             guard graph.shape(of: graph.inputs[0]).dims == c.inputShape else {
-                throw TaskError("\(source) is a pruned model for input \(graph.shape(of: graph.inputs[0])), but model_config.input_image_size is \(c.inputShape.map(String.init).joined(separator: ","))")
+                throw TaskError("\(source) is \(kind) for input \(graph.shape(of: graph.inputs[0])), but model_config.input_image_size is \(c.inputShape.map(String.init).joined(separator: ","))")
             }
-            guard graph.shape(of: graph.outputs[0]).dims == [trainSet.classes.count] else {
-                throw TaskError("\(source) is a pruned model with \(graph.shape(of: graph.outputs[0])[0]) classes; \(c.trainPath) has \(trainSet.classes.count): retrain a pruned model on the classes it was trained for")
+            let modelClasses = graph.shape(of: graph.outputs[0])
+            if modelClasses.dims != [trainSet.classes.count] {
+                guard pruning == nil else {
+                    throw TaskError("\(source) is a pruned model with \(modelClasses[0]) classes; \(c.trainPath) has \(trainSet.classes.count): retrain a pruned model on the classes it was trained for")
+                }
+                graph = try Self.replacingHead(graph, classes: trainSet.classes.count, source: source)
             }
+            if pruning == nil { results.log("training the graph of \(source) (\(graph.nodes.count) ops); model_config's architecture is not used") }
         } else {
             graph = try Self.buildModel(c, classes: trainSet.classes.count)
         }
@@ -287,7 +312,7 @@ public struct ClassificationTask {
             let trainTime = Date().timeIntervalSince(t0)
             let val = try evaluator.run(valSet, labelSmoothing: c.labelSmoothing)
             let path = results.weightsPath(modelName, epoch: epoch + 1)
-            try checkpoint(graph: graph, store: store, classes: trainSet.classes, epoch: epoch + 1, pruned: pruning,
+            try checkpoint(graph: graph, store: store, classes: trainSet.classes, epoch: epoch + 1, carried: carried,
                            extras: trainer.optimizer.state.reduce(into: [:]) { $0["optimizer." + $1.key] = $1.value }).write(to: path)
             last = ["epoch": Double(epoch + 1), "lr": Double(lr), "loss": lossSum / Double(steps), "accuracy": Double(correct) / Double(seen),
                     "val_loss": val.loss, "val_accuracy": val.top1, "seconds": trainTime, "images_per_s": Double(seen) / trainTime]
@@ -302,13 +327,13 @@ public struct ClassificationTask {
         return last
     }
 
-    func checkpoint(graph: Graph, store: ParameterStore, classes: [String], epoch: Int, pruned: String? = nil, extras: [String: [Float]] = [:]) throws -> Checkpoint {
+    func checkpoint(graph: Graph, store: ParameterStore, classes: [String], epoch: Int, carried: [String: String] = [:], extras: [String: [Float]] = [:]) throws -> Checkpoint {
         let names = String(decoding: try JSONSerialization.data(withJSONObject: classes), as: UTF8.self)
         var meta = [
             "tao.task": "classification", "tao.arch": modelName, "tao.classes": names, "tao.epoch": "\(epoch)",
             "tao.input_shape": config.inputShape.map(String.init).joined(separator: ","), "tao.preprocess_mode": config.preprocessMode.rawValue,
         ]
-        if let pruned { meta["tao.pruned"] = pruned }
+        meta.merge(carried) { a, _ in a }
         return Checkpoint(graph: graph, parameters: store, metadata: meta, extras: extras)
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import TaoData
 import TaoGraph
+import TaoONNX
 import TaoRuntime
 import TaoTrain
 
@@ -85,9 +86,24 @@ final class Evaluator {
 }
 
 extension ClassificationTask {
-    /// Loads a checkpoint of ours with its class names.
+    /// A checkpoint of ours, or an ONNX model imported into one (class labels from its metadata:
+    /// our "classes" JSON or a PaddleOCR-style "character" list).
+    static func readCheckpoint(_ path: String, inputShape: [Int]? = nil) throws -> Checkpoint {
+        guard path.lowercased().hasSuffix(".onnx") else { return try Checkpoint.read(from: path) }
+        let r = try ONNXImport.read(path, inputShape: inputShape)
+        var meta = ["tao.task": "classification", "tao.onnx": path]
+        let outputs = r.graph.shape(of: r.graph.outputs[0])
+        guard outputs.rank == 1 else { throw TaskError("\(path): the model's output is \(outputs) per image; a classifier gives [classes]") }
+        var labels = r.metadata["classes"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] }
+            ?? r.metadata["character"].map { $0.split(separator: "\n").map(String.init) }
+        if labels?.count != outputs[0] { labels = (0..<outputs[0]).map { "class_\($0)" } }
+        meta["tao.classes"] = String(decoding: try JSONSerialization.data(withJSONObject: labels!), as: UTF8.self)
+        return Checkpoint(graph: r.graph, parameters: r.parameters, metadata: meta)
+    }
+
+    /// Loads a checkpoint of ours (or an ONNX model) with its class names.
     static func loadModel(_ path: String) throws -> (Checkpoint, [String]) {
-        let ck = try Checkpoint.read(from: path)
+        let ck = try readCheckpoint(path)
         guard ck.metadata["tao.task"] == "classification", let json = ck.metadata["tao.classes"],
               let classes = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String] else {
             throw TaskError("\(path) is not a classification model of tao-swift")

@@ -15,7 +15,7 @@ struct TaskOptions: ParsableArguments {
 struct Classification: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Image classification with a TAO 3.0 classification spec.",
-        subcommands: [Train.self, Evaluate.self, Inference.self, Prune.self, Validate.self])
+        subcommands: [Train.self, Evaluate.self, Inference.self, Prune.self, Export.self, Validate.self])
 
     struct Train: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -70,6 +70,18 @@ struct Classification: ParsableCommand {
             o.granularity = granularity; o.minFilters = minFilters; o.excludedLayers = excluded
             let task = try experimentSpec.map { try ClassificationTask(specPath: $0) }
             try ClassificationTask.prune(modelPath: model, output: output, options: o, task: task, resultsDir: resultsDir, quiet: quiet)
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a trained model as ONNX (opset 17, dynamic batch, class labels in the metadata).")
+        @Option(name: [.customShort("m"), .long], help: "The trained model (.tao).") var model: String
+        @Option(name: [.customShort("o"), .customLong("output_file"), .long], help: "The .onnx file to write.") var output: String
+        @Option(name: [.customLong("data_type")], help: "fp32 (int8 arrives with the inference engine).") var dataType = "fp32"
+        func run() throws {
+            guard dataType == "fp32" else { throw ValidationError("--data_type \(dataType) is not available yet: only fp32 export for now") }
+            try ClassificationTask.export(modelPath: model, output: output) { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
         }
     }
 

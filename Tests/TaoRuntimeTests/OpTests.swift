@@ -51,7 +51,8 @@ final class OpTests: XCTestCase {
         try Harness.check(batch: 4) { b in b.batchNorm(b.input("x", [6]), "bn") }
     }
     func testActivations() throws {
-        let all: [Activation] = [.relu, .relu6, .leakyRelu(alpha: 0.1), .elu(alpha: 0.7), .sigmoid, .tanh, .swish, .hardSwish, .mish]
+        let all: [Activation] = [.relu, .relu6, .leakyRelu(alpha: 0.1), .elu(alpha: 0.7), .sigmoid, .tanh, .swish, .hardSwish, .mish,
+                                 .linear(alpha: -0.7, beta: 0.3), .clip(lower: -1.5, upper: 2)]
         for a in all {
             // Inputs with std 4 reach both bends of relu6 (0 and 6) and hard-swish (-3 and 3).
             try Harness.check(batch: 2, inputScale: 4) { b in b.activation(b.input("x", [3, 5, 4]), a, "act") }

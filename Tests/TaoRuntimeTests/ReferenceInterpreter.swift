@@ -89,6 +89,8 @@ enum Reference {
         case .swish: return v * sigmoid(v)
         case .hardSwish: return v * min(max(v + 3, 0), 6) / 6
         case .mish: return v * Foundation.tanh(Foundation.log(1 + Foundation.exp(v)))
+        case .linear(let a, let b): return Double(a) * v + Double(b)
+        case .clip(let lo, let hi): return min(max(v, Double(lo)), Double(hi))
         }
     }
 

@@ -1,0 +1,402 @@
+import Foundation
+import SwiftProtobuf
+import TaoGraph
+
+/// ONNX → Graph: each node becomes ops of our IR, initializers and Constant nodes become
+/// parameters or constants. Shape arithmetic (Shape → Slice → Concat → Reshape, as exporters
+/// write a flatten) is evaluated at import. Ops we cannot express are reported all at once.
+public enum ONNXImport {
+    public struct Result {
+        public var graph: Graph
+        public var parameters: ParameterStore
+        /// metadata_props of the file.
+        public var metadata: [String: String]
+        /// What the import did beyond a one-to-one mapping, for the log.
+        public var notes: [String]
+    }
+
+    /// Reads `path`; the input's per-sample shape comes from the file, or from `inputShape` where the
+    /// file leaves dimensions dynamic. A final Softmax is dropped when `logits` is set (training
+    /// and our inference apply their own).
+    public static func read(_ path: String, inputShape: [Int]? = nil, logits: Bool = true) throws -> Result {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ONNXError("\(path): cannot read the file (missing or unreadable)") }
+        let model: Onnx_ModelProto
+        do { model = try Onnx_ModelProto(serializedBytes: data) } catch {
+            throw ONNXError("\(path) is not an ONNX model (it does not parse as an ONNX ModelProto: \(error)); a truncated download?")
+        }
+        guard model.hasGraph, !model.graph.node.isEmpty else { throw ONNXError("\(path) is not an ONNX model: it has no graph nodes") }
+        var r = Reader(path: path, graph: model.graph)
+        try r.run(inputShape: inputShape, logits: logits)
+        let g: Graph
+        do { g = try r.b.build(outputs: r.outputs) } catch { throw ONNXError("\(path): the imported graph does not check: \(error)") }
+        let store = ParameterStore(graph: g, seed: 0)
+        for (i, p) in g.parameters.enumerated() { store[i] = Tensor(shape: p.shape, values: r.values[p.name]!) }
+        var meta: [String: String] = [:]
+        for e in model.metadataProps { meta[e.key] = e.value }
+        return Result(graph: g, parameters: store, metadata: meta, notes: r.notes)
+    }
+
+    /// A constant tensor of the file: float values (or integers widened) and dims.
+    struct Constant { var dims: [Int]; var floats: [Float]; var ints: [Int64] }
+
+    /// What an ONNX value is during import.
+    enum Value {
+        case tensor(ValueID)               // an activation [N, …] of our graph
+        case constant(Constant)            // an initializer or Constant output
+        case shape([Int?])                 // a shape vector; nil = the batch dimension
+    }
+
+    struct Reader {
+        let path: String
+        let graph: Onnx_GraphProto
+        var b = GraphBuilder()
+        var env: [String: Value] = [:]
+        var values: [String: [Float]] = [:]
+        var outputs: [ValueID] = []
+        var notes: [String] = []
+        var usedNames = Set<String>()
+
+        init(path: String, graph: Onnx_GraphProto) { self.path = path; self.graph = graph }
+
+        func fail(_ m: String) -> ONNXError { ONNXError("\(path): \(m)") }
+
+        static func constant(_ t: Onnx_TensorProto) -> Constant? {
+            let dims = t.dims.map { Int($0) }
+            let count = dims.reduce(1, *)
+            switch Onnx_TensorProto.DataType(rawValue: Int(t.dataType)) {
+            case .float:
+                let f: [Float] = t.rawData.isEmpty ? t.floatData : t.rawData.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+                guard f.count == count else { return nil }
+                return Constant(dims: dims, floats: f, ints: f.map { Int64($0) })
+            case .int64:
+                let i: [Int64] = t.rawData.isEmpty ? t.int64Data : t.rawData.withUnsafeBytes { Array($0.bindMemory(to: Int64.self)) }
+                guard i.count == count else { return nil }
+                return Constant(dims: dims, floats: i.map { Float($0) }, ints: i)
+            case .int32:
+                let i: [Int32] = t.rawData.isEmpty ? t.int32Data : t.rawData.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
+                guard i.count == count else { return nil }
+                return Constant(dims: dims, floats: i.map { Float($0) }, ints: i.map { Int64($0) })
+            default: return nil
+            }
+        }
+
+        mutating func unique(_ name: String) -> String {
+            var n = name.isEmpty ? "node" : name, k = 1
+            while usedNames.contains(n) { k += 1; n = "\(name)_\(k)" }
+            usedNames.insert(n)
+            return n
+        }
+
+        /// A parameter holding a constant's values.
+        mutating func parameter(_ name: String, _ c: Constant, role: ParameterRole, dims: [Int]? = nil) -> ValueID {
+            let n = unique(name)
+            values[n] = c.floats
+            return b.parameter(n, Shape(dims ?? c.dims), role: role)
+        }
+
+        mutating func run(inputShape: [Int]?, logits: Bool) throws {
+            for t in graph.initializer {
+                guard let c = Self.constant(t) else { throw fail("initializer '\(t.name)' has an unsupported data type \(t.dataType) or size") }
+                env[t.name] = .constant(c)
+            }
+            let unsupported = Set(graph.node.map(\.opType)).subtracting(Self.supported)
+            guard unsupported.isEmpty else {
+                throw fail("unsupported ONNX ops: \(unsupported.sorted().joined(separator: ", ")) (tao-swift imports \(Self.supported.sorted().joined(separator: ", ")))")
+            }
+            let inputs = graph.input.filter { env[$0.name] == nil }
+            guard inputs.count == 1, let input = inputs.first else { throw fail("expected one image input, found \(inputs.map(\.name))") }
+            let dims = input.type.tensorType.shape.dim.map { $0.dimValue > 0 ? Int($0.dimValue) : nil }
+            guard dims.count == 4 else { throw fail("input '\(input.name)' has rank \(dims.count); an [N,C,H,W] image input is expected") }
+            var shape: [Int] = []
+            for k in 1..<4 {
+                guard let d = dims[k] ?? inputShape?[k - 1] else { throw fail("input '\(input.name)' has a dynamic dimension \(k); give the input size in the spec") }
+                if let want = inputShape?[k - 1], want != d { throw fail("input '\(input.name)' is [N,\(dims[1...].map { $0.map(String.init) ?? "?" }.joined(separator: ","))], the spec asks for \(inputShape!)") }
+                shape.append(d)
+            }
+            usedNames.insert(input.name)
+            env[input.name] = .tensor(b.input(input.name, Shape(shape)))
+            var nodes = graph.node
+            if logits, let last = nodes.last, last.opType == "Softmax", graph.output.count == 1, last.output.first == graph.output[0].name {
+                nodes.removeLast()
+                env[last.output[0]] = nil
+                notes.append("dropped the final Softmax '\(last.name)': the model's output is now its logits")
+                try convert(nodes)
+                outputs = [try tensor(last.input[0], last)]
+                return
+            }
+            try convert(nodes)
+            outputs = try graph.output.map { o in try tensor(o.name, nil) }
+        }
+
+        static let supported: Set<String> = [
+            "Conv", "ConvTranspose", "BatchNormalization", "Relu", "LeakyRelu", "Elu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid",
+            "Clip", "Softplus", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm", "MatMul", "Add", "Mul", "Concat", "Flatten",
+            "Reshape", "Shape", "Slice", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Softmax", "Constant", "Pad", "Resize",
+        ]
+
+        func tensor(_ name: String, _ n: Onnx_NodeProto?) throws -> ValueID {
+            guard case .tensor(let v)? = env[name] else {
+                throw fail("\(n.map { "node '\($0.name)' (\($0.opType)): " } ?? "")input '\(name)' is not an image tensor (a constant or shape where data was expected)")
+            }
+            return v
+        }
+
+        func constant(_ name: String, _ n: Onnx_NodeProto) throws -> Constant {
+            guard case .constant(let c)? = env[name] else { throw fail("node '\(n.name)' (\(n.opType)): input '\(name)' must be a constant") }
+            return c
+        }
+
+        func attr(_ n: Onnx_NodeProto, _ name: String) -> Onnx_AttributeProto? { n.attribute.first { $0.name == name } }
+        func ints(_ n: Onnx_NodeProto, _ name: String, _ d: [Int]) -> [Int] { attr(n, name).map { $0.ints.map { Int($0) } } ?? d }
+        func int(_ n: Onnx_NodeProto, _ name: String, _ d: Int) -> Int { attr(n, name).map { Int($0.i) } ?? d }
+        func float(_ n: Onnx_NodeProto, _ name: String, _ d: Float) -> Float { attr(n, name).map { $0.f } ?? d }
+        func string(_ n: Onnx_NodeProto, _ name: String, _ d: String) -> String { attr(n, name).map { String(decoding: $0.s, as: UTF8.self) } ?? d }
+
+        /// ONNX pads [t, l, b, r] with auto_pad SAME_* resolved for the input size.
+        func padding(_ n: Onnx_NodeProto, input: Shape, kernel: [Int], stride: [Int], dilation: [Int] = [1, 1]) throws -> Padding2D {
+            let auto = string(n, "auto_pad", "NOTSET")
+            if auto == "NOTSET" || auto == "VALID" {
+                let p = auto == "VALID" ? [0, 0, 0, 0] : ints(n, "pads", [0, 0, 0, 0])
+                return Padding2D(top: p[0], left: p[1], bottom: p[2], right: p[3])
+            }
+            var pads: [(Int, Int)] = []
+            for k in 0..<2 {
+                let size = input[k + 1], out = (size + stride[k] - 1) / stride[k]
+                let total = max((out - 1) * stride[k] + (kernel[k] - 1) * dilation[k] + 1 - size, 0)
+                pads.append(auto == "SAME_UPPER" ? (total / 2, total - total / 2) : (total - total / 2, total / 2))
+            }
+            return Padding2D(top: pads[0].0, left: pads[1].0, bottom: pads[0].1, right: pads[1].1)
+        }
+
+        mutating func convert(_ nodes: [Onnx_NodeProto]) throws {
+            var readers: [String: Int] = [:]
+            for n in nodes { for i in n.input { readers[i, default: 0] += 1 } }
+            for o in graph.output { readers[o.name, default: 0] += 1 }
+            var skip = Set<Int>()
+            for (index, n) in nodes.enumerated() where !skip.contains(index) {
+                let name = unique(n.name.isEmpty ? "\(n.opType.lowercased())_\(n.output.first ?? "")" : n.name)
+                let out = n.output.first ?? ""
+                func act(_ a: Activation) throws { env[out] = .tensor(b.activation(try tensor(n.input[0], n), a, name)) }
+                switch n.opType {
+                case "Constant":
+                    guard let t = attr(n, "value"), t.hasT, let c = Self.constant(t.t) else { throw fail("Constant '\(n.name)': only tensor values of float or integer type are supported") }
+                    env[out] = .constant(c)
+                case "Identity", "Dropout":
+                    env[out] = env[n.input[0]]
+                case "Conv", "ConvTranspose":
+                    let x = try tensor(n.input[0], n), w = try constant(n.input[1], n)
+                    let k = ints(n, "kernel_shape", Array(w.dims[2...])), s = ints(n, "strides", [1, 1]), d = ints(n, "dilations", [1, 1])
+                    let pad = try padding(n, input: b.shape(x), kernel: k, stride: s, dilation: d)
+                    var hasBias = n.input.count > 2 && !n.input[2].isEmpty
+                    var ins = [x, parameter("\(name).weight", w, role: .convWeight)]
+                    var result = out
+                    if hasBias { ins.append(parameter("\(name).bias", try constant(n.input[2], n), role: .convBias)) }
+                    else if n.opType == "Conv", let (k, o, v) = trailingBias(out, channels: w.dims[0], after: index, nodes, readers) {
+                        ins.append(parameter("\(name).bias", Constant(dims: [w.dims[0]], floats: v, ints: []), role: .convBias))
+                        hasBias = true; result = o; skip.insert(k)
+                    }
+                    if n.opType == "Conv" {
+                        let groups = int(n, "group", 1)
+                        env[result] = .tensor(b.node(name, .conv2d(Conv2D(outChannels: w.dims[0], kernel: k, stride: s, dilation: d, padding: pad,
+                                                                          groups: groups, hasBias: hasBias)), ins))
+                    } else {
+                        guard int(n, "group", 1) == 1 else { throw fail("ConvTranspose '\(n.name)': groups are not supported") }
+                        env[out] = .tensor(b.node(name, .convTranspose2d(ConvTranspose2D(outChannels: w.dims[1], kernel: k, stride: s, dilation: d, padding: pad,
+                                                                                         outputPadding: ints(n, "output_padding", [0, 0]), hasBias: hasBias)), ins))
+                    }
+                case "BatchNormalization":
+                    let x = try tensor(n.input[0], n)
+                    let roles: [ParameterRole] = [.bnScale, .bnShift, .bnMean, .bnVariance]
+                    let suffix = ["weight", "bias", "running_mean", "running_var"]
+                    var ins = [x]
+                    for k in 0..<4 { ins.append(parameter("\(name).\(suffix[k])", try constant(n.input[k + 1], n), role: roles[k])) }
+                    env[out] = .tensor(b.node(name, .batchNorm(BatchNorm(epsilon: float(n, "epsilon", 1e-5), momentum: float(n, "momentum", 0.9))), ins))
+                case "Relu": try act(.relu)
+                case "LeakyRelu": try act(.leakyRelu(alpha: float(n, "alpha", 0.01)))
+                case "Elu": try act(.elu(alpha: float(n, "alpha", 1)))
+                case "Sigmoid": try act(.sigmoid)
+                case "Tanh": try act(.tanh)
+                case "HardSwish": try act(.hardSwish)
+                case "HardSigmoid":
+                    let x = try tensor(n.input[0], n)
+                    let lin = b.activation(x, .linear(alpha: float(n, "alpha", 0.2), beta: float(n, "beta", 0.5)), "\(name).linear")
+                    env[out] = .tensor(b.activation(lin, .clip(lower: 0, upper: 1), name))
+                case "Clip":
+                    let lo = n.input.count > 1 && !n.input[1].isEmpty ? try constant(n.input[1], n).floats[0] : float(n, "min", -.greatestFiniteMagnitude)
+                    let hi = n.input.count > 2 && !n.input[2].isEmpty ? try constant(n.input[2], n).floats[0] : float(n, "max", .greatestFiniteMagnitude)
+                    try act(lo == 0 && hi == 6 ? .relu6 : .clip(lower: lo, upper: hi))
+                case "MaxPool", "AveragePool":
+                    let x = try tensor(n.input[0], n)
+                    let k = ints(n, "kernel_shape", [1, 1]), s = ints(n, "strides", [1, 1])
+                    var pad = try padding(n, input: b.shape(x), kernel: k, stride: s)
+                    if int(n, "ceil_mode", 0) == 1 {
+                        // Ceil mode: extra rows/columns at the end so that the last partial window counts.
+                        let shape = b.shape(x)
+                        for axis in 0..<2 {
+                            let size = shape[axis + 1] + (axis == 0 ? pad.top + pad.bottom : pad.left + pad.right)
+                            let extra = (s[axis] - (size - k[axis]) % s[axis]) % s[axis]
+                            if axis == 0 { pad.bottom += extra } else { pad.right += extra }
+                        }
+                    }
+                    let kind: Pool2D.Kind = n.opType == "MaxPool" ? .max : .average
+                    env[out] = .tensor(b.node(name, .pool2d(Pool2D(kind, kernel: k, stride: s, padding: pad, countIncludePad: int(n, "count_include_pad", 0) == 1)), [x]))
+                case "GlobalAveragePool":
+                    // ONNX keeps [N,C,1,1]; our pooling gives [N,C].
+                    let pooled = b.globalAveragePool(try tensor(n.input[0], n), name)
+                    env[out] = .tensor(b.node("\(name).keepdims", .reshape([b.shape(pooled)[0], 1, 1]), [pooled]))
+                case "Flatten":
+                    guard int(n, "axis", 1) == 1 else { throw fail("Flatten '\(n.name)': only axis 1 is supported") }
+                    env[out] = .tensor(flatten(try tensor(n.input[0], n), name))
+                case "Squeeze", "Unsqueeze", "Reshape":
+                    let x = try tensor(n.input[0], n)
+                    let size = b.shape(x).count
+                    var target: [Int]
+                    if n.opType == "Reshape" {
+                        let spec: [Int?]
+                        switch env[n.input[1]] {
+                        case .shape(let s)?: spec = s
+                        case .constant(let c)?: spec = c.ints.map { Int($0) }
+                        default: throw fail("Reshape '\(n.name)': the target shape must be constant")
+                        }
+                        guard let first = spec.first, first == nil || first == 0 || first == -1 else {
+                            throw fail("Reshape '\(n.name)': only reshapes that keep the batch dimension are supported, got \(spec)")
+                        }
+                        let inDims = b.shape(x).dims
+                        target = spec.dropFirst().enumerated().map { (k, d) in d == 0 ? inDims[k] : (d ?? -1) }
+                        if let hole = target.firstIndex(of: -1) {
+                            let known = target.filter { $0 != -1 }.reduce(1, *)
+                            target[hole] = size / max(known, 1)
+                        }
+                    } else {
+                        // Squeeze/Unsqueeze of unit axes: the per-sample shape without or with ones.
+                        let axes = n.input.count > 1 ? try constant(n.input[1], n).ints.map { Int($0) } : ints(n, "axes", [])
+                        var dims = b.shape(x).dims
+                        if n.opType == "Squeeze" { dims = dims.enumerated().filter { !axes.contains($0.offset + 1) && !(axes.isEmpty && $0.element == 1) }.map(\.element) }
+                        else { for a in axes.sorted() { dims.insert(1, at: a - 1) } }
+                        target = dims
+                    }
+                    guard target.reduce(1, *) == size else { throw fail("\(n.opType) '\(n.name)': \(b.shape(x)) cannot become \(target)") }
+                    env[out] = .tensor(target.count == 1 && b.shape(x).rank > 1 ? flatten(x, name) : b.node(name, .reshape(Shape(target)), [x]))
+                case "Shape":
+                    let x = try tensor(n.input[0], n)
+                    env[out] = .shape([nil] + b.shape(x).dims.map { Optional($0) })
+                case "Slice":
+                    let starts = try constant(n.input[1], n).ints.map { Int($0) }, ends = try constant(n.input[2], n).ints.map { Int($0) }
+                    let axes = n.input.count > 3 && !n.input[3].isEmpty ? try constant(n.input[3], n).ints.map { Int($0) } : [0]
+                    let steps = n.input.count > 4 && !n.input[4].isEmpty ? try constant(n.input[4], n).ints : [1]
+                    guard starts.count == 1, ends.count == 1, axes.count == 1, steps == [1] else {
+                        throw fail("Slice '\(n.name)': only single-axis slices with step 1 are supported")
+                    }
+                    if case .shape(let s)? = env[n.input[0]] {
+                        let lo = starts[0] < 0 ? s.count + starts[0] : min(starts[0], s.count)
+                        let hi = ends[0] < 0 ? s.count + ends[0] : min(ends[0], s.count)
+                        env[out] = .shape(Array(s[lo..<max(lo, hi)]))
+                    } else {
+                        let x = try tensor(n.input[0], n)
+                        let axis = axes[0] < 0 ? axes[0] + b.shape(x).rank + 1 : axes[0]
+                        let len = b.shape(x)[axis - 1]
+                        let lo = starts[0] < 0 ? len + starts[0] : min(starts[0], len), hi = ends[0] < 0 ? len + ends[0] : min(ends[0], len)
+                        env[out] = .tensor(b.node(name, .slice(Slice(axis: axis, start: lo, end: hi)), [x]))
+                    }
+                case "Concat":
+                    let axis = int(n, "axis", 1)
+                    if case .shape? = env[n.input[0]] ?? nil, axis == 0 {
+                        var s: [Int?] = []
+                        for i in n.input {
+                            switch env[i] {
+                            case .shape(let part)?: s += part
+                            case .constant(let c)?: s += c.ints.map { Int($0) }
+                            default: throw fail("Concat '\(n.name)': mixes shapes with data")
+                            }
+                        }
+                        env[out] = .shape(s)
+                    } else {
+                        let xs = try n.input.map { try tensor($0, n) }
+                        let rank = b.shape(xs[0]).rank
+                        env[out] = .tensor(b.concat(xs, name, axis: axis < 0 ? axis + rank + 1 : axis))
+                    }
+                case "Gemm", "MatMul":
+                    let x = try tensor(n.input[0], n), w = try constant(n.input[1], n)
+                    guard b.shape(x).rank == 1, w.dims.count == 2 else { throw fail("\(n.opType) '\(n.name)': only [N,F] × constant [F,K] is supported") }
+                    let transB = n.opType == "Gemm" && int(n, "transB", 0) == 1
+                    guard float(n, "alpha", 1) == 1, float(n, "beta", 1) == 1, int(n, "transA", 0) == 0 else { throw fail("Gemm '\(n.name)': alpha, beta and transA must be defaults") }
+                    let (outF, inF) = transB ? (w.dims[0], w.dims[1]) : (w.dims[1], w.dims[0])
+                    var weights = w
+                    if !transB {   // ours is [out, in]
+                        weights.floats = (0..<(outF * inF)).map { k in w.floats[(k % inF) * outF + k / inF] }
+                    }
+                    weights.dims = [outF, inF]
+                    var ins = [x, parameter("\(name).weight", weights, role: .denseWeight)]
+                    var bias: Constant?, result = out
+                    if n.opType == "Gemm", n.input.count > 2, !n.input[2].isEmpty {
+                        bias = try constant(n.input[2], n)
+                    } else if let (k, o, v) = trailingBias(out, channels: outF, after: index, nodes, readers) {
+                        bias = Constant(dims: [outF], floats: v, ints: []); result = o; skip.insert(k)
+                    }
+                    if let c = bias {
+                        guard c.floats.count == outF else { throw fail("\(n.opType) '\(n.name)': the bias must have \(outF) values") }
+                        ins.append(parameter("\(name).bias", Constant(dims: [outF], floats: c.floats, ints: []), role: .denseBias))
+                    }
+                    env[result] = .tensor(b.node(name, .dense(Dense(outFeatures: outF, hasBias: bias != nil)), ins))
+                case "Add", "Mul":
+                    switch (env[n.input[0]], env[n.input[1]]) {
+                    case (.tensor(let x)?, .tensor(let y)?):
+                        env[out] = .tensor(n.opType == "Add" ? b.add(x, y, name) : b.mul(x, y, name))
+                    case (.tensor(let x)?, .constant(let c)?), (.constant(let c)?, .tensor(let x)?):
+                        env[out] = .tensor(try affine(x, c, add: n.opType == "Add", name, n))
+                    default:
+                        throw fail("\(n.opType) '\(n.name)': needs a tensor input")
+                    }
+                case "Softmax":
+                    let x = try tensor(n.input[0], n)
+                    let axis = int(n, "axis", -1)
+                    guard b.shape(x).rank == 1, axis == 1 || axis == -1 else { throw fail("Softmax '\(n.name)': only over the features of [N,F]") }
+                    env[out] = .tensor(b.node(name, .softmax, [x]))
+                case "Softplus":
+                    // softplus(x) = log(1 + eˣ): only as part of mish, which ONNX spells Softplus → Tanh → Mul.
+                    throw fail("Softplus '\(n.name)' outside a mish pattern is not supported")
+                case "Pad":
+                    let x = try tensor(n.input[0], n)
+                    let p = try constant(n.input[1], n).ints.map { Int($0) }
+                    guard string(n, "mode", "constant") == "constant", p.count == 8, p[0] == 0, p[1] == 0, p[4] == 0, p[5] == 0 else {
+                        throw fail("Pad '\(n.name)': only zero padding of height and width is supported")
+                    }
+                    env[out] = .tensor(b.node(name, .pad2d(Padding2D(top: p[2], left: p[3], bottom: p[6], right: p[7])), [x]))
+                case "Resize":
+                    let x = try tensor(n.input[0], n)
+                    guard n.input.count > 2, case .constant(let sc)? = env[n.input[2]], sc.floats.count == 4,
+                          sc.floats[2] == sc.floats[2].rounded(), sc.floats[3] == sc.floats[3].rounded() else {
+                        throw fail("Resize '\(n.name)': only constant integer scales are supported")
+                    }
+                    let mode: Upsample.Mode = string(n, "mode", "nearest") == "nearest" ? .nearest : .bilinear
+                    env[out] = .tensor(b.node(name, .upsample(Upsample(mode, scale: [Int(sc.floats[2]), Int(sc.floats[3])])), [x]))
+                default:
+                    throw fail("unsupported ONNX op \(n.opType) ('\(n.name)')")
+                }
+            }
+        }
+
+        /// A per-channel constant added right after a layer without bias (how some exporters write
+        /// the bias of Conv and MatMul): the Add's index and output, and the bias values.
+        func trailingBias(_ out: String, channels: Int, after index: Int, _ nodes: [Onnx_NodeProto], _ readers: [String: Int]) -> (Int, String, [Float])? {
+            guard readers[out] == 1, let k = nodes.indices.first(where: { $0 > index && nodes[$0].input.contains(out) }),
+                  nodes[k].opType == "Add", case .constant(let c)? = env[nodes[k].input.first { $0 != out } ?? ""],
+                  c.floats.count == channels, c.dims.filter({ $0 != 1 }).count <= 1 else { return nil }
+            return (k, nodes[k].output[0], c.floats)
+        }
+
+        mutating func flatten(_ x: ValueID, _ name: String) -> ValueID {
+            b.shape(x).rank == 1 ? x : b.flatten(x, name)
+        }
+
+        /// x·c or x + c with a scalar constant c: a linear activation (none when it does nothing).
+        mutating func affine(_ x: ValueID, _ c: Constant, add: Bool, _ name: String, _ n: Onnx_NodeProto) throws -> ValueID {
+            if c.floats.count == 1 {
+                let v = c.floats[0]
+                if !add && v == 1 || add && v == 0 { notes.append("removed the no-op \(n.opType) '\(n.name)' by \(v)"); return x }
+                return b.activation(x, add ? .linear(alpha: 1, beta: v) : .linear(alpha: v, beta: 0), name)
+            }
+            throw fail("\(n.opType) '\(n.name)' with a constant of shape \(c.dims) is not supported")
+        }
+    }
+}
