@@ -81,6 +81,13 @@ public struct MemoryDesc: @unchecked Sendable, Equatable, CustomStringConvertibl
 
     public init(raw: dnnl_memory_desc_t) { self.raw = raw }
 
+    /// The same dims and layout with another data type (for reading a buffer as another int8 type).
+    public func with(type: DataType) -> MemoryDesc {
+        var r = raw
+        r.data_type = type.raw
+        return MemoryDesc(raw: r)
+    }
+
     public init(_ dims: [Int], _ layout: Layout = .plain, type: DataType = .f32) {
         var md = dnnl_memory_desc_t()
         let d = dims.map { Int64($0) }

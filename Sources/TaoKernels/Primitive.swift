@@ -129,7 +129,8 @@ public final class Attributes: @unchecked Sendable {
     deinit { dnnl_primitive_attr_destroy(handle) }
 
     /// Post-ops run on the output inside the primitive: `sum` adds the prior content of dst.
-    public enum PostOp: Sendable { case eltwise(EltwiseAlg, alpha: Float, beta: Float), sum(scale: Float) }
+    /// `sum(scale:, type:)` reads dst's prior content as `type` (int8: an s8 residual summed into a u8 output).
+    public enum PostOp: Sendable { case eltwise(EltwiseAlg, alpha: Float, beta: Float), sum(scale: Float), sumAs(scale: Float, type: DataType) }
 
     public func setPostOps(_ ops: [PostOp]) throws(KernelError) {
         var po: dnnl_post_ops_t?
@@ -139,6 +140,7 @@ public final class Attributes: @unchecked Sendable {
             switch op {
             case let .eltwise(alg, alpha, beta): try check(dnnl_post_ops_append_eltwise(po, 1, alg.raw, alpha, beta), "eltwise post-op")
             case let .sum(scale): try check(dnnl_post_ops_append_sum(po, scale), "sum post-op")
+            case let .sumAs(scale, type): try check(dnnl_post_ops_append_sum_v2(po, scale, type.raw), "sum post-op")
             }
         }
         try check(dnnl_primitive_attr_set_post_ops(handle, po), "set post-ops")

@@ -27,17 +27,28 @@ public struct EvaluationResult: Sendable {
     }
 }
 
-/// Runs a graph in inference mode over folders of images, in order.
+/// Runs a graph in inference mode (fp32, or through the INT8 engine when calibration ranges are
+/// given) over folders of images, in order.
 final class Evaluator {
-    let exec: Executor
+    let exec: Executor?
+    let int8: Int8Engine?
     let batch: Int
     let prep: Preprocessing
     let workers: Int
 
-    init(graph: Graph, store: ParameterStore, batch: Int, prep: Preprocessing, workers: Int) throws {
-        exec = try Executor(graph: graph, batch: batch, mode: .inference, parameters: store)
+    init(graph: Graph, store: ParameterStore, batch: Int, prep: Preprocessing, workers: Int, int8Ranges: [String: Float]? = nil) throws {
+        if let r = int8Ranges {
+            (exec, int8) = (nil, try Int8Engine(graph: graph, parameters: store, maxAbs: r, batch: batch))
+        } else {
+            (exec, int8) = (try Executor(graph: graph, batch: batch, mode: .inference, parameters: store), nil)
+        }
         self.batch = batch; self.prep = prep; self.workers = workers
     }
+
+    func inputPointer() -> UnsafeMutablePointer<Float> { exec?.inputPointer(0) ?? int8!.inputPointer() }
+    func forward() { if let exec { exec.forward() } else { int8!.forward() } }
+    func outputPointer() -> UnsafeMutablePointer<Float> { exec?.outputPointer() ?? int8!.outputPointer() }
+    func outputShape() -> [Int] { exec?.outputShape().dims ?? int8!.outputShape }
 
     /// Logits of every image of `folder`, in its order, passed to `visit(batch, logits pointer)`.
     func forEachBatch(_ folder: ImageFolder, _ visit: (Batch, UnsafePointer<Float>) throws -> Void) throws {
@@ -46,16 +57,16 @@ final class Evaluator {
         loader.start(epoch: 0)
         let per = prep.channels * prep.height * prep.width
         while let b = try loader.next() {
-            let input = exec.inputPointer(0)
+            let input = inputPointer()
             input.update(repeating: 0, count: batch * per)
             b.images.withUnsafeBufferPointer { input.update(from: $0.baseAddress!, count: $0.count) }
-            exec.forward()
-            try visit(b, exec.outputPointer())
+            forward()
+            try visit(b, outputPointer())
         }
     }
 
     func run(_ folder: ImageFolder, labelSmoothing: Float = 0, k: Int = 5) throws -> EvaluationResult {
-        let classes = exec.outputShape()[1]
+        let classes = outputShape()[1]
         let kk = min(k, classes)
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
         var loss = 0.0, topK = 0
@@ -101,6 +112,24 @@ extension ClassificationTask {
         return Checkpoint(graph: r.graph, parameters: r.parameters, metadata: meta)
     }
 
+    /// Every .jpg/.jpeg/.png under a folder, sorted.
+    static func imageFiles(under dir: String) -> [String] {
+        var files: [String] = []
+        let e = FileManager.default.enumerator(atPath: dir)
+        while let f = e?.nextObject() as? String {
+            let name = (f as NSString).lastPathComponent
+            if !name.hasPrefix("."), ImageFolder.extensions.contains((f as NSString).pathExtension.lowercased()) { files.append("\(dir)/\(f)") }
+        }
+        return files.sorted()
+    }
+
+    /// The calibration ranges of an INT8 engine file (nil for an fp32 model).
+    static func int8Ranges(_ ck: Checkpoint) throws -> [String: Float]? {
+        guard let json = ck.metadata["tao.int8.ranges"] else { return nil }
+        guard let r = try? JSONDecoder().decode([String: Float].self, from: Data(json.utf8)) else { throw TaskError("the engine file's calibration ranges are unreadable") }
+        return r
+    }
+
     /// Loads a checkpoint of ours (or an ONNX model) with its class names.
     static func loadModel(_ path: String) throws -> (Checkpoint, [String]) {
         let ck = try readCheckpoint(path)
@@ -118,9 +147,11 @@ extension ClassificationTask {
         guard let data = datasetPath ?? config.evalPath else { throw TaskError("no dataset: set eval_config.eval_dataset_path") }
         let (ck, classes) = try Self.loadModel(path)
         let folder = try ImageFolder(root: data, expectedClasses: classes)
-        let ev = try Evaluator(graph: ck.graph, store: ck.parameters, batch: config.evalBatchSize, prep: preprocessing(training: false), workers: config.workers)
+        let ev = try Evaluator(graph: ck.graph, store: ck.parameters, batch: config.evalBatchSize, prep: preprocessing(training: false),
+                               workers: config.workers, int8Ranges: Self.int8Ranges(ck))
         let r = try ev.run(folder, k: config.topK)
-        results.log(String(format: "evaluated %@ on %d images of %@: top-1 accuracy %.2f%%, top-%d %.2f%%", path, folder.count, data, 100 * r.top1, r.k, 100 * r.topK))
+        results.log(String(format: "evaluated %@%@ on %d images of %@: top-1 accuracy %.2f%%, top-%d %.2f%%", path, ev.int8 == nil ? "" : " (INT8 engine)",
+                           folder.count, data, 100 * r.top1, r.k, 100 * r.topK))
         let width = max(12, classes.map(\.count).max() ?? 0)
         results.log("class".padding(toLength: width, withPad: " ", startingAt: 0) + "  precision  recall     f1")
         for (c, m) in r.perClass.enumerated() {
@@ -147,18 +178,14 @@ extension ClassificationTask {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: images, isDirectory: &isDir) else { throw TaskError("\(images): no such file or folder") }
         if isDir.boolValue {
-            let e = FileManager.default.enumerator(atPath: images)
-            while let f = e?.nextObject() as? String {
-                let name = (f as NSString).lastPathComponent
-                if !name.hasPrefix("."), ImageFolder.extensions.contains((f as NSString).pathExtension.lowercased()) { files.append("\(images)/\(f)") }
-            }
-            files.sort()
+            files = Self.imageFiles(under: images)
         } else {
             files = [images]
         }
         guard !files.isEmpty else { throw TaskError("\(images): no .jpg, .jpeg or .png images found") }
         let folder = ImageFolder(paths: files)
-        let ev = try Evaluator(graph: ck.graph, store: ck.parameters, batch: min(config.evalBatchSize, files.count), prep: preprocessing(training: false), workers: config.workers)
+        let ev = try Evaluator(graph: ck.graph, store: ck.parameters, batch: min(config.evalBatchSize, files.count), prep: preprocessing(training: false),
+                               workers: config.workers, int8Ranges: Self.int8Ranges(ck))
         var out: [(String, [(String, Float)])] = []
         let k = min(config.topK, classes.count)
         try ev.forEachBatch(folder) { b, y in

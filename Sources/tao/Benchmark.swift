@@ -21,7 +21,7 @@ struct Benchmark: ParsableCommand {
 
     @Option(help: "Model: \(Zoo.names.joined(separator: ", ")).") var model = "resnet18"
     @Option(help: "train or infer.") var task: Task = .train
-    @Option(help: "fp32 (int8 arrives with the inference engine).") var precision: Precision = .fp32
+    @Option(help: "fp32, or int8 (inference through the INT8 engine, calibrated on random images).") var precision: Precision = .fp32
     @Option(help: "Square input resolution in pixels.") var res = 224
     @Option(help: "Input channels: 3 (RGB) or 1 (grayscale).") var channels = 3
     @Option(help: "Images per batch.") var batch = 32
@@ -40,9 +40,7 @@ struct Benchmark: ParsableCommand {
     }
 
     func run() throws {
-        guard precision == .fp32 else {
-            throw ValidationError("--precision int8 is not available yet: INT8 comes with the inference engine")
-        }
+        guard precision == .fp32 || task == .infer else { throw ValidationError("--precision int8 is for --task infer") }
         var graph: Graph, store: ParameterStore
         var (channels, res, classes) = (channels, res, classes)
         if let modelFile {
@@ -72,6 +70,17 @@ struct Benchmark: ParsableCommand {
                                   regularizer: Regularizer(.l2, weight: 0.5e-4))
             let times = time(iters: iters, warmup: warmup) { trainer.step(labels: labels) }
             records.append(record("train_step_sgd_momentum", batch: batch, times: times, gflop: 3 * 2 * macs / 1e9, graph: graph))
+        case .infer where precision == .int8:
+            // Calibrated on random images: the ranges matter for accuracy, not for speed.
+            var rng = SplitMix64(seed: 2)
+            let ranges = try Int8Calibration.measure(graph, store, batches: (0..<2).map { _ in Tensor.randomNormal([4, channels, res, res], rng: &rng) })
+            for (b, n, w) in [(batch, iters, warmup), (1, max(iters * 5, 30), 5)] {
+                let engine = try Int8Engine(graph: graph, parameters: store, maxAbs: ranges, batch: b)
+                try engine.setInput(Tensor.randomNormal([b, channels, res, res], rng: &rng))
+                let times = time(iters: n, warmup: w) { engine.forward() }
+                records.append(record(b == 1 ? "latency_int8" : "infer_int8", batch: b, times: times, gflop: 2 * macs / 1e9, graph: graph))
+                if b == 1 && batch == 1 { break }
+            }
         case .infer:
             for (b, n, w) in [(batch, iters, warmup), (1, max(iters * 5, 30), 5)] {
                 let exec = try Executor(graph: graph, batch: b, mode: .inference, parameters: store)

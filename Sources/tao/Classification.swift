@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TaoData
+import TaoGraph
 import TaoSpec
 import TaoPrune
 import TaoTasks
@@ -75,13 +76,43 @@ struct Classification: ParsableCommand {
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write a trained model as ONNX (opset 17, dynamic batch, class labels in the metadata).")
+            abstract: "Write a trained model as ONNX (opset 17, dynamic batch, class labels in the metadata); with --data_type int8, also calibrate and write an INT8 engine file.",
+            discussion: """
+            INT8: fp32 inference over --batches × --batch_size images of --cal_image_dir (preprocessed as the spec -e says) \
+            records every activation's range; the ranges go to --cal_cache_file (JSON; reused when no image folder is given) \
+            and, with the model, to --engine_file, which `evaluate` and `inference --engine_file` run with oneDNN's int8 kernels.
+            """)
         @Option(name: [.customShort("m"), .long], help: "The trained model (.tao).") var model: String
         @Option(name: [.customShort("o"), .customLong("output_file"), .long], help: "The .onnx file to write.") var output: String
-        @Option(name: [.customLong("data_type")], help: "fp32 (int8 arrives with the inference engine).") var dataType = "fp32"
+        @Option(name: [.customShort("e"), .customLong("experiment_spec")], help: "The spec (its preprocessing is used for calibration).") var spec: String?
+        @Option(name: [.customLong("data_type")], help: "fp32 or int8.") var dataType = "fp32"
+        @Option(name: [.customLong("cal_image_dir")], help: "Images for INT8 calibration.") var calImageDir: String?
+        @Option(name: [.customLong("cal_cache_file")], help: "Calibration ranges (JSON): written, or read when no --cal_image_dir is given.") var calCacheFile: String?
+        @Option(name: [.customLong("batches")], help: "Calibration batches.") var batches = 10
+        @Option(name: [.customLong("batch_size")], help: "Images per calibration batch.") var batchSize = 8
+        @Option(name: [.customLong("engine_file")], help: "The INT8 engine file to write (default: OUTPUT with .int8.tao).") var engineFile: String?
         func run() throws {
-            guard dataType == "fp32" else { throw ValidationError("--data_type \(dataType) is not available yet: only fp32 export for now") }
-            try ClassificationTask.export(modelPath: model, output: output) { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
+            let say = { (line: String) in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+            guard dataType == "fp32" || dataType == "int8" else { throw ValidationError("--data_type must be fp32 or int8, got '\(dataType)'") }
+            try ClassificationTask.export(modelPath: model, output: output, log: say)
+            guard dataType == "int8" else { return }
+            let ranges: [String: Float]
+            if let dir = calImageDir {
+                guard let spec else { throw ValidationError("INT8 calibration needs the spec (-e) for its preprocessing") }
+                ranges = try ClassificationTask(specPath: spec).calibrate(modelPath: model, imageDir: dir, batches: batches, batchSize: batchSize)
+                let cache = calCacheFile ?? (output as NSString).deletingPathExtension + ".calib.json"
+                try AtomicFile.write(try JSONEncoder().encode(ranges), to: cache)
+                say("calibrated on \(dir): ranges of \(ranges.count) activations -> \(cache)")
+            } else if let cache = calCacheFile {
+                guard let data = FileManager.default.contents(atPath: cache) else { throw ValidationError("--cal_cache_file \(cache) cannot be read") }
+                guard let r = try? JSONDecoder().decode([String: Float].self, from: data) else { throw ValidationError("--cal_cache_file \(cache) is not a calibration file of tao-swift") }
+                ranges = r
+            } else {
+                throw ValidationError("--data_type int8 needs --cal_image_dir (to calibrate) or --cal_cache_file (an earlier calibration)")
+            }
+            let engine = engineFile ?? (output as NSString).deletingPathExtension + ".int8.tao"
+            try ClassificationTask.writeEngine(modelPath: model, ranges: ranges, to: engine)
+            say("wrote the INT8 engine file \(engine); run it with: tao classification evaluate|inference --engine_file \(engine)")
         }
     }
 
@@ -90,9 +121,10 @@ struct Classification: ParsableCommand {
             abstract: "Top-k accuracy, per-class precision/recall/F1 and the confusion matrix of a trained model.")
         @OptionGroup var options: TaskOptions
         @Option(name: [.customShort("m"), .long], help: "Model file (default: eval_config.model_path).") var model: String?
+        @Option(name: [.customLong("engine_file")], help: "An INT8 engine file from `export --data_type int8`, instead of -m.") var engineFile: String?
         func run() throws {
             let task = try ClassificationTask(specPath: options.experimentSpec)
-            _ = try task.evaluate(modelPath: model, resultsDir: options.resultsDir, quiet: options.quiet)
+            _ = try task.evaluate(modelPath: engineFile ?? model, resultsDir: options.resultsDir, quiet: options.quiet)
         }
     }
 
@@ -101,9 +133,10 @@ struct Classification: ParsableCommand {
         @OptionGroup var options: TaskOptions
         @Option(name: [.customShort("m"), .long], help: "Model file (default: eval_config.model_path).") var model: String?
         @Option(name: [.customShort("i"), .long], help: "An image file or a folder of images.") var image: String
+        @Option(name: [.customLong("engine_file")], help: "An INT8 engine file from `export --data_type int8`, instead of -m.") var engineFile: String?
         func run() throws {
             let task = try ClassificationTask(specPath: options.experimentSpec)
-            _ = try task.inference(modelPath: model, images: image, resultsDir: options.resultsDir, quiet: options.quiet)
+            _ = try task.inference(modelPath: engineFile ?? model, images: image, resultsDir: options.resultsDir, quiet: options.quiet)
         }
     }
 

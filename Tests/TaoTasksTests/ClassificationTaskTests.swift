@@ -137,6 +137,33 @@ final class ClassificationTaskTests: XCTestCase {
         }
     }
 
+    /// ONNX export, INT8 calibration into an engine file, and evaluation through the INT8 engine.
+    func testExportAndInt8EngineMatchFP32() throws {
+        let out = dir.appendingPathComponent("int8").path
+        let task = try ClassificationTask(specPath: spec())
+        try task.train(resultsDir: out, quiet: true)
+        let model = "\(out)/weights/resnet10_003.tao", onnx = "\(out)/model.onnx", engine = "\(out)/model.int8.tao"
+        try ClassificationTask.export(modelPath: model, output: onnx)
+        XCTAssertGreaterThan((try FileManager.default.attributesOfItem(atPath: onnx)[.size] as? Int) ?? 0, 1_000_000)
+        let ranges = try task.calibrate(modelPath: model, imageDir: "\(dir.path)/train", batches: 4, batchSize: 6)
+        XCTAssertNotNil(ranges["conv1"])
+        try ClassificationTask.writeEngine(modelPath: model, ranges: ranges, to: engine)
+        let fp32 = try task.evaluate(modelPath: model, resultsDir: out, quiet: true)
+        let int8 = try task.evaluate(modelPath: engine, resultsDir: out, quiet: true)
+        XCTAssertEqual(int8.top1, fp32.top1, accuracy: 1.0 / 24 + 1e-9, "at most one of 24 images changes its class")
+        XCTAssertTrue(try String(contentsOfFile: "\(out)/train.log", encoding: .utf8).contains("(INT8 engine)"))
+        let preds = try task.inference(modelPath: engine, images: "\(dir.path)/val/left", resultsDir: out, quiet: true)
+        XCTAssertEqual(preds.count, 8)
+        let empty = dir.appendingPathComponent("empty").path
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        XCTAssertThrowsError(try task.calibrate(modelPath: model, imageDir: empty, batches: 2, batchSize: 2)) {
+            XCTAssertTrue("\($0)".contains("calibration folder \(empty) has no .jpg, .jpeg or .png images"), "\($0)")
+        }
+        XCTAssertThrowsError(try task.calibrate(modelPath: model, imageDir: "\(empty)/missing", batches: 2, batchSize: 2)) {
+            XCTAssertTrue("\($0)".contains("does not exist"), "\($0)")
+        }
+    }
+
     func testMixupMixesTargetsAndScoresTheDominantLabel() throws {
         let task = try ClassificationTask(specPath: spec())
         var x: [Float] = [1, 1, 2, 2, 3, 3]   // three samples of two values

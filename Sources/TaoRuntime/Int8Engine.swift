@@ -1,0 +1,279 @@
+import Foundation
+import TaoGraph
+import TaoKernels
+
+/// Why an INT8 engine cannot be built or run.
+public struct Int8Error: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// Calibration for INT8: the largest magnitude each value (graph input or node output, by name)
+/// reached over calibration batches, measured with fp32 inference.
+public enum Int8Calibration {
+    public static func measure(_ g: Graph, _ store: ParameterStore, batches: [Tensor]) throws -> [String: Float] {
+        guard let first = batches.first else { throw Int8Error("calibration needs at least one batch of images") }
+        // The same graph with every node output exposed, so that fp32 inference shows all of them.
+        let all = try Graph(inputs: Array(zip(g.inputNames, g.inputs.map { g.shape(of: $0) })), parameters: g.parameters,
+                            nodes: g.nodes, outputs: g.nodes.map(\.output))
+        let exec = try Executor(graph: all, batch: first.shape[0], mode: .inference, parameters: store, fuse: false)
+        var maxAbs: [String: Float] = [:]
+        for batch in batches {
+            guard batch.shape == first.shape else { throw Int8Error("calibration batches must share one shape: \(batch.shape) vs \(first.shape)") }
+            try exec.setInput(0, batch)
+            exec.forward()
+            maxAbs[g.inputNames[0], default: 0] = max(maxAbs[g.inputNames[0], default: 0], batch.scalars.map(abs).max() ?? 0)
+            for (i, n) in g.nodes.enumerated() {
+                let m = exec.output(i).scalars.reduce(Float(0)) { max($0, abs($1)) }
+                maxAbs[n.name] = max(maxAbs[n.name] ?? 0, m)
+            }
+        }
+        return maxAbs
+    }
+}
+
+/// INT8 inference of a classification graph with oneDNN's int8 primitives: convolutions (batch
+/// norm folded, activations and residual adds fused as post-ops, per-channel weight scales) and
+/// pooling run on 8-bit activations with per-tensor scales from calibration; global pooling and
+/// the dense head run in fp32.
+public final class Int8Engine {
+    /// A value during planning: real = stored / scale (scale 1 for fp32).
+    struct Q { var mem: Memory; var scale: Float; var type: DataType }
+
+    public let batch: Int
+    let graph: Graph
+    private var steps: [Step] = []
+    private var vals: [Int: Q] = [:]
+    private let input: Memory
+    private var outputMem: Memory!
+    /// How many convolutions run in int8 (for reports and tests).
+    public private(set) var int8Convolutions = 0
+
+    public init(graph g: Graph, parameters store: ParameterStore, maxAbs: [String: Float], batch: Int) throws {
+        self.batch = batch
+        graph = g
+        input = Memory(MemoryDesc(g.shape(of: g.inputs[0]).batched(batch).dims))
+        vals[g.inputs[0].index] = Q(mem: input, scale: 1, type: .f32)
+        let consumers = g.consumers()
+        let outputs = Set(g.outputs)
+        func sole(_ v: ValueID) -> Node? {
+            guard !outputs.contains(v), consumers[v.index].count == 1 else { return nil }
+            return g.nodes[consumers[v.index][0]]
+        }
+        func name(_ v: ValueID) -> String {
+            if case .node(let i) = g.source(of: v) { return g.nodes[i].name }
+            return g.inputNames[0]
+        }
+        func scale(_ v: ValueID, unsigned: Bool) throws -> Float {
+            guard let m = maxAbs[name(v)] else { throw Int8Error("no calibration range for '\(name(v))': recalibrate for this model") }
+            return (unsigned ? 255 : 127) / max(m, 1e-6)
+        }
+        func param(_ v: ValueID) -> [Float] { store[v.index - g.inputs.count].scalars }
+        var done = Set<Int>()   // nodes fused into an earlier step
+        for (index, n) in g.nodes.enumerated() where !done.contains(index) {
+            let dims = g.shape(of: n.output).batched(batch).dims
+            switch n.op {
+            case .conv2d(let c):
+                // conv → [batch norm] → [activation] → [add of a value computed earlier] → [activation]
+                var last = n, bn: (Node, BatchNorm)?, pre: Activation?, addend: ValueID?, post: Activation?
+                var fused: [Node] = []
+                if let m = sole(last.output), case .batchNorm(let b) = m.op { bn = (m, b); last = m; fused.append(m) }
+                if let m = sole(last.output), case .activation(let a) = m.op, Self.fusible(a) { pre = a; last = m; fused.append(m) }
+                if let m = sole(last.output), m.op == .add {
+                    let other = m.inputs[0] == last.output ? m.inputs[1] : m.inputs[0]
+                    if vals[other.index] != nil, g.shape(of: other) == g.shape(of: m.output) {
+                        addend = other; last = m; fused.append(m)
+                        if let p = sole(last.output), case .activation(let a) = p.op, Self.fusible(a) { post = a; last = p; fused.append(p) }
+                    }
+                }
+                for m in fused { if case .node(let k) = g.source(of: m.output) { done.insert(k) } }
+                // u8 after a ReLU-like activation, s8 otherwise. A residual is written into the output
+                // buffer as s8 and read back as such by the sum post-op, whatever the output's type.
+                let unsigned = post.map(Self.nonNegative) ?? (addend == nil && (pre.map(Self.nonNegative) ?? false))
+                // With a residual, the scale leaves room for the s8 addend (127 steps, not 255).
+                let sDst = try scale(last.output, unsigned: unsigned && addend == nil)
+                // Source: int8 as produced, or quantized here from fp32.
+                let given = vals[n.inputs[0].index]!
+                let src = given.type == .f32 ? Q(mem: given.mem, scale: try scale(n.inputs[0], unsigned: false), type: .s8) : given
+                // Weights with the batch norm folded in; per-output-channel scales.
+                let cin = g.shape(of: n.inputs[0])[0]
+                var w = param(n.inputs[1])
+                var bias = c.hasBias ? param(n.inputs[2]) : [Float](repeating: 0, count: c.outChannels)
+                let per = w.count / c.outChannels
+                if let (m, b) = bn {
+                    let (gamma, beta, mean, variance) = (param(m.inputs[1]), param(m.inputs[2]), param(m.inputs[3]), param(m.inputs[4]))
+                    for o in 0..<c.outChannels {
+                        let f = gamma[o] / (variance[o] + b.epsilon).squareRoot()
+                        for j in 0..<per { w[o * per + j] *= f }
+                        bias[o] = (bias[o] - mean[o]) * f + beta[o]
+                    }
+                }
+                var ws = [Float](repeating: 1, count: c.outChannels), wq = [Int8](repeating: 0, count: w.count)
+                for o in 0..<c.outChannels {
+                    let m = w[(o * per)..<((o + 1) * per)].reduce(Float(0)) { max($0, abs($1)) }
+                    ws[o] = m > 0 ? 127 / m : 1
+                    for j in 0..<per { wq[o * per + j] = Int8(max(-127, min(127, (w[o * per + j] * ws[o]).rounded()))) }
+                    bias[o] *= src.scale * ws[o]
+                }
+                let wDims = c.groups > 1 ? [c.groups, c.outChannels / c.groups, cin / c.groups, c.kernel[0], c.kernel[1]]
+                                         : [c.outChannels, cin, c.kernel[0], c.kernel[1]]
+                let attr = Attributes()
+                try attr.setOutputScales((0..<c.outChannels).map { sDst / (src.scale * ws[$0]) }, mask: 2)
+                var postOps: [Attributes.PostOp] = []
+                if let pre { postOps.append(Self.postOp(pre, scale: sDst)) }
+                if addend != nil { postOps.append(.sumAs(scale: 1, type: .s8)) }
+                if let post { postOps.append(Self.postOp(post, scale: sDst)) }
+                try attr.setPostOps(postOps)
+                let win = Window(strides: c.stride, dilation: c.dilation.map { $0 - 1 }, padLeft: [c.padding.top, c.padding.left],
+                                 padRight: [c.padding.bottom, c.padding.right])
+                let dstType: DataType = unsigned ? .u8 : .s8
+                let outDims = g.shape(of: last.output).batched(batch).dims
+                let pd = try Kernels.convForward(.inference, src: MemoryDesc(src.mem.desc.dims, .any, type: src.type),
+                                                 weights: MemoryDesc(wDims, .any, type: .s8), bias: MemoryDesc([c.outChannels]),
+                                                 dst: MemoryDesc(outDims, .any, type: dstType), win, attr: attr)
+                // fp32 sources are quantized straight into the layout the convolution wants.
+                let srcMem = given.type == .f32 ? try quantize(given, into: pd.md(.src), scale: src.scale) : try layout(src, pd.md(.src))
+                let plainW = Memory(MemoryDesc(wDims, .plain, type: .s8))
+                wq.withUnsafeBytes { plainW.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                let wMem = Memory(pd.md(.weights))
+                Step(try Primitive(Kernels.reorder(from: plainW.desc, to: wMem.desc)), [(.src, plainW), (.dst, wMem)]).run()
+                let bMem = Memory(MemoryDesc([c.outChannels]))
+                bias.withUnsafeBytes { bMem.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                let dst = Memory(pd.md(.dst))
+                if let addend {
+                    // The addend, requantized to the output's scale, is where the sum post-op adds to.
+                    let a = vals[addend.index]!
+                    let ra = Attributes()
+                    try ra.setOutputScales([sDst / a.scale], mask: 0)
+                    let view = Memory(dst.desc.with(type: .s8), wrapping: dst.pointer)
+                    retained.append(view)
+                    steps.append(Step(try Primitive(Kernels.reorder(from: a.mem.desc, to: view.desc, attr: ra)), [(.src, a.mem), (.dst, view)]))
+                }
+                steps.append(Step(try Primitive(pd), [(.src, srcMem), (.weights, wMem), (.bias, bMem), (.dst, dst)]))
+                vals[last.output.index] = Q(mem: dst, scale: sDst, type: dstType)
+                int8Convolutions += 1
+            case .pool2d(let p):
+                let x = vals[n.inputs[0].index]!
+                let alg: Kernels.PoolAlg = p.kind == .max ? .max : (p.countIncludePad ? .avgIncludePad : .avgExcludePad)
+                let win = Window(strides: p.stride, padLeft: [p.padding.top, p.padding.left], padRight: [p.padding.bottom, p.padding.right])
+                let pd = try Kernels.poolForward(.inference, alg, src: x.mem.desc, dst: MemoryDesc(dims, .any, type: x.type), kernel: p.kernel, win)
+                let y = Memory(pd.md(.dst))
+                steps.append(Step(try Primitive(pd), [(.src, x.mem), (.dst, y)]))
+                vals[n.output.index] = Q(mem: y, scale: x.scale, type: x.type)
+            case .globalAveragePool:
+                let xs = g.shape(of: n.inputs[0]).batched(batch).dims
+                let x = try dequantize(vals[n.inputs[0].index]!, dims: xs)
+                let pd = try Kernels.poolForward(.inference, .avgExcludePad, src: x.desc, dst: MemoryDesc([batch, xs[1], 1, 1]),
+                                                 kernel: [xs[2], xs[3]], Window(strides: [1, 1], padLeft: [0, 0], padRight: [0, 0]))
+                let y = Memory(pd.md(.dst))
+                steps.append(Step(try Primitive(pd), [(.src, x), (.dst, y)]))
+                vals[n.output.index] = Q(mem: Memory(MemoryDesc([batch, xs[1]]), wrapping: y.pointer), scale: 1, type: .f32)
+                retained.append(y)
+            case .flatten:
+                let x = try dequantize(vals[n.inputs[0].index]!, dims: g.shape(of: n.inputs[0]).batched(batch).dims)
+                vals[n.output.index] = Q(mem: Memory(MemoryDesc(dims), wrapping: x.pointer), scale: 1, type: .f32)
+                retained.append(x)
+            case .dropout:
+                vals[n.output.index] = vals[n.inputs[0].index]
+            case .dense(let d):
+                let x = try dequantize(vals[n.inputs[0].index]!, dims: g.shape(of: n.inputs[0]).batched(batch).dims)
+                let plainW = Memory(MemoryDesc([d.outFeatures, g.shape(of: n.inputs[0])[0]]))
+                param(n.inputs[1]).withUnsafeBytes { plainW.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                var biasMD: MemoryDesc?, b: Memory?
+                if d.hasBias {
+                    b = Memory(MemoryDesc([d.outFeatures]))
+                    param(n.inputs[2]).withUnsafeBytes { b!.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    biasMD = b!.desc
+                }
+                // Weights in the layout the kernel prefers, reordered once here.
+                let pd = try Kernels.innerProductForward(.inference, src: x.desc, weights: MemoryDesc(plainW.desc.dims, .any), bias: biasMD, dst: MemoryDesc(dims))
+                let w = Memory(pd.md(.weights))
+                Step(try Primitive(Kernels.reorder(from: plainW.desc, to: w.desc)), [(.src, plainW), (.dst, w)]).run()
+                var binds: [(Arg, Memory)] = [(.src, x), (.weights, w)]
+                if let b { binds.append((.bias, b)) }
+                let y = Memory(pd.md(.dst))
+                steps.append(Step(try Primitive(pd), binds + [(.dst, y)]))
+                vals[n.output.index] = Q(mem: y, scale: 1, type: .f32)
+            case .activation(let a) where Self.fusible(a):
+                // A standalone activation: in fp32.
+                let x = try dequantize(vals[n.inputs[0].index]!, dims: g.shape(of: n.inputs[0]).batched(batch).dims)
+                let (alg, alpha, beta) = a.eltwise
+                let pd = try Kernels.eltwiseForward(.inference, alg, data: x.desc, alpha: alpha, beta: beta)
+                let y = Memory(pd.md(.dst))
+                steps.append(Step(try Primitive(pd), [(.src, x), (.dst, y)]))
+                vals[n.output.index] = Q(mem: y, scale: 1, type: .f32)
+            case .add:
+                let a = try dequantize(vals[n.inputs[0].index]!, dims: dims), b = try dequantize(vals[n.inputs[1].index]!, dims: dims)
+                let pd = try Kernels.binary(.add, src0: a.desc, src1: b.desc, dst: MemoryDesc(dims))
+                let y = Memory(pd.md(.dst))
+                steps.append(Step(try Primitive(pd), [(.src, a), (.src1, b), (.dst, y)]))
+                vals[n.output.index] = Q(mem: y, scale: 1, type: .f32)
+            default:
+                throw Int8Error("the INT8 engine does not support '\(n.name)' (\(n.op.kind)) yet; use fp32 for this model")
+            }
+        }
+        let out = vals[g.outputs[0].index]!
+        outputMem = try dequantize(out, dims: g.shape(of: g.outputs[0]).batched(batch).dims)
+    }
+
+    /// Memories that wrap another's storage keep it alive here.
+    private var retained: [Memory] = []
+
+    static func fusible(_ a: Activation) -> Bool {
+        switch a { case .relu, .relu6, .leakyRelu, .clip: true; default: false }
+    }
+    static func nonNegative(_ a: Activation) -> Bool {
+        switch a { case .relu, .relu6: true; case .clip(let lo, _): lo >= 0; default: false }
+    }
+    /// Post-ops act on the scaled output, so bounds scale with it.
+    static func postOp(_ a: Activation, scale s: Float) -> Attributes.PostOp {
+        switch a {
+        case .relu6: .eltwise(.clip, alpha: 0, beta: 6 * s)
+        case .clip(let lo, let hi): .eltwise(.clip, alpha: lo * s, beta: hi * s)
+        case .leakyRelu(let alpha): .eltwise(.relu, alpha: alpha, beta: 0)
+        default: .eltwise(.relu, alpha: 0, beta: 0)
+        }
+    }
+
+    private func quantize(_ x: Q, into md: MemoryDesc, scale: Float) throws -> Memory {
+        let y = Memory(md)
+        let attr = Attributes()
+        try attr.setOutputScales([scale / x.scale], mask: 0)
+        steps.append(Step(try Primitive(Kernels.reorder(from: x.mem.desc, to: md, attr: attr)), [(.src, x.mem), (.dst, y)]))
+        return y
+    }
+
+    private func layout(_ x: Q, _ md: MemoryDesc) throws -> Memory {
+        if x.mem.desc == md { return x.mem }
+        let y = Memory(md)
+        steps.append(Step(try Primitive(Kernels.reorder(from: x.mem.desc, to: md)), [(.src, x.mem), (.dst, y)]))
+        return y
+    }
+
+    /// fp32, plain layout.
+    private func dequantize(_ x: Q, dims: [Int]) throws -> Memory {
+        let md = MemoryDesc(dims)
+        if x.type == .f32 && x.mem.desc == md { return x.mem }
+        let y = Memory(md)
+        let attr = Attributes()
+        try attr.setOutputScales([1 / x.scale], mask: 0)
+        steps.append(Step(try Primitive(Kernels.reorder(from: x.mem.desc, to: md, attr: attr)), [(.src, x.mem), (.dst, y)]))
+        return y
+    }
+
+    public func setInput(_ t: Tensor) throws {
+        guard t.shape.dims == input.desc.dims else { throw Int8Error("INT8 engine input: expected \(input.desc.dims), got \(t.shape)") }
+        t.withUnsafeBufferPointer { input.floats.update(from: $0.baseAddress!, count: $0.count) }
+    }
+
+    public func forward() { for s in steps { s.run() } }
+
+    public func output() -> Tensor {
+        let dims = outputMem.desc.dims
+        return Tensor(shape: Shape(dims), values: Array(UnsafeBufferPointer(start: outputMem.floats, count: dims.reduce(1, *))))
+    }
+
+    public func outputPointer() -> UnsafeMutablePointer<Float> { outputMem.floats }
+    public func inputPointer() -> UnsafeMutablePointer<Float> { input.floats }
+    public var outputShape: [Int] { outputMem.desc.dims }
+}

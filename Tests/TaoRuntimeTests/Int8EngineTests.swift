@@ -1,0 +1,65 @@
+import XCTest
+import TaoGraph
+import TaoModels
+@testable import TaoRuntime
+
+final class Int8EngineTests: XCTestCase {
+    func store(_ g: Graph) -> ParameterStore {
+        let s = ParameterStore(graph: g, seed: 3)
+        var rng = SplitMix64(seed: 4)
+        for (i, p) in g.parameters.enumerated() {
+            let u = { (lo: Float, hi: Float) in (0..<p.shape.count).map { _ in lo + (hi - lo) * rng.nextFloat() } }
+            switch p.role {
+            case .bnScale, .bnVariance: s[i] = Tensor(shape: p.shape, values: u(0.8, 1.2))
+            case .bnShift, .bnMean, .denseBias: s[i] = Tensor(shape: p.shape, values: u(-0.1, 0.1))
+            default: break
+            }
+        }
+        return s
+    }
+
+    /// INT8 against fp32 on held-out inputs: relative error of the logits and agreement of the top class.
+    func compare(_ name: String, res: Int = 32) throws -> (relError: Float, agreement: Float) {
+        let g = try Zoo.build(name, classes: 10, inputShape: [3, res, res])
+        let s = store(g)
+        var rng = SplitMix64(seed: 9)
+        let calib = (0..<4).map { _ in Tensor.randomNormal([8, 3, res, res], rng: &rng) }
+        let ranges = try Int8Calibration.measure(g, s, batches: calib)
+        let engine = try Int8Engine(graph: g, parameters: s, maxAbs: ranges, batch: 16)
+        XCTAssertEqual(engine.int8Convolutions, g.nodes.filter { if case .conv2d = $0.op { return true }; return false }.count, name)
+        let x = Tensor.randomNormal([16, 3, res, res], rng: &rng)
+        try engine.setInput(x)
+        engine.forward()
+        let q = engine.output().scalars
+        let fp = try Executor(graph: g, batch: 16, mode: .inference, parameters: s)
+        try fp.setInput(0, x)
+        fp.forward()
+        let f = fp.output().scalars
+        let err = zip(q, f).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot() / f.map { $0 * $0 }.reduce(0, +).squareRoot()
+        var agree = 0
+        for i in 0..<16 {
+            let a = Array(q[(i * 10)..<(i * 10 + 10)]), b = Array(f[(i * 10)..<(i * 10 + 10)])
+            if a.firstIndex(of: a.max()!) == b.firstIndex(of: b.max()!) { agree += 1 }
+        }
+        return (err, Float(agree) / 16)
+    }
+
+    func testInt8FollowsFP32() throws {
+        for name in ["resnet18", "mobilenet_v2", "vgg16"] {
+            let (err, agree) = try compare(name)
+            print("int8 \(name): relative error \(err), top-1 agreement \(agree)")
+            XCTAssertLessThan(err, 0.1, name)
+            XCTAssertGreaterThanOrEqual(agree, 0.75, name)
+        }
+    }
+
+    func testUnsupportedOpsAndMissingRangesAreClearErrors() throws {
+        let g = try Zoo.build("efficientnet_b0", classes: 3, inputShape: [3, 32, 32])
+        XCTAssertThrowsError(try Int8Engine(graph: g, parameters: ParameterStore(graph: g, seed: 1), maxAbs: [:], batch: 1)) {
+            XCTAssertTrue("\($0)".contains("no calibration range") || "\($0)".contains("does not support"), "\($0)")
+        }
+        XCTAssertThrowsError(try Int8Calibration.measure(g, ParameterStore(graph: g, seed: 1), batches: [])) {
+            XCTAssertTrue("\($0)".contains("at least one batch"), "\($0)")
+        }
+    }
+}
