@@ -48,6 +48,8 @@ public final class Int8Engine {
     private var outputMem: Memory!
     /// How many convolutions run in int8 (for reports and tests).
     public private(set) var int8Convolutions = 0
+    /// Residual adds summed straight into their addend's buffer.
+    public private(set) var inPlaceResiduals = 0
 
     public init(graph g: Graph, parameters store: ParameterStore, maxAbs: [String: Float], batch: Int) throws {
         self.batch = batch
@@ -117,20 +119,31 @@ public final class Int8Engine {
                 }
                 let wDims = c.groups > 1 ? [c.groups, c.outChannels / c.groups, cin / c.groups, c.kernel[0], c.kernel[1]]
                                          : [c.outChannels, cin, c.kernel[0], c.kernel[1]]
-                let attr = Attributes()
-                try attr.setOutputScales((0..<c.outChannels).map { sDst / (src.scale * ws[$0]) }, mask: 2)
-                var postOps: [Attributes.PostOp] = []
-                if let pre { postOps.append(Self.postOp(pre, scale: sDst)) }
-                if addend != nil { postOps.append(.sumAs(scale: 1, type: .s8)) }
-                if let post { postOps.append(Self.postOp(post, scale: sDst)) }
-                try attr.setPostOps(postOps)
                 let win = Window(strides: c.stride, dilation: c.dilation.map { $0 - 1 }, padLeft: [c.padding.top, c.padding.left],
                                  padRight: [c.padding.bottom, c.padding.right])
                 let dstType: DataType = unsigned ? .u8 : .s8
                 let outDims = g.shape(of: last.output).batched(batch).dims
-                let pd = try Kernels.convForward(.inference, src: MemoryDesc(src.mem.desc.dims, .any, type: src.type),
-                                                 weights: MemoryDesc(wDims, .any, type: .s8), bias: MemoryDesc([c.outChannels]),
-                                                 dst: MemoryDesc(outDims, .any, type: dstType), win, attr: attr)
+                // A residual is summed in place when nothing reads it afterwards and its layout fits the
+                // output's (the post-op then reads it in its own type and scale); otherwise it is first
+                // copied into the output buffer as s8 at the output's scale.
+                let a = addend.map { vals[$0.index]! }
+                let addIndex = fused.first { $0.op == .add }.flatMap { m -> Int? in if case .node(let k) = g.source(of: m.output) { return k }; return nil }
+                let dead = addend.map { v in !outputs.contains(v) && v != n.inputs[0] && consumers[v.index].allSatisfy { $0 <= addIndex! } } ?? false
+                func primitive(inPlace: Bool) throws -> PrimitiveDesc {
+                    let attr = Attributes()
+                    try attr.setOutputScales((0..<c.outChannels).map { sDst / (src.scale * ws[$0]) }, mask: 2)
+                    var postOps: [Attributes.PostOp] = []
+                    if let pre { postOps.append(Self.postOp(pre, scale: sDst)) }
+                    if let a { postOps.append(inPlace ? .sumAs(scale: sDst / a.scale, type: a.type) : .sumAs(scale: 1, type: .s8)) }
+                    if let post { postOps.append(Self.postOp(post, scale: sDst)) }
+                    try attr.setPostOps(postOps)
+                    return try Kernels.convForward(.inference, src: MemoryDesc(src.mem.desc.dims, .any, type: src.type),
+                                                   weights: MemoryDesc(wDims, .any, type: .s8), bias: MemoryDesc([c.outChannels]),
+                                                   dst: MemoryDesc(outDims, .any, type: dstType), win, attr: attr)
+                }
+                var pd = try primitive(inPlace: dead)
+                let inPlace = dead && a!.mem.desc.with(type: dstType) == pd.md(.dst)
+                if dead && !inPlace { pd = try primitive(inPlace: false) }
                 // fp32 sources are quantized straight into the layout the convolution wants.
                 let srcMem = given.type == .f32 ? try quantize(given, into: pd.md(.src), scale: src.scale) : try layout(src, pd.md(.src))
                 let plainW = Memory(MemoryDesc(wDims, .plain, type: .s8))
@@ -139,10 +152,15 @@ public final class Int8Engine {
                 Step(try Primitive(Kernels.reorder(from: plainW.desc, to: wMem.desc)), [(.src, plainW), (.dst, wMem)]).run()
                 let bMem = Memory(MemoryDesc([c.outChannels]))
                 bias.withUnsafeBytes { bMem.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                let dst = Memory(pd.md(.dst))
-                if let addend {
-                    // The addend, requantized to the output's scale, is where the sum post-op adds to.
-                    let a = vals[addend.index]!
+                let dst: Memory
+                if let a, inPlace {
+                    dst = Memory(pd.md(.dst), wrapping: a.mem.pointer)
+                    retained.append(a.mem)
+                    inPlaceResiduals += 1
+                } else {
+                    dst = Memory(pd.md(.dst))
+                }
+                if let a, !inPlace {
                     let ra = Attributes()
                     try ra.setOutputScales([sDst / a.scale], mask: 0)
                     let view = Memory(dst.desc.with(type: .s8), wrapping: dst.pointer)

@@ -4,6 +4,22 @@ import TaoGraph
 import TaoRuntime
 
 final class ZooTests: XCTestCase {
+    /// One training forward and backward pass at batch 2: finite logits of the right shape, and a
+    /// gradient that reaches the first parameter.
+    static func checkTrainingStep(_ name: String, res: Int) throws {
+        let g = try Zoo.build(name, classes: 5, inputShape: [3, res, res])
+        let exec = try Executor(graph: g, batch: 2, mode: .training, parameters: ParameterStore(graph: g, seed: 1))
+        var rng = SplitMix64(seed: 2)
+        try exec.setInput(0, Tensor.randomNormal([2, 3, res, res], rng: &rng))
+        exec.forward()
+        XCTAssertEqual(exec.outputShape(), [2, 5], name)
+        XCTAssertTrue(exec.output().scalars.allSatisfy(\.isFinite), name)
+        for i in 0..<10 { exec.outputGradientPointer()[i] = 1 }
+        exec.backward()
+        let first = g.parameters[0].name
+        XCTAssertGreaterThan(exec.parameterGradient(first)!.scalars.map(abs).max()!, 0, "\(name): \(first) got no gradient")
+    }
+
     /// Parameter counts and multiply-accumulates as torchvision reports them for 1000 classes at 224².
     func testResNet18MatchesTorchvisionParameterCountAndMACs() throws {
         let g = try Zoo.build("resnet18", classes: 1000, inputShape: [3, 224, 224])
@@ -94,17 +110,7 @@ extension ZooTests {
 
     func testMoreBackbonesTrainForwardAndBackward() throws {
         for (name, res) in [("vgg16", 32), ("alexnet", 96), ("squeezenet", 64), ("mobilenet_v1", 64), ("resnet10", 32)] {
-            let g = try Zoo.build(name, classes: 5, inputShape: [3, res, res])
-            let exec = try Executor(graph: g, batch: 2, mode: .training, parameters: ParameterStore(graph: g, seed: 1))
-            var rng = SplitMix64(seed: 2)
-            try exec.setInput(0, Tensor.randomNormal([2, 3, res, res], rng: &rng))
-            exec.forward()
-            XCTAssertEqual(exec.outputShape(), [2, 5], name)
-            XCTAssertTrue(exec.output().scalars.allSatisfy(\.isFinite), name)
-            for i in 0..<10 { exec.outputGradientPointer()[i] = 1 }
-            exec.backward()
-            let first = g.parameters[0].name
-            XCTAssertGreaterThan(exec.parameterGradient(first)!.scalars.map(abs).max()!, 0, "\(name): \(first) got no gradient")
+            try Self.checkTrainingStep(name, res: res)
         }
     }
 }
@@ -176,17 +182,7 @@ final class TAOBackboneTests: XCTestCase {
 
     func testTrainForwardAndBackward() throws {
         for name in ["googlenet", "darknet19", "darknet53", "cspdarknet19", "cspdarknet53", "cspdarknet_tiny", "efficientnet_b0", "efficientnet_b1"] {
-            let g = try Zoo.build(name, classes: 5, inputShape: [3, 32, 32])
-            let exec = try Executor(graph: g, batch: 2, mode: .training, parameters: ParameterStore(graph: g, seed: 1))
-            var rng = SplitMix64(seed: 2)
-            try exec.setInput(0, Tensor.randomNormal([2, 3, 32, 32], rng: &rng))
-            exec.forward()
-            XCTAssertEqual(exec.outputShape(), [2, 5], name)
-            XCTAssertTrue(exec.output().scalars.allSatisfy(\.isFinite), name)
-            for i in 0..<10 { exec.outputGradientPointer()[i] = 1 }
-            exec.backward()
-            let first = g.parameters[0].name
-            XCTAssertGreaterThan(exec.parameterGradient(first)!.scalars.map(abs).max()!, 0, "\(name): \(first) got no gradient")
+            try ZooTests.checkTrainingStep(name, res: 32)
         }
     }
 }

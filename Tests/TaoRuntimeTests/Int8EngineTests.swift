@@ -27,6 +27,7 @@ final class Int8EngineTests: XCTestCase {
         let ranges = try Int8Calibration.measure(g, s, batches: calib)
         let engine = try Int8Engine(graph: g, parameters: s, maxAbs: ranges, batch: 16)
         XCTAssertEqual(engine.int8Convolutions, g.nodes.filter { if case .conv2d = $0.op { return true }; return false }.count, name)
+        if name == "resnet18" { XCTAssertEqual(engine.inPlaceResiduals, 8, "every residual add of ResNet-18 is summed in place") }
         let x = Tensor.randomNormal([16, 3, res, res], rng: &rng)
         try engine.setInput(x)
         engine.forward()
