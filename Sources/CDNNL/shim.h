@@ -1,5 +1,6 @@
 // Swift cannot import oneDNN's function-like and cast macros; this shim re-exports them as constants.
 #include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
 
 static inline void *tao_dnnl_memory_allocate(void) { return DNNL_MEMORY_ALLOCATE; }
 static const int TAO_ARG_SRC = DNNL_ARG_SRC;

@@ -64,6 +64,13 @@ public final class PrimitiveDesc: @unchecked Sendable {
         return MemoryDesc(raw: p.pointee)
     }
 
+    /// What the primitive computes: "convolution", "batch_normalization", "eltwise", "binary", "reorder", …
+    public var kind: String {
+        var k = dnnl_primitive_kind_t(0)
+        dnnl_primitive_desc_query(handle, dnnl_query_primitive_kind, 0, &k)
+        return String(cString: dnnl_prim_kind2str(k))
+    }
+
     /// The implementation oneDNN picked (e.g. "jit:avx512_core"), for reports and tuning.
     public var implementation: String {
         var s: UnsafePointer<CChar>?

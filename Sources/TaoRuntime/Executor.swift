@@ -223,6 +223,11 @@ public final class Executor {
         (prepSteps + forwardSteps + backwardSteps).compactMap { if case .prim(let s) = $0 { return s.primitive.desc.implementation }; return nil }
     }
 
+    /// How many primitives of each kind the forward pass runs (reorders included), for tests and reports.
+    public var forwardKinds: [String: Int] {
+        forwardSteps.reduce(into: [:]) { if case .prim(let s) = $1 { $0[s.primitive.desc.kind, default: 0] += 1 } }
+    }
+
     /// Number of primitives and Swift kernels per pass, for tests and reports.
     public var stepCounts: (prep: Int, forward: Int, backward: Int) { (prepSteps.count, forwardSteps.count, backwardSteps.count) }
 }

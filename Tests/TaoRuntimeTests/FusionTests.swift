@@ -102,3 +102,43 @@ extension FusionTests {
         }
     }
 }
+
+extension FusionTests {
+    /// Each inference rewrite on its own, by the primitives it removes: batch norm folded into the
+    /// convolution, an activation as its post-op, a residual add (and the activation after it) as a
+    /// sum post-op; the outputs stay those of the unfused plan.
+    func testEachFusionRuleRemovesItsPrimitives() throws {
+        func kinds(_ build: (inout GraphBuilder, ValueID) -> ValueID) throws -> (fused: [String: Int], plain: [String: Int]) {
+            var b = GraphBuilder()
+            let x = b.input("x", [8, 6, 6])
+            let out = build(&b, x)
+            let g = try b.build(outputs: [out])
+            let store = ParameterStore(graph: g, seed: 1)
+            var rng = SplitMix64(seed: 2)
+            for (i, p) in g.parameters.enumerated() where p.role == .bnMean || p.role == .bnVariance {
+                store[i] = Tensor.randomUniform(p.shape, 0.5, 1.5, rng: &rng)
+            }
+            let input = Tensor.randomNormal([2, 8, 6, 6], rng: &rng)
+            let fused = try Executor(graph: g, batch: 2, mode: .inference, parameters: store)
+            let plain = try Executor(graph: g, batch: 2, mode: .inference, parameters: store, fuse: false)
+            for e in [fused, plain] { try e.setInput(0, input); e.forward() }
+            XCTAssertLessThan(fused.output().maxAbsDifference(plain.output()), 1e-4)
+            return (fused.forwardKinds, plain.forwardKinds)
+        }
+        let bn = try kinds { b, x in b.batchNorm(b.conv2d(x, "c", out: 8, kernel: 3), "bn") }
+        XCTAssertEqual(bn.plain["batch_normalization"], 1)
+        XCTAssertNil(bn.fused["batch_normalization"], "\(bn.fused)")
+        XCTAssertEqual(bn.fused["convolution"], 1)
+
+        let act = try kinds { b, x in b.activation(b.batchNorm(b.conv2d(x, "c", out: 8, kernel: 3), "bn"), .relu6, "r6") }
+        XCTAssertEqual(act.plain["eltwise"], 1)
+        XCTAssertNil(act.fused["eltwise"], "\(act.fused)")
+
+        let residual = try kinds { b, x in b.relu(b.add(b.batchNorm(b.conv2d(x, "c", out: 8, kernel: 3), "bn"), x, "add"), "r") }
+        XCTAssertEqual(residual.plain["binary"], 1)
+        XCTAssertEqual(residual.plain["eltwise"], 1)
+        XCTAssertNil(residual.fused["binary"], "\(residual.fused)")
+        XCTAssertNil(residual.fused["eltwise"], "\(residual.fused)")
+        XCTAssertEqual(residual.fused["convolution"], 1)
+    }
+}
