@@ -212,20 +212,33 @@ public final class Int8Engine {
                 let y = Memory(pd.md(.dst))
                 steps.append(Step(try Primitive(pd), binds + [(.dst, y)]))
                 vals[n.output.index] = Q(mem: y, scale: 1, type: .f32)
-            case .activation(let a) where Self.fusible(a):
-                // A standalone activation: in fp32.
+            case .activation(let a):
+                // A standalone activation (one not positively homogeneous cannot be a post-op of a
+                // scaled int8 output): in fp32.
                 let x = try dequantize(vals[n.inputs[0].index]!, dims: g.shape(of: n.inputs[0]).batched(batch).dims)
                 let (alg, alpha, beta) = a.eltwise
                 let pd = try Kernels.eltwiseForward(.inference, alg, data: x.desc, alpha: alpha, beta: beta)
                 let y = Memory(pd.md(.dst))
                 steps.append(Step(try Primitive(pd), [(.src, x), (.dst, y)]))
                 vals[n.output.index] = Q(mem: y, scale: 1, type: .f32)
-            case .add:
-                let a = try dequantize(vals[n.inputs[0].index]!, dims: dims), b = try dequantize(vals[n.inputs[1].index]!, dims: dims)
-                let pd = try Kernels.binary(.add, src0: a.desc, src1: b.desc, dst: MemoryDesc(dims))
+            case .add, .mul:
+                // In fp32; the second operand may broadcast ([C,1,1] squeeze-excite gates).
+                let a = try dequantize(vals[n.inputs[0].index]!, dims: dims)
+                let b = try dequantize(vals[n.inputs[1].index]!, dims: g.shape(of: n.inputs[1]).batched(batch).dims)
+                let pd = try Kernels.binary(n.op == .add ? .add : .mul, src0: a.desc, src1: b.desc, dst: MemoryDesc(dims))
                 let y = Memory(pd.md(.dst))
                 steps.append(Step(try Primitive(pd), [(.src, a), (.src1, b), (.dst, y)]))
                 vals[n.output.index] = Q(mem: y, scale: 1, type: .f32)
+            case .concat(let axis):
+                let xs = try n.inputs.map { try dequantize(vals[$0.index]!, dims: g.shape(of: $0).batched(batch).dims) }
+                let pd = try Kernels.concat(srcs: xs.map(\.desc), axis: axis, dst: MemoryDesc(dims))
+                let y = Memory(pd.md(.dst))
+                steps.append(Step(try Primitive(pd), xs.enumerated().map { (Arg.multipleSrc($0.offset), $0.element) } + [(.dst, y)]))
+                vals[n.output.index] = Q(mem: y, scale: 1, type: .f32)
+            case .reshape:
+                let x = try dequantize(vals[n.inputs[0].index]!, dims: g.shape(of: n.inputs[0]).batched(batch).dims)
+                vals[n.output.index] = Q(mem: Memory(MemoryDesc(dims), wrapping: x.pointer), scale: 1, type: .f32)
+                retained.append(x)
             default:
                 throw Int8Error("the INT8 engine does not support '\(n.name)' (\(n.op.kind)) yet; use fp32 for this model")
             }

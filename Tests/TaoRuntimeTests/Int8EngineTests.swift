@@ -20,7 +20,8 @@ final class Int8EngineTests: XCTestCase {
 
     /// INT8 against fp32 on held-out inputs: relative error of the logits and agreement of the top class.
     func compare(_ name: String, res: Int = 32) throws -> (relError: Float, agreement: Float) {
-        let g = try Zoo.build(name, classes: 10, inputShape: [3, res, res])
+        let g = try Zoo.build(name, classes: 10, inputShape: [3, name == "squeezenet" ? 64 : res, name == "squeezenet" ? 64 : res])
+        let res = g.shape(of: g.inputs[0])[1]
         let s = store(g)
         var rng = SplitMix64(seed: 9)
         let calib = (0..<4).map { _ in Tensor.randomNormal([8, 3, res, res], rng: &rng) }
@@ -46,7 +47,7 @@ final class Int8EngineTests: XCTestCase {
     }
 
     func testInt8FollowsFP32() throws {
-        for name in ["resnet18", "mobilenet_v2", "vgg16"] {
+        for name in ["resnet18", "mobilenet_v2", "vgg16", "googlenet", "squeezenet", "darknet19", "efficientnet_b0"] {
             let (err, agree) = try compare(name)
             print("int8 \(name): relative error \(err), top-1 agreement \(agree)")
             XCTAssertLessThan(err, 0.1, name)
@@ -57,7 +58,14 @@ final class Int8EngineTests: XCTestCase {
     func testUnsupportedOpsAndMissingRangesAreClearErrors() throws {
         let g = try Zoo.build("efficientnet_b0", classes: 3, inputShape: [3, 32, 32])
         XCTAssertThrowsError(try Int8Engine(graph: g, parameters: ParameterStore(graph: g, seed: 1), maxAbs: [:], batch: 1)) {
-            XCTAssertTrue("\($0)".contains("no calibration range") || "\($0)".contains("does not support"), "\($0)")
+            XCTAssertTrue("\($0)".contains("no calibration range for 'block0.stem."), "\($0)")
+        }
+        let tiny = try Zoo.build("cspdarknet_tiny", classes: 3, inputShape: [3, 32, 32])
+        let s = ParameterStore(graph: tiny, seed: 1)
+        var rng = SplitMix64(seed: 1)
+        let ranges = try Int8Calibration.measure(tiny, s, batches: [Tensor.randomNormal([2, 3, 32, 32], rng: &rng)])
+        XCTAssertThrowsError(try Int8Engine(graph: tiny, parameters: s, maxAbs: ranges, batch: 1)) {
+            XCTAssertTrue("\($0)".contains("does not support 'block2.conv_2_split_0' (slice)"), "\($0)")
         }
         XCTAssertThrowsError(try Int8Calibration.measure(g, ParameterStore(graph: g, seed: 1), batches: [])) {
             XCTAssertTrue("\($0)".contains("at least one batch"), "\($0)")
