@@ -40,7 +40,7 @@ let package = Package(
         .testTarget(name: "TaoSpecTests", dependencies: ["TaoSpec"]),
         .testTarget(name: "TaoTasksTests", dependencies: ["TaoTasks", "TaoData", "TaoGraph", "TaoPrune"]),
         .testTarget(name: "TaoGraphTests", dependencies: ["TaoGraph", "TaoTensor"]),
-        .testTarget(name: "TaoRuntimeTests", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor"]),
+        .testTarget(name: "TaoRuntimeTests", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor", "TaoModels"]),
         .testTarget(name: "TaoModelsTests", dependencies: ["TaoModels", "TaoRuntime", "TaoGraph"]),
         .testTarget(name: "TaoPruneTests", dependencies: ["TaoPrune", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor"]),
         .testTarget(name: "TaoONNXTests", dependencies: ["TaoONNX", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor", "TaoData"]),
