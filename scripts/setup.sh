@@ -12,7 +12,7 @@ tao=.build/release/tao
 [ -d data/fashion-mnist/test ] || $tao data fashion-mnist -o data/fashion-mnist
 $tao classification train -e specs/fashion_mnist_demo.txt -r results/fashion_mnist_demo
 $tao classification evaluate -e specs/fashion_mnist_demo.txt -r results/fashion_mnist_demo
-$tao classification prune -m results/fashion_mnist_demo/weights/resnet10_005.tao -pth 0.75 -e specs/fashion_mnist_demo.txt \
+$tao classification prune -m results/fashion_mnist_demo/weights/resnet10_006.tao -pth 0.75 -e specs/fashion_mnist_demo.txt \
      -o results/fashion_mnist_demo_pruned/resnet10_pruned.tao -r results/fashion_mnist_demo_pruned
 $tao classification train -e specs/fashion_mnist_demo_retrain.txt -r results/fashion_mnist_demo_retrain
 $tao classification evaluate -e specs/fashion_mnist_demo_retrain.txt -r results/fashion_mnist_demo_retrain
