@@ -148,11 +148,12 @@ public enum Pruner {
         var params = g.parameters
         var cuts = [Int: (dim0: [Bool]?, dim1: [Bool]?)]()
         func paramIndex(_ v: ValueID) -> Int { v.index - g.inputs.count }
+        func kept(_ mask: [Bool]) -> Int { mask.reduce(0) { $0 + ($1 ? 1 : 0) } }
         func cut(_ v: ValueID, _ d0: [Bool]?, _ d1: [Bool]? = nil) {
             let i = paramIndex(v)
             var dims = params[i].shape.dims
-            if let d0 { dims[0] = d0.filter { $0 }.count }
-            if let d1 { dims[1] = d1.filter { $0 }.count }
+            if let d0 { dims[0] = kept(d0) }
+            if let d1 { dims[1] = kept(d1) }
             params[i].shape = Shape(dims)
             cuts[i] = (d0, d1)
         }
@@ -163,7 +164,7 @@ public enum Pruner {
             switch n.op {
             case .conv2d(var c):
                 guard let outMask, let inMask else { continue }
-                c.outChannels = outMask.filter { $0 }.count
+                c.outChannels = kept(outMask)
                 if c.groups == 1 { cut(n.inputs[1], outMask, inMask) } else if c.groups == inMask.count {
                     c.groups = c.outChannels; cut(n.inputs[1], outMask)
                 }
@@ -171,13 +172,13 @@ public enum Pruner {
                 nodes[i].op = .conv2d(c)
             case .convTranspose2d(var c):
                 guard let outMask, let inMask else { continue }
-                c.outChannels = outMask.filter { $0 }.count
+                c.outChannels = kept(outMask)
                 cut(n.inputs[1], inMask, outMask)
                 if c.hasBias { cut(n.inputs[2], outMask) }
                 nodes[i].op = .convTranspose2d(c)
             case .dense(var d):
                 guard let outMask, let inMask else { continue }
-                d.outFeatures = outMask.filter { $0 }.count
+                d.outFeatures = kept(outMask)
                 cut(n.inputs[1], outMask, inMask)
                 if d.hasBias { cut(n.inputs[2], outMask) }
                 nodes[i].op = .dense(d)
@@ -186,13 +187,13 @@ public enum Pruner {
                 for v in n.inputs.dropFirst() { cut(v, inMask) }
             case .slice(var s) where s.axis == 1:
                 guard let inMask else { continue }
-                s.start = inMask[0..<s.start].filter { $0 }.count
-                s.end = inMask[0..<s.end].filter { $0 }.count
+                s.start = kept(Array(inMask[0..<s.start]))
+                s.end = kept(Array(inMask[0..<s.end]))
                 nodes[i].op = .slice(s)
             case .reshape(var shape):
                 guard let outMask, shape.rank >= 1 else { continue }
                 var dims = shape.dims
-                dims[0] = outMask.filter { $0 }.count
+                dims[0] = kept(outMask)
                 shape = Shape(dims)
                 nodes[i].op = .reshape(shape)
             default:

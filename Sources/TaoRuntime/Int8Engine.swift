@@ -41,7 +41,6 @@ public final class Int8Engine {
     struct Q { var mem: Memory; var scale: Float; var type: DataType }
 
     public let batch: Int
-    let graph: Graph
     private var steps: [Step] = []
     private var vals: [Int: Q] = [:]
     private let input: Memory
@@ -53,7 +52,6 @@ public final class Int8Engine {
 
     public init(graph g: Graph, parameters store: ParameterStore, maxAbs: [String: Float], batch: Int) throws {
         self.batch = batch
-        graph = g
         input = Memory(MemoryDesc(g.shape(of: g.inputs[0]).batched(batch).dims))
         vals[g.inputs[0].index] = Q(mem: input, scale: 1, type: .f32)
         let consumers = g.consumers()

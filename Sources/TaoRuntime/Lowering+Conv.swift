@@ -1,4 +1,3 @@
-import Foundation
 import TaoGraph
 import TaoKernels
 
@@ -123,28 +122,26 @@ extension Executor {
                 return .swift(mems) {
                     let (xp, gp, out) = (src.floats, diff.floats, wg.floats)
                     let bias = t[1]?.floats
-                    do {
-                        for k in 0..<ch {
-                            var bsum: Float = 0
-                            for i in 0..<kh { for j in 0..<kw {
-                                var sum: Float = 0
-                                for s in 0..<n {
-                                    let xb = xp + (s * ch + k) * h * wi, gb = gp + (s * ch + k) * oh * ow
-                                    for y in 0..<oh {
-                                        let iy = y * sh - pt + i * dh
-                                        guard iy >= 0 && iy < h else { continue }
-                                        for xx in 0..<ow {
-                                            let ix = xx * sw - pl + j * dw
-                                            if ix >= 0 && ix < wi { sum += gb[y * ow + xx] * xb[iy * wi + ix] }
-                                        }
+                    for k in 0..<ch {
+                        for i in 0..<kh { for j in 0..<kw {
+                            var sum: Float = 0
+                            for s in 0..<n {
+                                let xb = xp + (s * ch + k) * h * wi, gb = gp + (s * ch + k) * oh * ow
+                                for y in 0..<oh {
+                                    let iy = y * sh - pt + i * dh
+                                    guard iy >= 0 && iy < h else { continue }
+                                    for xx in 0..<ow {
+                                        let ix = xx * sw - pl + j * dw
+                                        if ix >= 0 && ix < wi { sum += gb[y * ow + xx] * xb[iy * wi + ix] }
                                     }
                                 }
-                                out[(k * kh + i) * kw + j] = sum
-                            } }
-                            if bias != nil {
-                                for s in 0..<n { for q in 0..<(oh * ow) { bsum += gp[(s * ch + k) * oh * ow + q] } }
-                                bias![k] = bsum
                             }
+                            out[(k * kh + i) * kw + j] = sum
+                        } }
+                        if let bias {
+                            var sum: Float = 0
+                            for s in 0..<n { for q in 0..<(oh * ow) { sum += gp[(s * ch + k) * oh * ow + q] } }
+                            bias[k] = sum
                         }
                     }
                 }

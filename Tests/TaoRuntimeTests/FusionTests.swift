@@ -41,6 +41,15 @@ final class FusionTests: XCTestCase {
         }
     }
 
+    /// The fused and the unfused inference plan of `g` run on `input`; their outputs agree within 1e-4.
+    func fusedAndPlain(_ g: Graph, _ store: ParameterStore, _ input: Tensor, file: StaticString = #filePath, line: UInt = #line) throws -> (fused: Executor, plain: Executor) {
+        let fused = try Executor(graph: g, batch: input.shape[0], mode: .inference, parameters: store)
+        let plain = try Executor(graph: g, batch: input.shape[0], mode: .inference, parameters: store, fuse: false)
+        for e in [fused, plain] { try e.setInput(0, input); e.forward() }
+        XCTAssertLessThan(fused.output().maxAbsDifference(plain.output()), 1e-4, file: file, line: line)
+        return (fused, plain)
+    }
+
     func testFusedPlanHasFewerStepsAndEqualsUnfused() throws {
         var b = GraphBuilder()
         var x = b.relu(b.batchNorm(b.conv2d(b.input("x", [3, 16, 16]), "stem", out: 8, kernel: 3), "bn"), "r")
@@ -52,11 +61,7 @@ final class FusionTests: XCTestCase {
         for (i, p) in g.parameters.enumerated() where p.role == .bnMean || p.role == .bnVariance || p.role == .bnScale {
             store[i] = Tensor.randomUniform(p.shape, 0.5, 1.5, rng: &rng)
         }
-        let input = Tensor.randomNormal([4, 3, 16, 16], rng: &rng)
-        let fused = try Executor(graph: g, batch: 4, mode: .inference, parameters: store)
-        let plain = try Executor(graph: g, batch: 4, mode: .inference, parameters: store, fuse: false)
-        for e in [fused, plain] { try e.setInput(0, input); e.forward() }
-        XCTAssertLessThan(fused.output().maxAbsDifference(plain.output()), 1e-4)
+        let (fused, plain) = try fusedAndPlain(g, store, Tensor.randomNormal([4, 3, 16, 16], rng: &rng))
         XCTAssertLessThan(fused.stepCounts.forward, plain.stepCounts.forward - 10, "\(fused.stepCounts) vs \(plain.stepCounts)")
         // Changing a parameter refolds the batch norms on the next forward.
         store[store.index(of: "l2.bn2.weight")!] = Tensor(repeating: 2, shape: [8])
@@ -118,11 +123,7 @@ extension FusionTests {
             for (i, p) in g.parameters.enumerated() where p.role == .bnMean || p.role == .bnVariance {
                 store[i] = Tensor.randomUniform(p.shape, 0.5, 1.5, rng: &rng)
             }
-            let input = Tensor.randomNormal([2, 8, 6, 6], rng: &rng)
-            let fused = try Executor(graph: g, batch: 2, mode: .inference, parameters: store)
-            let plain = try Executor(graph: g, batch: 2, mode: .inference, parameters: store, fuse: false)
-            for e in [fused, plain] { try e.setInput(0, input); e.forward() }
-            XCTAssertLessThan(fused.output().maxAbsDifference(plain.output()), 1e-4)
+            let (fused, plain) = try fusedAndPlain(g, store, Tensor.randomNormal([2, 8, 6, 6], rng: &rng))
             return (fused.forwardKinds, plain.forwardKinds)
         }
         let bn = try kinds { b, x in b.batchNorm(b.conv2d(x, "c", out: 8, kernel: 3), "bn") }
