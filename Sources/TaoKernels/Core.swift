@@ -135,6 +135,8 @@ public struct MemoryDesc: @unchecked Sendable, Equatable, CustomStringConvertibl
 
     /// Whether this is row-major with no padding or blocking.
     public var isPlain: Bool { self == MemoryDesc(dims, .plain) }
+    /// Whether this is oneDNN's opaque Winograd weights format (filled only by reorders from fp32).
+    public var isWinograd: Bool { raw.format_kind == dnnl_format_kind_wino }
 
     public var description: String { "md\(dims)\(isPlain ? "" : "(blocked)")" }
 }

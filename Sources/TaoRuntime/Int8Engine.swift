@@ -50,7 +50,20 @@ public final class Int8Engine {
     /// Residual adds summed straight into their addend's buffer.
     public private(set) var inPlaceResiduals = 0
 
-    public init(graph g: Graph, parameters store: ParameterStore, maxAbs: [String: Float], batch: Int) throws {
+    /// Winograd convolutions chosen by timing (see `Tactics`).
+    public private(set) var winogradConvolutions = 0
+
+    /// How each eligible convolution (3×3, stride 1, dense) picks its kernel. oneDNN's int8 Winograd
+    /// (F(2×2, 3×3)) beats its direct int8 kernel on some shapes and loses on others: on ResNet-18
+    /// at batch 32 it is 0.65× the direct kernel's time on 14² maps but 1.3× on 56² maps, and the
+    /// winners change with the batch size. Like TensorRT's tactic selection, `.timed` runs both on
+    /// the engine's own shapes while building and keeps the faster (direct unless Winograd is at
+    /// least 5% faster). `.direct` never uses Winograd (deterministic outputs, faster builds);
+    /// `.winograd` uses it wherever oneDNN has it (for tests and measurements).
+    public enum Tactics: String, Sendable, CaseIterable { case timed, direct, winograd }
+
+    public init(graph g: Graph, parameters store: ParameterStore, maxAbs: [String: Float], batch: Int,
+                tactics: Tactics = .timed) throws {
         self.batch = batch
         input = Memory(MemoryDesc(g.shape(of: g.inputs[0]).batched(batch).dims))
         vals[g.inputs[0].index] = Q(mem: input, scale: 1, type: .f32)
@@ -127,7 +140,7 @@ public final class Int8Engine {
                 let a = addend.map { vals[$0.index]! }
                 let addIndex = fused.first { $0.op == .add }.flatMap { m -> Int? in if case .node(let k) = g.source(of: m.output) { return k }; return nil }
                 let dead = addend.map { v in !outputs.contains(v) && v != n.inputs[0] && consumers[v.index].allSatisfy { $0 <= addIndex! } } ?? false
-                func primitive(inPlace: Bool) throws -> PrimitiveDesc {
+                func primitive(inPlace: Bool, _ algorithm: Kernels.ConvAlgorithm = .direct) throws -> PrimitiveDesc {
                     let attr = Attributes()
                     try attr.setOutputScales((0..<c.outChannels).map { sDst / (src.scale * ws[$0]) }, mask: 2)
                     var postOps: [Attributes.PostOp] = []
@@ -137,17 +150,29 @@ public final class Int8Engine {
                     try attr.setPostOps(postOps)
                     return try Kernels.convForward(.inference, src: MemoryDesc(src.mem.desc.dims, .any, type: src.type),
                                                    weights: MemoryDesc(wDims, .any, type: .s8), bias: MemoryDesc([c.outChannels]),
-                                                   dst: MemoryDesc(outDims, .any, type: dstType), win, attr: attr)
+                                                   dst: MemoryDesc(outDims, .any, type: dstType), win, attr: attr, algorithm: algorithm)
                 }
                 var pd = try primitive(inPlace: dead)
                 let inPlace = dead && a!.mem.desc.with(type: dstType) == pd.md(.dst)
                 if dead && !inPlace { pd = try primitive(inPlace: false) }
                 // fp32 sources are quantized straight into the layout the convolution wants.
                 let srcMem = given.type == .f32 ? try quantize(given, into: pd.md(.src), scale: src.scale) : try layout(src, pd.md(.src))
-                let plainW = Memory(MemoryDesc(wDims, .plain, type: .s8))
-                wq.withUnsafeBytes { plainW.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                let wMem = Memory(pd.md(.weights))
-                Step(try Primitive(Kernels.reorder(from: plainW.desc, to: wMem.desc)), [(.src, plainW), (.dst, wMem)]).run()
+                /// Weights in the layout `p` wants: the quantized ones, or (Winograd's own format, which
+                /// oneDNN fills only from fp32) the folded fp32 ones with the per-channel scales.
+                func weights(for p: PrimitiveDesc) throws -> Memory {
+                    let wMem = Memory(p.md(.weights))
+                    let plainW: Memory, attr = Attributes()
+                    if !p.md(.weights).isWinograd {
+                        plainW = Memory(MemoryDesc(wDims, .plain, type: .s8))
+                        wq.withUnsafeBytes { plainW.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    } else {
+                        plainW = Memory(MemoryDesc(wDims, .plain))
+                        w.withUnsafeBytes { plainW.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                        try attr.setOutputScales(ws, mask: 1)
+                    }
+                    Step(try Primitive(Kernels.reorder(from: plainW.desc, to: wMem.desc, attr: attr)), [(.src, plainW), (.dst, wMem)]).run()
+                    return wMem
+                }
                 let bMem = Memory(MemoryDesc([c.outChannels]))
                 bias.withUnsafeBytes { bMem.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
                 let dst: Memory
@@ -165,7 +190,15 @@ public final class Int8Engine {
                     retained.append(view)
                     steps.append(Step(try Primitive(Kernels.reorder(from: a.mem.desc, to: view.desc, attr: ra)), [(.src, a.mem), (.dst, view)]))
                 }
-                steps.append(Step(try Primitive(pd), [(.src, srcMem), (.weights, wMem), (.bias, bMem), (.dst, dst)]))
+                var conv = Step(try Primitive(pd), [(.src, srcMem), (.weights, try weights(for: pd)), (.bias, bMem), (.dst, dst)])
+                let eligible = c.kernel == [3, 3] && c.stride == [1, 1] && c.dilation == [1, 1] && c.groups == 1
+                if tactics != .direct, eligible, let wpd = try? primitive(inPlace: inPlace, .winograd),
+                   wpd.md(.src) == pd.md(.src), wpd.md(.dst) == pd.md(.dst) {
+                    let wino = Step(try Primitive(wpd), [(.src, srcMem), (.weights, try weights(for: wpd)), (.bias, bMem), (.dst, dst)])
+                    // Timed at build time: the buffers hold no data yet, and the kernels' speed does not depend on it.
+                    if tactics == .winograd || Self.seconds(wino) < 0.95 * Self.seconds(conv) { conv = wino; winogradConvolutions += 1 }
+                }
+                steps.append(conv)
                 vals[last.output.index] = Q(mem: dst, scale: sDst, type: dstType)
                 int8Convolutions += 1
             case .pool2d(let p):
@@ -233,6 +266,23 @@ public final class Int8Engine {
                 let y = Memory(pd.md(.dst))
                 steps.append(Step(try Primitive(pd), xs.enumerated().map { (Arg.multipleSrc($0.offset), $0.element) } + [(.dst, y)]))
                 vals[n.output.index] = Q(mem: y, scale: 1, type: .f32)
+            case .slice(let sl):
+                // A range of channels (CSPDarkNet's split): copied out at the same scale and type when
+                // the layout allows a view of the range (channels-last), else through fp32.
+                let x = vals[n.inputs[0].index]!
+                var offsets = [Int](repeating: 0, count: dims.count)
+                offsets[sl.axis] = sl.start
+                if x.type != .f32, let view = try? x.mem.desc.submemory(dims: dims, offsets: offsets) {
+                    let y = Memory(MemoryDesc(dims, dims.count == 4 ? .nhwc : .plain, type: x.type))
+                    steps.append(Step(try Primitive(Kernels.reorder(from: view, to: y.desc)), [(.src, x.mem), (.dst, y)]))
+                    vals[n.output.index] = Q(mem: y, scale: x.scale, type: x.type)
+                } else {
+                    let f = try dequantize(x, dims: g.shape(of: n.inputs[0]).batched(batch).dims)
+                    let y = Memory(MemoryDesc(dims))
+                    steps.append(Step(try Primitive(Kernels.reorder(from: try f.desc.submemory(dims: dims, offsets: offsets), to: y.desc)),
+                                      [(.src, f), (.dst, y)]))
+                    vals[n.output.index] = Q(mem: y, scale: 1, type: .f32)
+                }
             case .reshape:
                 let x = try dequantize(vals[n.inputs[0].index]!, dims: g.shape(of: n.inputs[0]).batched(batch).dims)
                 vals[n.output.index] = Q(mem: Memory(MemoryDesc(dims), wrapping: x.pointer), scale: 1, type: .f32)
@@ -243,6 +293,18 @@ public final class Int8Engine {
         }
         let out = vals[g.outputs[0].index]!
         outputMem = try dequantize(out, dims: g.shape(of: g.outputs[0]).batched(batch).dims)
+    }
+
+    /// The best of a few timed runs of one step, after a warm-up run.
+    static func seconds(_ step: Step) -> Double {
+        step.run()
+        var best = Double.infinity
+        for _ in 0..<3 {
+            let t = DispatchTime.now().uptimeNanoseconds
+            step.run()
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9)
+        }
+        return best
     }
 
     /// Memories that wrap another's storage keep it alive here.

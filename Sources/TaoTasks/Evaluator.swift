@@ -36,9 +36,10 @@ final class Evaluator {
     let prep: Preprocessing
     let workers: Int
 
-    init(graph: Graph, store: ParameterStore, batch: Int, prep: Preprocessing, workers: Int, int8Ranges: [String: Float]? = nil) throws {
-        if let r = int8Ranges {
-            (exec, int8) = (nil, try Int8Engine(graph: graph, parameters: store, maxAbs: r, batch: batch))
+    init(graph: Graph, store: ParameterStore, batch: Int, prep: Preprocessing, workers: Int,
+         int8 settings: (ranges: [String: Float], tactics: Int8Engine.Tactics)? = nil) throws {
+        if let (r, tactics) = settings {
+            (exec, int8) = (nil, try Int8Engine(graph: graph, parameters: store, maxAbs: r, batch: batch, tactics: tactics))
         } else {
             (exec, int8) = (try Executor(graph: graph, batch: batch, mode: .inference, parameters: store), nil)
         }
@@ -123,11 +124,13 @@ extension ClassificationTask {
         return files.sorted()
     }
 
-    /// The calibration ranges of an INT8 engine file (nil for an fp32 model).
-    static func int8Ranges(_ ck: Checkpoint) throws -> [String: Float]? {
+    /// The calibration ranges and kernel choice of an INT8 engine file (nil for an fp32 model).
+    static func int8Settings(_ ck: Checkpoint) throws -> (ranges: [String: Float], tactics: Int8Engine.Tactics)? {
         guard let json = ck.metadata["tao.int8.ranges"] else { return nil }
         guard let r = try? JSONDecoder().decode([String: Float].self, from: Data(json.utf8)) else { throw TaskError("the engine file's calibration ranges are unreadable") }
-        return r
+        let name = ck.metadata["tao.int8.tactics"] ?? Int8Engine.Tactics.timed.rawValue
+        guard let t = Int8Engine.Tactics(rawValue: name) else { throw TaskError("the engine file names unknown INT8 tactics '\(name)'") }
+        return (r, t)
     }
 
     /// Loads a checkpoint of ours (or an ONNX model) with its class names.
@@ -148,7 +151,7 @@ extension ClassificationTask {
         let (ck, classes) = try Self.loadModel(path)
         let folder = try ImageFolder(root: data, expectedClasses: classes)
         let ev = try Evaluator(graph: ck.graph, store: ck.parameters, batch: config.evalBatchSize, prep: preprocessing(training: false),
-                               workers: config.workers, int8Ranges: Self.int8Ranges(ck))
+                               workers: config.workers, int8: Self.int8Settings(ck))
         let r = try ev.run(folder, k: config.topK)
         results.log(String(format: "evaluated %@%@ on %d images of %@: top-1 accuracy %.2f%%, top-%d %.2f%%", path, ev.int8 == nil ? "" : " (INT8 engine)",
                            folder.count, data, 100 * r.top1, r.k, 100 * r.topK))
@@ -185,7 +188,7 @@ extension ClassificationTask {
         guard !files.isEmpty else { throw TaskError("\(images): no .jpg, .jpeg or .png images found") }
         let folder = ImageFolder(paths: files)
         let ev = try Evaluator(graph: ck.graph, store: ck.parameters, batch: min(config.evalBatchSize, files.count), prep: preprocessing(training: false),
-                               workers: config.workers, int8Ranges: Self.int8Ranges(ck))
+                               workers: config.workers, int8: Self.int8Settings(ck))
         var out: [(String, [(String, Float)])] = []
         let k = min(config.topK, classes.count)
         try ev.forEachBatch(folder) { b, y in

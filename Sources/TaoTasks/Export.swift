@@ -45,12 +45,14 @@ extension ClassificationTask {
     }
 
     /// Writes an INT8 engine file: the model with its calibration ranges, which `evaluate` and
-    /// `inference --engine_file` run through the INT8 engine. Builds the engine once to check it.
-    public static func writeEngine(modelPath: String, ranges: [String: Float], to path: String) throws {
+    /// `inference --engine_file` run through the INT8 engine, which picks its kernels by `tactics`
+    /// each time it is built. Builds the engine once to check it.
+    public static func writeEngine(modelPath: String, ranges: [String: Float], tactics: Int8Engine.Tactics = .timed, to path: String) throws {
         let (ck, _) = try loadModel(modelPath)
-        _ = try Int8Engine(graph: ck.graph, parameters: ck.parameters, maxAbs: ranges, batch: 1)
+        _ = try Int8Engine(graph: ck.graph, parameters: ck.parameters, maxAbs: ranges, batch: 1, tactics: .direct)
         var meta = ck.metadata
         meta["tao.int8.ranges"] = String(decoding: try JSONEncoder().encode(ranges), as: UTF8.self)
+        meta["tao.int8.tactics"] = tactics.rawValue
         meta["tao.engine"] = "int8"
         try Checkpoint(graph: ck.graph, parameters: ck.parameters, metadata: meta).write(to: path)
     }

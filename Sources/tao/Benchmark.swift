@@ -22,6 +22,8 @@ struct Benchmark: ParsableCommand {
     @Option(help: "Model: \(Zoo.names.joined(separator: ", ")).") var model = "resnet18"
     @Option(help: "train or infer.") var task: Task = .train
     @Option(help: "fp32, or int8 (inference through the INT8 engine, calibrated on random images).") var precision: Precision = .fp32
+    @Option(help: "INT8 kernel choice for 3×3 convolutions: timed (the faster of direct and Winograd, timed while building), direct or winograd.")
+    var tactics = "timed"
     @Option(help: "Square input resolution in pixels.") var res = 224
     @Option(help: "Input channels: 3 (RGB) or 1 (grayscale).") var channels = 3
     @Option(help: "Images per batch.") var batch = 32
@@ -36,6 +38,7 @@ struct Benchmark: ParsableCommand {
     func validate() throws {
         guard res >= 16 else { throw ValidationError("--res must be at least 16") }
         guard batch >= 1, classes >= 1, iters >= 1 else { throw ValidationError("--batch, --classes and --iters must be positive") }
+        guard Int8Engine.Tactics(rawValue: tactics) != nil else { throw ValidationError("--tactics must be timed, direct or winograd, got '\(tactics)'") }
         guard modelFile != nil || Zoo.names.contains(model) else { throw ValidationError("unknown --model '\(model)'; choose one of \(Zoo.names.joined(separator: ", "))") }
     }
 
@@ -75,10 +78,11 @@ struct Benchmark: ParsableCommand {
             var rng = SplitMix64(seed: 2)
             let ranges = try Int8Calibration.measure(graph, store, batches: (0..<2).map { _ in Tensor.randomNormal([4, channels, res, res], rng: &rng) })
             for (b, n, w) in [(batch, iters, warmup), (1, max(iters * 5, 30), 5)] {
-                let engine = try Int8Engine(graph: graph, parameters: store, maxAbs: ranges, batch: b)
+                let engine = try Int8Engine(graph: graph, parameters: store, maxAbs: ranges, batch: b, tactics: Int8Engine.Tactics(rawValue: tactics)!)
                 try engine.setInput(Tensor.randomNormal([b, channels, res, res], rng: &rng))
                 let times = time(iters: n, warmup: w) { engine.forward() }
                 records.append(record(b == 1 ? "latency_int8" : "infer_int8", batch: b, times: times, gflop: 2 * macs / 1e9, graph: graph))
+                records[records.count - 1]["winograd_convs"] = engine.winogradConvolutions
                 if b == 1 && batch == 1 { break }
             }
         case .infer:

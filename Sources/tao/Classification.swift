@@ -4,6 +4,7 @@ import TaoData
 import TaoGraph
 import TaoSpec
 import TaoPrune
+import TaoRuntime
 import TaoTasks
 
 /// Options every classification subcommand shares, named as TAO names them.
@@ -91,9 +92,12 @@ struct Classification: ParsableCommand {
         @Option(name: [.customLong("batches")], help: "Calibration batches.") var batches = 10
         @Option(name: [.customLong("batch_size")], help: "Images per calibration batch.") var batchSize = 8
         @Option(name: [.customLong("engine_file")], help: "The INT8 engine file to write (default: OUTPUT with .int8.tao).") var engineFile: String?
+        @Option(name: [.customLong("tactics")], help: "How the INT8 engine picks each 3×3 convolution's kernel: timed (oneDNN's direct or Winograd kernel, whichever runs faster here at the batch size used; Winograd keeps about 2 bits less precision in those layers) or direct.")
+        var tactics = "timed"
         func run() throws {
             let say = { (line: String) in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
             guard dataType == "fp32" || dataType == "int8" else { throw ValidationError("--data_type must be fp32 or int8, got '\(dataType)'") }
+            guard let chosen = Int8Engine.Tactics(rawValue: tactics), chosen != .winograd else { throw ValidationError("--tactics must be timed or direct, got '\(tactics)'") }
             try ClassificationTask.export(modelPath: model, output: output, log: say)
             guard dataType == "int8" else { return }
             let ranges: [String: Float]
@@ -111,7 +115,7 @@ struct Classification: ParsableCommand {
                 throw ValidationError("--data_type int8 needs --cal_image_dir (to calibrate) or --cal_cache_file (an earlier calibration)")
             }
             let engine = engineFile ?? (output as NSString).deletingPathExtension + ".int8.tao"
-            try ClassificationTask.writeEngine(modelPath: model, ranges: ranges, to: engine)
+            try ClassificationTask.writeEngine(modelPath: model, ranges: ranges, tactics: chosen, to: engine)
             say("wrote the INT8 engine file \(engine); run it with: tao classification evaluate|inference --engine_file \(engine)")
         }
     }

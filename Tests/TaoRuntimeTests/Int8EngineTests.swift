@@ -1,6 +1,7 @@
 import XCTest
 import TaoGraph
 import TaoModels
+import TaoKernels
 @testable import TaoRuntime
 
 final class Int8EngineTests: XCTestCase {
@@ -19,14 +20,35 @@ final class Int8EngineTests: XCTestCase {
     }
 
     /// INT8 against fp32 on held-out inputs: relative error of the logits and agreement of the top class.
-    func compare(_ name: String, res: Int = 32) throws -> (relError: Float, agreement: Float) {
+    func compare(_ name: String, res: Int = 32, tactics: Int8Engine.Tactics = .timed) throws -> (relError: Float, agreement: Float) {
         let g = try Zoo.build(name, classes: 10, inputShape: [3, name == "squeezenet" ? 64 : res, name == "squeezenet" ? 64 : res])
         let res = g.shape(of: g.inputs[0])[1]
         let s = store(g)
         var rng = SplitMix64(seed: 9)
         let calib = (0..<4).map { _ in Tensor.randomNormal([8, 3, res, res], rng: &rng) }
         let ranges = try Int8Calibration.measure(g, s, batches: calib)
-        let engine = try Int8Engine(graph: g, parameters: s, maxAbs: ranges, batch: 16)
+        let engine = try Int8Engine(graph: g, parameters: s, maxAbs: ranges, batch: 16, tactics: tactics)
+        if tactics == .winograd, DNNL.shared.isaName.hasPrefix("avx512_core") {
+            // oneDNN's int8 Winograd kernel needs AVX-512, u8 sources (after a ReLU) and channel
+            // counts in multiples of 16; on such a processor every such 3×3 stride-1 dense
+            // convolution must have taken it.
+            func nonNegative(_ v: ValueID) -> Bool {
+                guard case .node(let k) = g.source(of: v) else { return false }
+                switch g.nodes[k].op {
+                case .activation(let a): return a == .relu || a == .relu6
+                case .pool2d: return nonNegative(g.nodes[k].inputs[0])
+                default: return false
+                }
+            }
+            let eligible = g.nodes.filter { n in
+                guard case .conv2d(let c) = n.op else { return false }
+                return c.kernel == [3, 3] && c.stride == [1, 1] && c.groups == 1 && c.outChannels % 16 == 0
+                    && g.shape(of: n.inputs[0])[0] % 16 == 0 && nonNegative(n.inputs[0])
+            }
+            XCTAssertEqual(engine.winogradConvolutions, eligible.count, name)
+            if name != "cspdarknet_tiny" { XCTAssertGreaterThan(eligible.count, 0, name) }
+        }
+        if tactics == .direct { XCTAssertEqual(engine.winogradConvolutions, 0, name) }
         XCTAssertEqual(engine.int8Convolutions, g.nodes.filter { if case .conv2d = $0.op { return true }; return false }.count, name)
         if name == "resnet18" { XCTAssertEqual(engine.inPlaceResiduals, 8, "every residual add of ResNet-18 is summed in place") }
         let x = Tensor.randomNormal([16, 3, res, res], rng: &rng)
@@ -47,11 +69,24 @@ final class Int8EngineTests: XCTestCase {
     }
 
     func testInt8FollowsFP32() throws {
-        for name in ["resnet18", "mobilenet_v2", "vgg16", "googlenet", "squeezenet", "darknet19", "efficientnet_b0"] {
+        for name in ["resnet18", "mobilenet_v2", "vgg16", "googlenet", "squeezenet", "darknet19", "efficientnet_b0", "cspdarknet_tiny"] {
             let (err, agree) = try compare(name)
             print("int8 \(name): relative error \(err), top-1 agreement \(agree)")
             XCTAssertLessThan(err, 0.1, name)
             XCTAssertGreaterThanOrEqual(agree, 0.75, name)
+        }
+    }
+
+    /// Each kernel choice follows fp32 on its own: Winograd forced on every eligible convolution,
+    /// and the direct kernel everywhere.
+    func testWinogradAndDirectTacticsBothFollowFP32() throws {
+        for name in ["resnet18", "vgg16", "cspdarknet_tiny"] {
+            for tactics in [Int8Engine.Tactics.winograd, .direct] {
+                let (err, agree) = try compare(name, tactics: tactics)
+                print("int8 \(name) \(tactics): relative error \(err), top-1 agreement \(agree)")
+                XCTAssertLessThan(err, 0.1, "\(name) \(tactics)")
+                XCTAssertGreaterThanOrEqual(agree, 0.75, "\(name) \(tactics)")
+            }
         }
     }
 
@@ -60,12 +95,19 @@ final class Int8EngineTests: XCTestCase {
         XCTAssertThrowsError(try Int8Engine(graph: g, parameters: ParameterStore(graph: g, seed: 1), maxAbs: [:], batch: 1)) {
             XCTAssertTrue("\($0)".contains("no calibration range for 'block0.stem."), "\($0)")
         }
-        let tiny = try Zoo.build("cspdarknet_tiny", classes: 3, inputShape: [3, 32, 32])
+        var b = GraphBuilder()
+        let x = b.input("x", [3, 8, 8])
+        let conv = b.conv2d(x, "c", out: 4, kernel: 3)
+        let r = b.relu(conv, "r")
+        let up = b.node("up", .upsample(Upsample(.nearest, scale: [2, 2])), [r])
+        let gap = b.globalAveragePool(up, "gap")
+        let fc = b.dense(gap, "fc", out: 2)
+        let tiny = try b.build(outputs: [fc])
         let s = ParameterStore(graph: tiny, seed: 1)
         var rng = SplitMix64(seed: 1)
-        let ranges = try Int8Calibration.measure(tiny, s, batches: [Tensor.randomNormal([2, 3, 32, 32], rng: &rng)])
+        let ranges = try Int8Calibration.measure(tiny, s, batches: [Tensor.randomNormal([2, 3, 8, 8], rng: &rng)])
         XCTAssertThrowsError(try Int8Engine(graph: tiny, parameters: s, maxAbs: ranges, batch: 1)) {
-            XCTAssertTrue("\($0)".contains("does not support 'block2.conv_2_split_0' (slice)"), "\($0)")
+            XCTAssertTrue("\($0)".contains("does not support 'up' (upsample)"), "\($0)")
         }
         XCTAssertThrowsError(try Int8Calibration.measure(g, ParameterStore(graph: g, seed: 1), batches: [])) {
             XCTAssertTrue("\($0)".contains("at least one batch"), "\($0)")

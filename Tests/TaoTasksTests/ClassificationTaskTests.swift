@@ -3,6 +3,7 @@ import Foundation
 import TaoData
 import TaoGraph
 import TaoPrune
+import TaoRuntime
 @testable import TaoTasks
 
 /// End-to-end classification on a tiny synthetic dataset whose classes differ by where a bright square sits.
@@ -154,6 +155,12 @@ final class ClassificationTaskTests: XCTestCase {
         XCTAssertTrue(try String(contentsOfFile: "\(out)/train.log", encoding: .utf8).contains("(INT8 engine)"))
         let preds = try task.inference(modelPath: engine, images: "\(dir.path)/val/left", resultsDir: out, quiet: true)
         XCTAssertEqual(preds.count, 8)
+        // The kernel choice travels in the engine file; the direct kernels give the same classes here too.
+        let direct = "\(out)/model.direct.int8.tao"
+        try ClassificationTask.writeEngine(modelPath: model, ranges: ranges, tactics: .direct, to: direct)
+        XCTAssertEqual(try Checkpoint.read(from: direct).metadata["tao.int8.tactics"], "direct")
+        XCTAssertEqual(try Checkpoint.read(from: engine).metadata["tao.int8.tactics"], "timed")
+        XCTAssertEqual(try task.evaluate(modelPath: direct, resultsDir: out, quiet: true).top1, fp32.top1, accuracy: 1.0 / 24 + 1e-9)
         let empty = dir.appendingPathComponent("empty").path
         try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
         XCTAssertThrowsError(try task.calibrate(modelPath: model, imageDir: empty, batches: 2, batchSize: 2)) {
