@@ -5,6 +5,8 @@ public enum Arg: Sendable, Hashable {
     case src, src1, dst, weights, bias, mean, variance, scale, shift, workspace
     case diffSrc, diffSrc1, diffDst, diffWeights, diffBias, diffScale, diffShift
     case multipleSrc(Int)
+    /// The weights and bias of a depthwise post-op (`Attributes.PostOp.depthwise`).
+    case depthwiseWeights, depthwiseBias
 
     var raw: Int32 {
         switch self {
@@ -26,6 +28,8 @@ public enum Arg: Sendable, Hashable {
         case .diffScale: TAO_ARG_DIFF_SCALE
         case .diffShift: TAO_ARG_DIFF_SHIFT
         case .multipleSrc(let i): TAO_ARG_MULTIPLE_SRC + Int32(i)
+        case .depthwiseWeights: TAO_ARG_ATTR_POST_OP_DW | TAO_ARG_WEIGHTS
+        case .depthwiseBias: TAO_ARG_ATTR_POST_OP_DW | TAO_ARG_BIAS
         }
     }
 }
@@ -137,7 +141,13 @@ public final class Attributes: @unchecked Sendable {
 
     /// Post-ops run on the output inside the primitive: `sum` adds the prior content of dst.
     /// `sum(scale:, type:)` reads dst's prior content as `type` (int8: an s8 residual summed into a u8 output).
-    public enum PostOp: Sendable { case eltwise(EltwiseAlg, alpha: Float, beta: Float), sum(scale: Float), sumAs(scale: Float, type: DataType) }
+    /// `depthwise` runs a 3×3 depthwise convolution (padding 1) on the output, int8 weights and f32
+    /// bias bound as `.depthwiseWeights`/`.depthwiseBias`, with per-channel output `scales`; post-ops
+    /// after it act on its output.
+    public enum PostOp: Sendable {
+        case eltwise(EltwiseAlg, alpha: Float, beta: Float), sum(scale: Float), sumAs(scale: Float, type: DataType)
+        case depthwise(stride: Int, scales: [Float], type: DataType)
+    }
 
     public func setPostOps(_ ops: [PostOp]) throws(KernelError) {
         var po: dnnl_post_ops_t?
@@ -148,6 +158,8 @@ public final class Attributes: @unchecked Sendable {
             case let .eltwise(alg, alpha, beta): try check(dnnl_post_ops_append_eltwise(po, 1, alg.raw, alpha, beta), "eltwise post-op")
             case let .sum(scale): try check(dnnl_post_ops_append_sum(po, scale), "sum post-op")
             case let .sumAs(scale, type): try check(dnnl_post_ops_append_sum_v2(po, scale, type.raw), "sum post-op")
+            case let .depthwise(stride, scales, type):
+                try check(dnnl_post_ops_append_dw(po, dnnl_s8, dnnl_f32, type.raw, 3, Int64(stride), 1, Int64(scales.count), 2, scales), "depthwise post-op")
             }
         }
         try check(dnnl_primitive_attr_set_post_ops(handle, po), "set post-ops")

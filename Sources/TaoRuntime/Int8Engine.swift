@@ -52,15 +52,31 @@ public final class Int8Engine {
 
     /// Winograd convolutions chosen by timing (see `Tactics`).
     public private(set) var winogradConvolutions = 0
+    /// Depthwise convolutions run inside the pointwise convolution before them (see `Tactics`).
+    public private(set) var fusedDepthwise = 0
 
-    /// How each eligible convolution (3×3, stride 1, dense) picks its kernel. oneDNN's int8 Winograd
-    /// (F(2×2, 3×3)) beats its direct int8 kernel on some shapes and loses on others: on ResNet-18
-    /// at batch 32 it is 0.65× the direct kernel's time on 14² maps but 1.3× on 56² maps, and the
-    /// winners change with the batch size. Like TensorRT's tactic selection, `.timed` runs both on
-    /// the engine's own shapes while building and keeps the faster (direct unless Winograd is at
-    /// least 5% faster). `.direct` never uses Winograd (deterministic outputs, faster builds);
-    /// `.winograd` uses it wherever oneDNN has it (for tests and measurements).
-    public enum Tactics: String, Sendable, CaseIterable { case timed, direct, winograd }
+    /// A pointwise convolution's step, kept so that a depthwise one after it can be fused in.
+    struct Pointwise {
+        var step: Int
+        var src: Memory, dst: Memory, bias: Memory
+        var weights: (PrimitiveDesc) throws -> Memory
+        /// Its primitive with more post-ops after its own.
+        var primitive: ([Attributes.PostOp]) throws -> PrimitiveDesc
+    }
+
+    /// How convolutions pick their kernels. Two alternatives to one direct kernel per convolution
+    /// exist, each faster on some shapes and slower on others:
+    /// - oneDNN's int8 Winograd (F(2×2, 3×3)) for 3×3 stride-1 dense convolutions on u8 inputs: on
+    ///   ResNet-18 at batch 32 it takes 0.65× the direct kernel's time on 14² maps but 1.3× on 56²
+    ///   maps, and the winners change with the batch size. It keeps about 2 bits less precision
+    ///   (its transforms scale inputs by 1/4 and weights by 4/9 to stay in 8 bits).
+    /// - a 3×3 depthwise convolution fused into the pointwise one before it (same arithmetic): on
+    ///   MobileNetV2's 112² block 0.62× the time of the two apart, on its 7² blocks no faster.
+    /// Like TensorRT's tactic selection, `.timed` runs both ways on the engine's own shapes while
+    /// building and keeps an alternative only when it is at least 5% faster. `.direct` uses neither
+    /// (outputs independent of timing, faster builds); `.alternatives` uses both wherever oneDNN has
+    /// them (for tests and measurements).
+    public enum Tactics: String, Sendable, CaseIterable { case timed, direct, alternatives }
 
     public init(graph g: Graph, parameters store: ParameterStore, maxAbs: [String: Float], batch: Int,
                 tactics: Tactics = .timed) throws {
@@ -83,6 +99,7 @@ public final class Int8Engine {
         }
         func param(_ v: ValueID) -> [Float] { store[v.index - g.inputs.count].scalars }
         var done = Set<Int>()   // nodes fused into an earlier step
+        var pointwise: [Int: Pointwise] = [:]   // 1×1 convolutions by output value, for depthwise fusion
         for (index, n) in g.nodes.enumerated() where !done.contains(index) {
             let dims = g.shape(of: n.output).batched(batch).dims
             switch n.op {
@@ -140,14 +157,18 @@ public final class Int8Engine {
                 let a = addend.map { vals[$0.index]! }
                 let addIndex = fused.first { $0.op == .add }.flatMap { m -> Int? in if case .node(let k) = g.source(of: m.output) { return k }; return nil }
                 let dead = addend.map { v in !outputs.contains(v) && v != n.inputs[0] && consumers[v.index].allSatisfy { $0 <= addIndex! } } ?? false
-                func primitive(inPlace: Bool, _ algorithm: Kernels.ConvAlgorithm = .direct) throws -> PrimitiveDesc {
+                let scales = (0..<c.outChannels).map { sDst / (src.scale * ws[$0]) }
+                func postOps(inPlace: Bool) -> [Attributes.PostOp] {
+                    var ops: [Attributes.PostOp] = []
+                    if let pre { ops.append(Self.postOp(pre, scale: sDst)) }
+                    if let a { ops.append(inPlace ? .sumAs(scale: sDst / a.scale, type: a.type) : .sumAs(scale: 1, type: .s8)) }
+                    if let post { ops.append(Self.postOp(post, scale: sDst)) }
+                    return ops
+                }
+                func primitive(inPlace: Bool, _ algorithm: Kernels.ConvAlgorithm = .direct, then extra: [Attributes.PostOp] = []) throws -> PrimitiveDesc {
                     let attr = Attributes()
-                    try attr.setOutputScales((0..<c.outChannels).map { sDst / (src.scale * ws[$0]) }, mask: 2)
-                    var postOps: [Attributes.PostOp] = []
-                    if let pre { postOps.append(Self.postOp(pre, scale: sDst)) }
-                    if let a { postOps.append(inPlace ? .sumAs(scale: sDst / a.scale, type: a.type) : .sumAs(scale: 1, type: .s8)) }
-                    if let post { postOps.append(Self.postOp(post, scale: sDst)) }
-                    try attr.setPostOps(postOps)
+                    try attr.setOutputScales(scales, mask: 2)
+                    try attr.setPostOps(postOps(inPlace: inPlace) + extra)
                     return try Kernels.convForward(.inference, src: MemoryDesc(src.mem.desc.dims, .any, type: src.type),
                                                    weights: MemoryDesc(wDims, .any, type: .s8), bias: MemoryDesc([c.outChannels]),
                                                    dst: MemoryDesc(outDims, .any, type: dstType), win, attr: attr, algorithm: algorithm)
@@ -196,11 +217,37 @@ public final class Int8Engine {
                    wpd.md(.src) == pd.md(.src), wpd.md(.dst) == pd.md(.dst) {
                     let wino = Step(try Primitive(wpd), [(.src, srcMem), (.weights, try weights(for: wpd)), (.bias, bMem), (.dst, dst)])
                     // Timed at build time: the buffers hold no data yet, and the kernels' speed does not depend on it.
-                    if tactics == .winograd || Self.seconds(wino) < 0.95 * Self.seconds(conv) { conv = wino; winogradConvolutions += 1 }
+                    if tactics == .alternatives || Self.seconds(wino) < 0.95 * Self.seconds(conv) { conv = wino; winogradConvolutions += 1 }
                 }
-                steps.append(conv)
                 vals[last.output.index] = Q(mem: dst, scale: sDst, type: dstType)
                 int8Convolutions += 1
+                // A 3×3 depthwise convolution (padding 1) reading only the output of a pointwise one
+                // can run inside it as a depthwise post-op: the wide intermediate (MobileNetV2's
+                // expanded channels) then never leaves the cache. Same arithmetic; kept when faster.
+                let input = n.inputs[0]
+                if tactics != .direct, a == nil, c.groups == cin, c.groups == c.outChannels, c.kernel == [3, 3], c.dilation == [1, 1],
+                   c.stride[0] == c.stride[1], c.stride[0] <= 2, c.padding.top == 1, c.padding.left == 1,
+                   let p1 = pointwise[input.index], p1.dst === srcMem, !outputs.contains(input), consumers[input.index].count == 1,
+                   let fpd = try? p1.primitive([.depthwise(stride: c.stride[0], scales: scales, type: dstType)] + postOps(inPlace: false)),
+                   fpd.md(.src) == p1.src.desc, fpd.md(.dst) == dst.desc, fpd.md(for: .depthwiseBias) == bMem.desc {
+                    let dwW = Memory(fpd.md(for: .depthwiseWeights))
+                    let plainW = Memory(MemoryDesc(wDims, .plain, type: .s8))
+                    wq.withUnsafeBytes { plainW.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    Step(try Primitive(Kernels.reorder(from: plainW.desc, to: dwW.desc)), [(.src, plainW), (.dst, dwW)]).run()
+                    let both = Step(try Primitive(fpd), [(.src, p1.src), (.weights, try p1.weights(fpd)), (.bias, p1.bias),
+                                                         (.depthwiseWeights, dwW), (.depthwiseBias, bMem), (.dst, dst)])
+                    if tactics == .alternatives || Self.seconds(both) < 0.95 * (Self.seconds(steps[p1.step]) + Self.seconds(conv)) {
+                        steps[p1.step] = both
+                        vals[input.index] = nil   // the intermediate is gone
+                        fusedDepthwise += 1
+                        continue
+                    }
+                }
+                steps.append(conv)
+                if c.kernel == [1, 1], c.stride == [1, 1], c.groups == 1, a == nil {
+                    pointwise[last.output.index] = Pointwise(step: steps.count - 1, src: srcMem, dst: dst, bias: bMem,
+                                                             weights: weights(for:), primitive: { try primitive(inPlace: false, then: $0) })
+                }
             case .pool2d(let p):
                 let x = vals[n.inputs[0].index]!
                 let alg: Kernels.PoolAlg = p.kind == .max ? .max : (p.countIncludePad ? .avgIncludePad : .avgExcludePad)
@@ -330,6 +377,12 @@ public final class Int8Engine {
         let y = Memory(md)
         let attr = Attributes()
         try attr.setOutputScales([scale / x.scale], mask: 0)
+        if ProcessInfo.processInfo.environment["TAO_Q2"] != nil {
+            let mid = Memory(MemoryDesc(md.dims, .plain, type: .s8))
+            steps.append(Step(try Primitive(Kernels.reorder(from: x.mem.desc, to: mid.desc, attr: attr)), [(.src, x.mem), (.dst, mid)]))
+            steps.append(Step(try Primitive(Kernels.reorder(from: mid.desc, to: md)), [(.src, mid), (.dst, y)]))
+            return y
+        }
         steps.append(Step(try Primitive(Kernels.reorder(from: x.mem.desc, to: md, attr: attr)), [(.src, x.mem), (.dst, y)]))
         return y
     }

@@ -22,7 +22,7 @@ struct Benchmark: ParsableCommand {
     @Option(help: "Model: \(Zoo.names.joined(separator: ", ")).") var model = "resnet18"
     @Option(help: "train or infer.") var task: Task = .train
     @Option(help: "fp32, or int8 (inference through the INT8 engine, calibrated on random images).") var precision: Precision = .fp32
-    @Option(help: "INT8 kernel choice for 3×3 convolutions: timed (the faster of direct and Winograd, timed while building), direct or winograd.")
+    @Option(help: "INT8 kernel choice: timed (each alternative kernel — Winograd, fused depthwise — kept where faster when timed while building), direct, or alternatives (wherever available).")
     var tactics = "timed"
     @Option(help: "Square input resolution in pixels.") var res = 224
     @Option(help: "Input channels: 3 (RGB) or 1 (grayscale).") var channels = 3
@@ -38,7 +38,7 @@ struct Benchmark: ParsableCommand {
     func validate() throws {
         guard res >= 16 else { throw ValidationError("--res must be at least 16") }
         guard batch >= 1, classes >= 1, iters >= 1 else { throw ValidationError("--batch, --classes and --iters must be positive") }
-        guard Int8Engine.Tactics(rawValue: tactics) != nil else { throw ValidationError("--tactics must be timed, direct or winograd, got '\(tactics)'") }
+        guard Int8Engine.Tactics(rawValue: tactics) != nil else { throw ValidationError("--tactics must be timed, direct or alternatives, got '\(tactics)'") }
         guard modelFile != nil || Zoo.names.contains(model) else { throw ValidationError("unknown --model '\(model)'; choose one of \(Zoo.names.joined(separator: ", "))") }
     }
 
@@ -83,6 +83,7 @@ struct Benchmark: ParsableCommand {
                 let times = time(iters: n, warmup: w) { engine.forward() }
                 records.append(record(b == 1 ? "latency_int8" : "infer_int8", batch: b, times: times, gflop: 2 * macs / 1e9, graph: graph))
                 records[records.count - 1]["winograd_convs"] = engine.winogradConvolutions
+                records[records.count - 1]["fused_depthwise"] = engine.fusedDepthwise
                 if b == 1 && batch == 1 { break }
             }
         case .infer:

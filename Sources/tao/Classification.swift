@@ -97,7 +97,7 @@ struct Classification: ParsableCommand {
         func run() throws {
             let say = { (line: String) in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
             guard dataType == "fp32" || dataType == "int8" else { throw ValidationError("--data_type must be fp32 or int8, got '\(dataType)'") }
-            guard let chosen = Int8Engine.Tactics(rawValue: tactics), chosen != .winograd else { throw ValidationError("--tactics must be timed or direct, got '\(tactics)'") }
+            guard let chosen = Int8Engine.Tactics(rawValue: tactics), chosen != .alternatives else { throw ValidationError("--tactics must be timed or direct, got '\(tactics)'") }
             try ClassificationTask.export(modelPath: model, output: output, log: say)
             guard dataType == "int8" else { return }
             let ranges: [String: Float]

@@ -20,7 +20,7 @@ final class Int8EngineTests: XCTestCase {
     }
 
     /// INT8 against fp32 on held-out inputs: relative error of the logits and agreement of the top class.
-    func compare(_ name: String, res: Int = 32, tactics: Int8Engine.Tactics = .timed) throws -> (relError: Float, agreement: Float) {
+    func compare(_ name: String, res: Int = 32, tactics: Int8Engine.Tactics = .timed) throws -> (relError: Float, agreement: Float, logits: [Float]) {
         let g = try Zoo.build(name, classes: 10, inputShape: [3, name == "squeezenet" ? 64 : res, name == "squeezenet" ? 64 : res])
         let res = g.shape(of: g.inputs[0])[1]
         let s = store(g)
@@ -28,7 +28,7 @@ final class Int8EngineTests: XCTestCase {
         let calib = (0..<4).map { _ in Tensor.randomNormal([8, 3, res, res], rng: &rng) }
         let ranges = try Int8Calibration.measure(g, s, batches: calib)
         let engine = try Int8Engine(graph: g, parameters: s, maxAbs: ranges, batch: 16, tactics: tactics)
-        if tactics == .winograd, DNNL.shared.isaName.hasPrefix("avx512_core") {
+        if tactics == .alternatives, DNNL.shared.isaName.hasPrefix("avx512_core") {
             // oneDNN's int8 Winograd kernel needs AVX-512, u8 sources (after a ReLU) and channel
             // counts in multiples of 16; on such a processor every such 3×3 stride-1 dense
             // convolution must have taken it.
@@ -46,9 +46,22 @@ final class Int8EngineTests: XCTestCase {
                     && g.shape(of: n.inputs[0])[0] % 16 == 0 && nonNegative(n.inputs[0])
             }
             XCTAssertEqual(engine.winogradConvolutions, eligible.count, name)
-            if name != "cspdarknet_tiny" { XCTAssertGreaterThan(eligible.count, 0, name) }
+            if name == "resnet18" || name == "vgg16" { XCTAssertGreaterThan(eligible.count, 0, name) }
         }
-        if tactics == .direct { XCTAssertEqual(engine.winogradConvolutions, 0, name) }
+        if tactics == .alternatives {
+            // Every 3×3 depthwise convolution (padding 1) right after a pointwise convolution's
+            // batch norm and ReLU-like activation runs inside that convolution.
+            let pairs = g.nodes.filter { n in
+                guard case .conv2d(let c) = n.op, c.groups > 1, c.groups == c.outChannels, c.kernel == [3, 3], c.padding.top == 1,
+                      case .node(let k) = g.source(of: n.inputs[0]), case .activation = g.nodes[k].op,
+                      case .node(let j) = g.source(of: g.nodes[k].inputs[0]), case .batchNorm = g.nodes[j].op,
+                      case .node(let i) = g.source(of: g.nodes[j].inputs[0]), case .conv2d(let p) = g.nodes[i].op else { return false }
+                return p.kernel == [1, 1] && p.stride == [1, 1] && p.groups == 1
+            }
+            XCTAssertEqual(engine.fusedDepthwise, pairs.count, name)
+            if name == "mobilenet_v2" { XCTAssertEqual(pairs.count, 16) }
+        }
+        if tactics == .direct { XCTAssertEqual(engine.winogradConvolutions + engine.fusedDepthwise, 0, name) }
         XCTAssertEqual(engine.int8Convolutions, g.nodes.filter { if case .conv2d = $0.op { return true }; return false }.count, name)
         if name == "resnet18" { XCTAssertEqual(engine.inPlaceResiduals, 8, "every residual add of ResNet-18 is summed in place") }
         let x = Tensor.randomNormal([16, 3, res, res], rng: &rng)
@@ -65,27 +78,35 @@ final class Int8EngineTests: XCTestCase {
             let a = Array(q[(i * 10)..<(i * 10 + 10)]), b = Array(f[(i * 10)..<(i * 10 + 10)])
             if a.firstIndex(of: a.max()!) == b.firstIndex(of: b.max()!) { agree += 1 }
         }
-        return (err, Float(agree) / 16)
+        return (err, Float(agree) / 16, q)
     }
 
     func testInt8FollowsFP32() throws {
         for name in ["resnet18", "mobilenet_v2", "vgg16", "googlenet", "squeezenet", "darknet19", "efficientnet_b0", "cspdarknet_tiny"] {
-            let (err, agree) = try compare(name)
+            let (err, agree, _) = try compare(name)
             print("int8 \(name): relative error \(err), top-1 agreement \(agree)")
             XCTAssertLessThan(err, 0.1, name)
             XCTAssertGreaterThanOrEqual(agree, 0.75, name)
         }
     }
 
-    /// Each kernel choice follows fp32 on its own: Winograd forced on every eligible convolution,
-    /// and the direct kernel everywhere.
-    func testWinogradAndDirectTacticsBothFollowFP32() throws {
-        for name in ["resnet18", "vgg16", "cspdarknet_tiny"] {
-            for tactics in [Int8Engine.Tactics.winograd, .direct] {
-                let (err, agree) = try compare(name, tactics: tactics)
+    /// Each kernel choice follows fp32 on its own: the alternative kernels (Winograd, fused
+    /// depthwise) forced wherever oneDNN has them, and the direct kernels everywhere.
+    func testAlternativeAndDirectKernelsBothFollowFP32() throws {
+        for name in ["resnet18", "vgg16", "cspdarknet_tiny", "mobilenet_v2"] {
+            var logits: [[Float]] = []
+            for tactics in [Int8Engine.Tactics.alternatives, .direct] {
+                let (err, agree, q) = try compare(name, tactics: tactics)
                 print("int8 \(name) \(tactics): relative error \(err), top-1 agreement \(agree)")
                 XCTAssertLessThan(err, 0.1, "\(name) \(tactics)")
                 XCTAssertGreaterThanOrEqual(agree, 0.75, "\(name) \(tactics)")
+                logits.append(q)
+            }
+            if name == "mobilenet_v2" {
+                // Fusing the depthwise convolutions changes no arithmetic.
+                let diff = zip(logits[0], logits[1]).map { abs($0 - $1) }.max()!
+                print("mobilenet_v2 fused vs unfused depthwise: max difference \(diff)")
+                XCTAssertLessThanOrEqual(diff, 1e-5 * logits[1].map(abs).max()!)
             }
         }
     }
