@@ -377,12 +377,6 @@ public final class Int8Engine {
         let y = Memory(md)
         let attr = Attributes()
         try attr.setOutputScales([scale / x.scale], mask: 0)
-        if ProcessInfo.processInfo.environment["TAO_Q2"] != nil {
-            let mid = Memory(MemoryDesc(md.dims, .plain, type: .s8))
-            steps.append(Step(try Primitive(Kernels.reorder(from: x.mem.desc, to: mid.desc, attr: attr)), [(.src, x.mem), (.dst, mid)]))
-            steps.append(Step(try Primitive(Kernels.reorder(from: mid.desc, to: md)), [(.src, mid), (.dst, y)]))
-            return y
-        }
         steps.append(Step(try Primitive(Kernels.reorder(from: x.mem.desc, to: md, attr: attr)), [(.src, x.mem), (.dst, y)]))
         return y
     }
