@@ -54,6 +54,24 @@ final class ONNXExportTests: XCTestCase {
         return s
     }
 
+    /// Running statistics as training leaves them: each batch norm's mean and variance set to those
+    /// of its input over a batch of random images, so activations stay O(1) through deep nets and
+    /// logits are of the size a trained model gives (with He-initialized weights and unit
+    /// statistics, ResNet-101's logits reach ~1,400 and float rounding alone exceeds 1e-4).
+    static func normalize(_ g: Graph, _ s: ParameterStore, channels: Int, res: Int) throws {
+        let nodes = g.nodes.map { n -> Node in
+            guard case .batchNorm(var b) = n.op else { return n }
+            b.momentum = 0   // one training-mode forward replaces the running statistics
+            return Node(name: n.name, op: .batchNorm(b), inputs: n.inputs, output: n.output)
+        }
+        let once = try Graph(inputs: Array(zip(g.inputNames, g.inputs.map { g.shape(of: $0) })), parameters: g.parameters,
+                             nodes: nodes, outputs: g.outputs)
+        let e = try Executor(graph: once, batch: 32, mode: .training, parameters: s)
+        var rng = SplitMix64(seed: 77)
+        try e.setInput(0, Tensor.randomNormal([32, channels, res, res], rng: &rng))
+        e.forward()
+    }
+
     func ours(_ g: Graph, _ s: ParameterStore, _ x: Tensor) throws -> [Float] {
         let e = try Executor(graph: g, batch: x.shape[0], mode: .inference, parameters: s)
         try e.setInput(0, x)
@@ -64,6 +82,7 @@ final class ONNXExportTests: XCTestCase {
     func checkAgainstONNXRuntime(_ name: String, res: Int, channels: Int = 3, batches: [Int] = [2]) throws {
         let g = try Zoo.build(name, classes: 7, inputShape: [channels, res, res])
         let s = Self.store(g, seed: 5)
+        try Self.normalize(g, s, channels: channels, res: res)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString).onnx").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try ONNXExport.write(g, s, to: path, metadata: ["classes": "[\"a\"]"])
@@ -75,7 +94,12 @@ final class ONNXExportTests: XCTestCase {
             XCTAssertEqual(theirs.count, mine.count, name)
             let diff = zip(theirs, mine).map { abs($0 - $1) }.max() ?? .infinity
             let scale = mine.map(abs).max() ?? 0
-            XCTAssertLessThanOrEqual(diff, 1e-4 * max(1, scale), "\(name) batch \(n): max |onnxruntime − ours| = \(diff) (logits up to \(scale))")
+            print("onnx \(name) batch \(n): max |onnxruntime − ours| = \(diff), logits up to \(scale), onnxruntime optimized vs not \(report["ort_self_difference"] ?? "?")")
+            // 1e-4, unless onnxruntime differs more than that from itself with and without its graph
+            // rewrites (ResNet-101: 2.6e-4 at logits ~1, float rounding through 100 layers).
+            let floor = (report["ort_self_difference"] as? Double).map(Float.init) ?? 0
+            XCTAssertLessThanOrEqual(diff, max(1e-4, floor), "\(name) batch \(n): max |onnxruntime − ours| = \(diff) (logits up to \(scale), onnxruntime against itself \(floor))")
+            XCTAssertGreaterThan(scale, 0.1, "\(name): logits should not vanish")
             XCTAssertEqual(report["opset"] as? Int, 17)
             XCTAssertEqual(report["input"] as? [AnyHashable], ["batch", channels, res, res] as [AnyHashable])
             XCTAssertEqual(report["output_names"] as? [String], ["logits"])
@@ -85,15 +109,17 @@ final class ONNXExportTests: XCTestCase {
 
     func testResNetsAndMobileNetsMatchONNXRuntime() throws {
         try checkAgainstONNXRuntime("resnet18", res: 32, batches: [2, 3])   // dynamic batch
-        for name in ["resnet10", "resnet34", "resnet50", "mobilenet_v1", "mobilenet_v2"] { try checkAgainstONNXRuntime(name, res: 32) }
+        for name in ["resnet10", "resnet34", "mobilenet_v1", "mobilenet_v2"] { try checkAgainstONNXRuntime(name, res: 32) }
+        try checkAgainstONNXRuntime("resnet50", res: 64)
         try checkAgainstONNXRuntime("resnet10", res: 28, channels: 1)
     }
 
     func testTheRestOfTheZooMatchesONNXRuntime() throws {
         for name in ["vgg16", "vgg19", "googlenet", "squeezenet", "darknet19", "darknet53", "cspdarknet19", "cspdarknet53",
-                     "cspdarknet_tiny", "efficientnet_b0", "efficientnet_b1", "resnet101"] {
+                     "cspdarknet_tiny", "efficientnet_b0", "efficientnet_b1"] {
             try checkAgainstONNXRuntime(name, res: 32)
         }
         try checkAgainstONNXRuntime("alexnet", res: 64)
+        try checkAgainstONNXRuntime("resnet101", res: 64)
     }
 }
