@@ -43,8 +43,10 @@ struct Classification: ParsableCommand {
             Each filter's L2 norm is normalized per layer (by the layer's maximum, or by the L2 norm of its norms); \
             layers joined by residual adds, squeeze-excite multiplies or depthwise convolutions are decided together \
             (-eq). Filters scoring above -pth are kept, at least -nf per layer, rounded up to a multiple of -pg. \
-            The classifier head is never pruned. With -e, the spec's validation set measures the accuracy before \
-            and after pruning. Retrain the pruned model by naming it in train_config.pretrained_model_path.
+            The classifier head is never pruned. With -e, the pruned model's batch-norm statistics are measured \
+            again on --bn_images training images, and the spec's validation set measures the accuracy before \
+            pruning, after it and after that re-estimation. Retrain the pruned model by naming it in \
+            train_config.pretrained_model_path.
             """)
         @Option(name: [.customShort("m"), .long], help: "The trained model (.tao).") var model: String
         @Option(name: [.customShort("o"), .long], help: "Where to write the pruned model (.tao).") var output: String
@@ -58,9 +60,13 @@ struct Classification: ParsableCommand {
         @Option(name: [.customLong("nf", withSingleDash: true), .customLong("min_num_filters")], help: "Minimum filters kept per layer.") var minFilters = 16
         @Option(name: [.customLong("el", withSingleDash: true), .customLong("excluded_layers")], parsing: .upToNextOption,
                 help: "Layers never to prune.") var excluded: [String] = []
+        @Option(name: [.customLong("bn_images")],
+                help: "With -e: training images on which the pruned model's batch-norm statistics are measured again (0: keep them).")
+        var bnImages = 1024
         @Flag(help: "Print nothing but errors.") var quiet = false
 
         func run() throws {
+            guard bnImages >= 0 else { throw ValidationError("--bn_images must be 0 or more, got \(bnImages)") }
             var o = PruneOptions()
             guard let n = PruneOptions.Normalizer(rawValue: normalizer == "l2" ? "L2" : normalizer) else {
                 throw ValidationError("-n must be max or L2, got '\(normalizer)'")
@@ -71,7 +77,7 @@ struct Classification: ParsableCommand {
             o.threshold = threshold; o.normalizer = n; o.equalization = eq
             o.granularity = granularity; o.minFilters = minFilters; o.excludedLayers = excluded
             let task = try experimentSpec.map { try ClassificationTask(specPath: $0) }
-            try ClassificationTask.prune(modelPath: model, output: output, options: o, task: task, resultsDir: resultsDir, quiet: quiet)
+            try ClassificationTask.prune(modelPath: model, output: output, options: o, task: task, bnImages: bnImages, resultsDir: resultsDir, quiet: quiet)
         }
     }
 

@@ -108,7 +108,7 @@ final class ClassificationTaskTests: XCTestCase {
     /// Train, prune, retrain the pruned graph as it is, evaluate it; and the prune command's errors.
     func testPruneThenRetrainThePrunedModel() throws {
         let base = dir.appendingPathComponent("base").path
-        try ClassificationTask(specPath: spec(epochs: 2)).train(resultsDir: base, quiet: true)
+        try ClassificationTask(specPath: spec(epochs: 2, extraModel: "use_batch_norm: true")).train(resultsDir: base, quiet: true)
         let pruned = dir.appendingPathComponent("pruned.tao").path, report = dir.appendingPathComponent("prune").path
         var o = PruneOptions(); o.normalizer = .l2   // scores near 1/√n: the wide layers fall below 0.1
         let task = try ClassificationTask(specPath: spec())
@@ -117,6 +117,9 @@ final class ClassificationTaskTests: XCTestCase {
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(report)/prune_report.json"))) as! [String: Any]
         XCTAssertEqual(json["parameters_after"] as? Int, r.parametersAfter)
         XCTAssertNotNil(json["val_accuracy_after_pruning"] as? Double)
+        let bn = try XCTUnwrap(json["val_accuracy_after_bn_reestimation"] as? Double, "batch norms measured again on training images")
+        XCTAssertTrue((0...1).contains(bn))
+        XCTAssertTrue(try String(contentsOfFile: "\(report)/train.log", encoding: .utf8).contains("batch-norm statistics of"))
         let small = try Checkpoint.read(from: pruned)
         XCTAssertEqual(small.graph.trainableParameterCount, r.parametersAfter)
 
