@@ -17,17 +17,37 @@ public enum ONNXExport {
     /// (class labels, preprocessing, …).
     public static func model(_ graph: Graph, _ store: ParameterStore, metadata: [String: String] = [:],
                              outputNames: [String] = ["logits"]) throws -> Onnx_ModelProto {
+        try model(graph, store, metadata: metadata, outputNames: outputNames, quantized: nil)
+    }
+
+    /// `quantized`: for each convolution (batch norms folded in first), the per-tensor range of its
+    /// input, by value index; its convolutions are then written in QDQ form.
+    static func model(_ graph: Graph, _ store: ParameterStore, metadata: [String: String], outputNames: [String],
+                      quantized ranges: [Int: Float]?) throws -> Onnx_ModelProto {
         var w = Writer(graph: graph)
+        // In QDQ form convolution weights and biases are written quantized, by the convolution.
+        var skip = Set<Int>()
+        if ranges != nil {
+            for n in graph.nodes { if case .conv2d = n.op { for v in n.inputs.dropFirst() { skip.insert(v.index) } } }
+        }
         for (i, p) in graph.parameters.enumerated() {
             w.names[graph.parameterValue(i).index] = p.name
-            w.initializers.append(tensor(p.name, dims: p.shape.dims, floats: store[i].scalars))
+            if !skip.contains(graph.parameterValue(i).index) {
+                w.initializers.append(tensor(p.name, dims: p.shape.dims, floats: store[i].scalars))
+            }
         }
         for (i, v) in graph.inputs.enumerated() { w.names[v.index] = graph.inputNames[i] }
         // Final outputs take the requested names; every other value is named after its node.
         var outputFor: [Int: String] = [:]
         for (k, o) in graph.outputs.enumerated() { outputFor[o.index] = k < outputNames.count ? outputNames[k] : "output\(k)" }
         for n in graph.nodes { w.names[n.output.index] = outputFor[n.output.index] ?? n.name }
-        for n in graph.nodes { try w.emit(n) }
+        for n in graph.nodes {
+            if let ranges, case .conv2d = n.op {
+                try w.emitQuantizedConv(n, store, range: ranges[n.inputs[0].index])
+            } else {
+                try w.emit(n)
+            }
+        }
 
         var g = Onnx_GraphProto()
         g.name = "tao_swift"
@@ -74,6 +94,15 @@ public enum ONNXExport {
         return t
     }
 
+    static func tensor<T>(_ name: String, dims: [Int], _ values: [T], type: Onnx_TensorProto.DataType) -> Onnx_TensorProto {
+        var t = Onnx_TensorProto()
+        t.name = name
+        t.dims = dims.map(Int64.init)
+        t.dataType = Int32(type.rawValue)
+        t.rawData = values.withUnsafeBufferPointer { Data(buffer: $0) }
+        return t
+    }
+
     static func tensor(_ name: String, int64s: [Int64]) -> Onnx_TensorProto {
         var t = Onnx_TensorProto()
         t.name = name
@@ -89,6 +118,8 @@ public enum ONNXExport {
         var names: [Int: String] = [:]
         var nodes: [Onnx_NodeProto] = []
         var initializers: [Onnx_TensorProto] = []
+        /// Values already quantized and dequantized (QDQ form), by name.
+        var quantizedInputs = Set<String>()
 
         init(graph: Graph) { self.graph = graph }
 

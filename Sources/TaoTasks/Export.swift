@@ -9,13 +9,30 @@ extension ClassificationTask {
     /// its class labels, input size and preprocessing in the metadata.
     public static func export(modelPath: String, output: String, log: (String) -> Void = { _ in }) throws {
         let (ck, classes) = try loadModel(modelPath)
+        try ONNXExport.write(ck.graph, ck.parameters, to: output, metadata: try onnxMetadata(ck, classes))
+        let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+        log("wrote \(output) (ONNX opset \(ONNXExport.opset), input 'image' [batch,\(ck.graph.shape(of: ck.graph.inputs[0]).dims.map(String.init).joined(separator: ","))], output 'logits' [batch,\(classes.count)], \(size / 1024) KiB)")
+    }
+}
+
+extension ClassificationTask {
+    /// Class labels, input shape, preprocessing and architecture, for an ONNX file's metadata_props.
+    static func onnxMetadata(_ ck: Checkpoint, _ classes: [String]) throws -> [String: String] {
         var meta: [String: String] = ["classes": String(decoding: try JSONSerialization.data(withJSONObject: classes), as: UTF8.self)]
         for (key, name) in [("tao.input_shape", "input_shape"), ("tao.preprocess_mode", "preprocess_mode"), ("tao.arch", "arch")] {
             if let v = ck.metadata[key] { meta[name] = v }
         }
-        try ONNXExport.write(ck.graph, ck.parameters, to: output, metadata: meta)
-        let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
-        log("wrote \(output) (ONNX opset \(ONNXExport.opset), input 'image' [batch,\(ck.graph.shape(of: ck.graph.inputs[0]).dims.map(String.init).joined(separator: ","))], output 'logits' [batch,\(classes.count)], \(size / 1024) KiB)")
+        return meta
+    }
+
+    /// `export --data_type int8`: the model as INT8 ONNX in QDQ form (batch norms folded; int8
+    /// convolution inputs and weights with the calibration's scales), for TensorRT's explicit
+    /// quantization, onnxruntime or OpenVINO.
+    public static func exportQDQ(modelPath: String, ranges: [String: Float], output: String) throws {
+        let (ck, classes) = try loadModel(modelPath)
+        var meta = try onnxMetadata(ck, classes)
+        meta["quantization"] = "int8 QDQ: convolution inputs per tensor, weights per output channel, zero points 0"
+        try ONNXExport.writeQDQ(ck.graph, ck.parameters, ranges: ranges, to: output, metadata: meta)
     }
 }
 

@@ -87,7 +87,8 @@ struct Classification: ParsableCommand {
             discussion: """
             INT8: fp32 inference over --batches × --batch_size images of --cal_image_dir (preprocessed as the spec -e says) \
             records every activation's range; the ranges go to --cal_cache_file (JSON; reused when no image folder is given) \
-            and, with the model, to --engine_file, which `evaluate` and `inference --engine_file` run with oneDNN's int8 kernels.
+            and, with the model, to --engine_file, which `evaluate` and `inference --engine_file` run with oneDNN's int8 kernels, \
+            and to --qdq_file, an INT8 ONNX model in QDQ form for TensorRT, onnxruntime or OpenVINO.
             """)
         @Option(name: [.customShort("m"), .long], help: "The trained model (.tao).") var model: String
         @Option(name: [.customShort("o"), .customLong("output_file"), .long], help: "The .onnx file to write.") var output: String
@@ -98,6 +99,7 @@ struct Classification: ParsableCommand {
         @Option(name: [.customLong("batches")], help: "Calibration batches.") var batches = 10
         @Option(name: [.customLong("batch_size")], help: "Images per calibration batch.") var batchSize = 8
         @Option(name: [.customLong("engine_file")], help: "The INT8 engine file to write (default: OUTPUT with .int8.tao).") var engineFile: String?
+        @Option(name: [.customLong("qdq_file")], help: "The INT8 ONNX file (QDQ form) to write (default: OUTPUT with .int8.onnx).") var qdqFile: String?
         @Option(name: [.customLong("tactics")], help: "How the INT8 engine picks each 3×3 convolution's kernel: timed (oneDNN's direct or Winograd kernel, whichever runs faster here at the batch size used; Winograd keeps about 2 bits less precision in those layers) or direct.")
         var tactics = "timed"
         func run() throws {
@@ -120,6 +122,9 @@ struct Classification: ParsableCommand {
             } else {
                 throw ValidationError("--data_type int8 needs --cal_image_dir (to calibrate) or --cal_cache_file (an earlier calibration)")
             }
+            let qdq = qdqFile ?? (output as NSString).deletingPathExtension + ".int8.onnx"
+            try ClassificationTask.exportQDQ(modelPath: model, ranges: ranges, output: qdq)
+            say("wrote \(qdq) (INT8 ONNX in QDQ form, batch norms folded, for TensorRT, onnxruntime or OpenVINO)")
             let engine = engineFile ?? (output as NSString).deletingPathExtension + ".int8.tao"
             try ClassificationTask.writeEngine(modelPath: model, ranges: ranges, tactics: chosen, to: engine)
             say("wrote the INT8 engine file \(engine); run it with: tao classification evaluate|inference --engine_file \(engine)")

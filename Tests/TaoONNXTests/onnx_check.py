@@ -3,6 +3,7 @@
 usage: onnx_check.py MODEL INPUT.f32 OUTPUT.f32 N C H W
 Writes the first output as raw float32 and prints one JSON line: opset, input/output shapes, metadata.
 """
+import collections
 import json
 import sys
 
@@ -31,5 +32,6 @@ print(json.dumps({
     "output_names": [o.name for o in model.graph.output],
     "output_shape": list(y.shape),
     "ort_self_difference": float(np.abs(y - y0).max()),
+    "op_counts": dict(collections.Counter(n.op_type for n in model.graph.node)),
     "metadata": {p.key: p.value for p in model.metadata_props},
 }))

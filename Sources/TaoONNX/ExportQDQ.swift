@@ -1,0 +1,78 @@
+import Foundation
+import TaoGraph
+
+extension ONNXExport {
+    /// The model in QDQ form, the INT8 format onnxruntime, TensorRT and OpenVINO read: batch norms
+    /// folded into their convolutions; each convolution's input quantized and dequantized
+    /// (QuantizeLinear → DequantizeLinear, int8, zero point 0, scale range/127 from calibration),
+    /// its weights stored as int8 with per-output-channel scales, its bias as int32 at the input
+    /// scale × weight scale, each behind a DequantizeLinear. Everything else stays fp32, as in our
+    /// INT8 engine. `ranges`: calibration ranges by value name (`Int8Calibration.measure`).
+    public static func qdqModel(_ graph: Graph, _ store: ParameterStore, ranges: [String: Float], metadata: [String: String] = [:],
+                                outputNames: [String] = ["logits"]) throws -> Onnx_ModelProto {
+        let f = try BatchNormFolding.fold(graph, store)
+        let g = f.graph
+        var byValue: [Int: Float] = [:]
+        for n in g.nodes {
+            guard case .conv2d = n.op else { continue }
+            let v = n.inputs[0]
+            let name: String
+            switch g.source(of: v) {
+            case .input(let input): name = input
+            case .node(let k): name = f.folded[g.nodes[k].name] ?? g.nodes[k].name   // a folded convolution gives its batch norm's output
+            case .parameter: throw ONNXError("convolution '\\(n.name)' reads a parameter as its input")
+            }
+            guard let m = ranges[name] else { throw ONNXError("no calibration range for '\\(name)' (the input of '\\(n.name)'): recalibrate for this model") }
+            byValue[v.index] = m
+        }
+        return try model(g, f.parameters, metadata: metadata, outputNames: outputNames, quantized: byValue)
+    }
+
+    public static func writeQDQ(_ graph: Graph, _ store: ParameterStore, ranges: [String: Float], to path: String,
+                                metadata: [String: String] = [:]) throws {
+        try AtomicFile.write(try qdqModel(graph, store, ranges: ranges, metadata: metadata).serializedData(), to: path)
+    }
+}
+
+extension ONNXExport.Writer {
+    /// x → QuantizeLinear → DequantizeLinear (once per value), int8 weights and int32 bias behind
+    /// DequantizeLinear, then the convolution in fp32 on the dequantized values.
+    mutating func emitQuantizedConv(_ n: Node, _ store: ParameterStore, range: Float?) throws {
+        guard case .conv2d(let c) = n.op, let range else { return try emit(n) }
+        let x = names[n.inputs[0].index]!
+        let sx = max(range, 1e-6) / 127
+        let dq = "\(x).dequantized"
+        if !quantizedInputs.contains(x) {
+            quantizedInputs.insert(x)
+            let scale = constant("\(x).scale", float: sx)
+            var zero = ONNXExport.tensor("\(x).zero_point", dims: [], [Int8(0)], type: .int8); zero.dims = []
+            initializers.append(zero)
+            node("QuantizeLinear", [x, scale, zero.name], "\(x).quantized", name: "\(x).quantize")
+            node("DequantizeLinear", ["\(x).quantized", scale, zero.name], dq, name: "\(x).dequantize")
+        }
+        let firstParam = graph.inputs.count
+        let w = store[n.inputs[1].index - firstParam].scalars
+        let bias = c.hasBias ? store[n.inputs[2].index - firstParam].scalars : [Float](repeating: 0, count: c.outChannels)
+        let per = w.count / c.outChannels
+        var sw = [Float](repeating: 1, count: c.outChannels), wq = [Int8](repeating: 0, count: w.count), bq = [Int32](repeating: 0, count: c.outChannels)
+        for o in 0..<c.outChannels {
+            let m = w[(o * per)..<((o + 1) * per)].reduce(Float(0)) { max($0, abs($1)) }
+            sw[o] = m > 0 ? m / 127 : 1
+            for k in 0..<per { wq[o * per + k] = Int8(max(-127, min(127, (w[o * per + k] / sw[o]).rounded()))) }
+            bq[o] = Int32(max(-2_147_483_647, min(2_147_483_647, (Double(bias[o]) / Double(sx * sw[o])).rounded())))
+        }
+        let wName = names[n.inputs[1].index]!
+        let wShape = graph.parameters[n.inputs[1].index - firstParam].shape.dims
+        initializers.append(ONNXExport.tensor("\(wName).quantized", dims: wShape, wq, type: .int8))
+        initializers.append(ONNXExport.tensor("\(wName).scale", dims: [c.outChannels], sw, type: .float))
+        initializers.append(ONNXExport.tensor("\(wName).zero_point", dims: [c.outChannels], [Int8](repeating: 0, count: c.outChannels), type: .int8))
+        node("DequantizeLinear", ["\(wName).quantized", "\(wName).scale", "\(wName).zero_point"], wName, name: "\(wName).dequantize", [int("axis", 0)])
+        let bName = c.hasBias ? names[n.inputs[2].index]! : "\(n.name).bias"
+        initializers.append(ONNXExport.tensor("\(bName).quantized", dims: [c.outChannels], bq, type: .int32))
+        initializers.append(ONNXExport.tensor("\(bName).scale", dims: [c.outChannels], sw.map { $0 * sx }, type: .float))
+        initializers.append(ONNXExport.tensor("\(bName).zero_point", dims: [c.outChannels], [Int32](repeating: 0, count: c.outChannels), type: .int32))
+        node("DequantizeLinear", ["\(bName).quantized", "\(bName).scale", "\(bName).zero_point"], bName, name: "\(bName).dequantize", [int("axis", 0)])
+        node("Conv", [dq, wName, bName], names[n.output.index]!, name: n.name,
+             [ints("kernel_shape", c.kernel), ints("strides", c.stride), ints("dilations", c.dilation), ints("pads", pads(c.padding)), int("group", c.groups)])
+    }
+}
