@@ -65,3 +65,19 @@ public enum BatchNormFolding {
         return Result(graph: graph, parameters: s, folded: folded)
     }
 }
+
+/// Symmetric per-output-channel int8 quantization of weights laid out output channel first.
+public enum PerChannelInt8 {
+    /// `steps[o]`: the real value of one int8 step of channel o (its largest magnitude / 127; 1 for
+    /// an all-zero channel); `values`: round(w / step), within ±127.
+    public static func quantize(_ w: [Float], channels: Int) -> (values: [Int8], steps: [Float]) {
+        let per = w.count / channels
+        var q = [Int8](repeating: 0, count: w.count), steps = [Float](repeating: 1, count: channels)
+        for o in 0..<channels {
+            let m = w[(o * per)..<((o + 1) * per)].reduce(Float(0)) { max($0, abs($1)) }
+            steps[o] = m > 0 ? m / 127 : 1
+            for k in 0..<per { q[o * per + k] = Int8(max(-127, min(127, (w[o * per + k] / steps[o]).rounded()))) }
+        }
+        return (q, steps)
+    }
+}

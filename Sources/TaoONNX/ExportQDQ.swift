@@ -53,14 +53,8 @@ extension ONNXExport.Writer {
         let firstParam = graph.inputs.count
         let w = store[n.inputs[1].index - firstParam].scalars
         let bias = c.hasBias ? store[n.inputs[2].index - firstParam].scalars : [Float](repeating: 0, count: c.outChannels)
-        let per = w.count / c.outChannels
-        var sw = [Float](repeating: 1, count: c.outChannels), wq = [Int8](repeating: 0, count: w.count), bq = [Int32](repeating: 0, count: c.outChannels)
-        for o in 0..<c.outChannels {
-            let m = w[(o * per)..<((o + 1) * per)].reduce(Float(0)) { max($0, abs($1)) }
-            sw[o] = m > 0 ? m / 127 : 1
-            for k in 0..<per { wq[o * per + k] = Int8(max(-127, min(127, (w[o * per + k] / sw[o]).rounded()))) }
-            bq[o] = Int32(max(-2_147_483_647, min(2_147_483_647, (Double(bias[o]) / Double(sx * sw[o])).rounded())))
-        }
+        let (wq, sw) = PerChannelInt8.quantize(w, channels: c.outChannels)
+        let bq = (0..<c.outChannels).map { o in Int32(max(-2_147_483_647, min(2_147_483_647, (Double(bias[o]) / Double(sx * sw[o])).rounded()))) }
         let wName = names[n.inputs[1].index]!
         let wShape = graph.parameters[n.inputs[1].index - firstParam].shape.dims
         initializers.append(ONNXExport.tensor("\(wName).quantized", dims: wShape, wq, type: .int8))

@@ -78,9 +78,13 @@ public final class Int8Engine {
     /// them (for tests and measurements).
     public enum Tactics: String, Sendable, CaseIterable { case timed, direct, alternatives }
 
-    public init(graph g: Graph, parameters store: ParameterStore, maxAbs: [String: Float], batch: Int,
+    public init(graph original: Graph, parameters originalStore: ParameterStore, maxAbs: [String: Float], batch: Int,
                 tactics: Tactics = .timed) throws {
         self.batch = batch
+        // Batch norms after convolutions folded into them; a folded convolution's output is its batch
+        // norm's, and keeps that name's calibration range.
+        let folding = try BatchNormFolding.fold(original, originalStore)
+        let (g, store) = (folding.graph, folding.parameters)
         input = Memory(MemoryDesc(g.shape(of: g.inputs[0]).batched(batch).dims))
         vals[g.inputs[0].index] = Q(mem: input, scale: 1, type: .f32)
         let consumers = g.consumers()
@@ -90,7 +94,7 @@ public final class Int8Engine {
             return g.nodes[consumers[v.index][0]]
         }
         func name(_ v: ValueID) -> String {
-            if case .node(let i) = g.source(of: v) { return g.nodes[i].name }
+            if case .node(let i) = g.source(of: v) { return folding.folded[g.nodes[i].name] ?? g.nodes[i].name }
             return g.inputNames[0]
         }
         func scale(_ v: ValueID, unsigned: Bool) throws -> Float {
@@ -104,10 +108,9 @@ public final class Int8Engine {
             let dims = g.shape(of: n.output).batched(batch).dims
             switch n.op {
             case .conv2d(let c):
-                // conv → [batch norm] → [activation] → [add of a value computed earlier] → [activation]
-                var last = n, bn: (Node, BatchNorm)?, pre: Activation?, addend: ValueID?, post: Activation?
+                // conv (batch norm folded in) → [activation] → [add of a value computed earlier] → [activation]
+                var last = n, pre: Activation?, addend: ValueID?, post: Activation?
                 var fused: [Node] = []
-                if let m = sole(last.output), case .batchNorm(let b) = m.op { bn = (m, b); last = m; fused.append(m) }
                 if let m = sole(last.output), case .activation(let a) = m.op, Self.fusible(a) { pre = a; last = m; fused.append(m) }
                 if let m = sole(last.output), m.op == .add {
                     let other = m.inputs[0] == last.output ? m.inputs[1] : m.inputs[0]
@@ -125,26 +128,12 @@ public final class Int8Engine {
                 // Source: int8 as produced, or quantized here from fp32.
                 let given = vals[n.inputs[0].index]!
                 let src = given.type == .f32 ? Q(mem: given.mem, scale: try scale(n.inputs[0], unsigned: false), type: .s8) : given
-                // Weights with the batch norm folded in; per-output-channel scales.
+                // Weights (batch norm folded in) with per-output-channel scales: ws[o] int8 steps per unit.
                 let cin = g.shape(of: n.inputs[0])[0]
-                var w = param(n.inputs[1])
-                var bias = c.hasBias ? param(n.inputs[2]) : [Float](repeating: 0, count: c.outChannels)
-                let per = w.count / c.outChannels
-                if let (m, b) = bn {
-                    let (gamma, beta, mean, variance) = (param(m.inputs[1]), param(m.inputs[2]), param(m.inputs[3]), param(m.inputs[4]))
-                    for o in 0..<c.outChannels {
-                        let f = gamma[o] / (variance[o] + b.epsilon).squareRoot()
-                        for j in 0..<per { w[o * per + j] *= f }
-                        bias[o] = (bias[o] - mean[o]) * f + beta[o]
-                    }
-                }
-                var ws = [Float](repeating: 1, count: c.outChannels), wq = [Int8](repeating: 0, count: w.count)
-                for o in 0..<c.outChannels {
-                    let m = w[(o * per)..<((o + 1) * per)].reduce(Float(0)) { max($0, abs($1)) }
-                    ws[o] = m > 0 ? 127 / m : 1
-                    for j in 0..<per { wq[o * per + j] = Int8(max(-127, min(127, (w[o * per + j] * ws[o]).rounded()))) }
-                    bias[o] *= src.scale * ws[o]
-                }
+                let w = param(n.inputs[1])
+                let (wq, stepSizes) = PerChannelInt8.quantize(w, channels: c.outChannels)
+                let ws = stepSizes.map { 1 / $0 }
+                let bias = (0..<c.outChannels).map { o in (c.hasBias ? param(n.inputs[2])[o] : 0) * src.scale * ws[o] }
                 let wDims = c.groups > 1 ? [c.groups, c.outChannels / c.groups, cin / c.groups, c.kernel[0], c.kernel[1]]
                                          : [c.outChannels, cin, c.kernel[0], c.kernel[1]]
                 let win = Window(strides: c.stride, dilation: c.dilation.map { $0 - 1 }, padLeft: [c.padding.top, c.padding.left],
