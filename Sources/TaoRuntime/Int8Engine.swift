@@ -59,7 +59,7 @@ public final class Int8Engine {
     struct Pointwise {
         var step: Int
         var src: Memory, dst: Memory, bias: Memory
-        var weights: (PrimitiveDesc) throws -> Memory
+        var weights: (MemoryDesc) throws -> Memory
         /// Its primitive with more post-ops after its own.
         var primitive: ([Attributes.PostOp]) throws -> PrimitiveDesc
     }
@@ -167,12 +167,12 @@ public final class Int8Engine {
                 if dead && !inPlace { pd = try primitive(inPlace: false) }
                 // fp32 sources are quantized straight into the layout the convolution wants.
                 let srcMem = given.type == .f32 ? try quantize(given, into: pd.md(.src), scale: src.scale) : try layout(src, pd.md(.src))
-                /// Weights in the layout `p` wants: the quantized ones, or (Winograd's own format, which
+                /// The weights in layout `md`: the quantized ones, or (Winograd's own format, which
                 /// oneDNN fills only from fp32) the folded fp32 ones with the per-channel scales.
-                func weights(for p: PrimitiveDesc) throws -> Memory {
-                    let wMem = Memory(p.md(.weights))
+                func weights(into md: MemoryDesc) throws -> Memory {
+                    let wMem = Memory(md)
                     let plainW: Memory, attr = Attributes()
-                    if !p.md(.weights).isWinograd {
+                    if !md.isWinograd {
                         plainW = Memory(MemoryDesc(wDims, .plain, type: .s8))
                         wq.withUnsafeBytes { plainW.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
                     } else {
@@ -200,11 +200,11 @@ public final class Int8Engine {
                     retained.append(view)
                     steps.append(Step(try Primitive(Kernels.reorder(from: a.mem.desc, to: view.desc, attr: ra)), [(.src, a.mem), (.dst, view)]))
                 }
-                var conv = Step(try Primitive(pd), [(.src, srcMem), (.weights, try weights(for: pd)), (.bias, bMem), (.dst, dst)])
+                var conv = Step(try Primitive(pd), [(.src, srcMem), (.weights, try weights(into: pd.md(.weights))), (.bias, bMem), (.dst, dst)])
                 let eligible = c.kernel == [3, 3] && c.stride == [1, 1] && c.dilation == [1, 1] && c.groups == 1
                 if tactics != .direct, eligible, let wpd = try? primitive(inPlace: inPlace, .winograd),
                    wpd.md(.src) == pd.md(.src), wpd.md(.dst) == pd.md(.dst) {
-                    let wino = Step(try Primitive(wpd), [(.src, srcMem), (.weights, try weights(for: wpd)), (.bias, bMem), (.dst, dst)])
+                    let wino = Step(try Primitive(wpd), [(.src, srcMem), (.weights, try weights(into: wpd.md(.weights))), (.bias, bMem), (.dst, dst)])
                     // Timed at build time: the buffers hold no data yet, and the kernels' speed does not depend on it.
                     if tactics == .alternatives || Self.seconds(wino) < 0.95 * Self.seconds(conv) { conv = wino; winogradConvolutions += 1 }
                 }
@@ -219,12 +219,9 @@ public final class Int8Engine {
                    let p1 = pointwise[input.index], p1.dst === srcMem, !outputs.contains(input), consumers[input.index].count == 1,
                    let fpd = try? p1.primitive([.depthwise(stride: c.stride[0], scales: scales, type: dstType)] + postOps(inPlace: false)),
                    fpd.md(.src) == p1.src.desc, fpd.md(.dst) == dst.desc, fpd.md(for: .depthwiseBias) == bMem.desc {
-                    let dwW = Memory(fpd.md(for: .depthwiseWeights))
-                    let plainW = Memory(MemoryDesc(wDims, .plain, type: .s8))
-                    wq.withUnsafeBytes { plainW.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                    Step(try Primitive(Kernels.reorder(from: plainW.desc, to: dwW.desc)), [(.src, plainW), (.dst, dwW)]).run()
-                    let both = Step(try Primitive(fpd), [(.src, p1.src), (.weights, try p1.weights(fpd)), (.bias, p1.bias),
-                                                         (.depthwiseWeights, dwW), (.depthwiseBias, bMem), (.dst, dst)])
+                    let both = Step(try Primitive(fpd), [(.src, p1.src), (.weights, try p1.weights(fpd.md(.weights))), (.bias, p1.bias),
+                                                         (.depthwiseWeights, try weights(into: fpd.md(for: .depthwiseWeights))),
+                                                         (.depthwiseBias, bMem), (.dst, dst)])
                     if tactics == .alternatives || Self.seconds(both) < 0.95 * (Self.seconds(steps[p1.step]) + Self.seconds(conv)) {
                         steps[p1.step] = both
                         vals[input.index] = nil   // the intermediate is gone
@@ -235,7 +232,7 @@ public final class Int8Engine {
                 steps.append(conv)
                 if c.kernel == [1, 1], c.stride == [1, 1], c.groups == 1, a == nil {
                     pointwise[last.output.index] = Pointwise(step: steps.count - 1, src: srcMem, dst: dst, bias: bMem,
-                                                             weights: weights(for:), primitive: { try primitive(inPlace: false, then: $0) })
+                                                             weights: weights(into:), primitive: { try primitive(inPlace: false, then: $0) })
                 }
             case .pool2d(let p):
                 let x = vals[n.inputs[0].index]!
