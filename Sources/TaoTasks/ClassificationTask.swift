@@ -118,6 +118,18 @@ public struct ClassificationTask {
         return (params, bns)
     }
 
+    /// The frozen batch norm with the largest |γ|/√(σ²+ε), and that factor.
+    static func largestFrozenGain(_ g: Graph, _ store: ParameterStore, _ frozen: Set<String>) -> (String, Float)? {
+        var best: (String, Float)?
+        for n in g.nodes where frozen.contains(n.name) {
+            guard case .batchNorm(let b) = n.op else { continue }
+            let (gamma, variance) = (store[n.inputs[1].index - g.inputs.count].scalars, store[n.inputs[4].index - g.inputs.count].scalars)
+            let gain = zip(gamma, variance).map { abs($0) / ($1 + b.epsilon).squareRoot() }.max() ?? 0
+            if gain > best?.1 ?? 0 { best = (n.name, gain) }
+        }
+        return best
+    }
+
     func makeOptimizer() -> (any Optimizer, decay: Float) {
         switch config.optimizer {
         case let .sgd(_, momentum, nesterov, decay): (SGD(momentum: momentum, nesterov: nesterov), decay)
@@ -304,7 +316,13 @@ public struct ClassificationTask {
                 }
                 let loss = soft == nil ? trainer.step(labels: batch.labels) : trainer.step(soft: soft)
                 guard loss.isFinite else {
-                    throw TaskError("training diverged: the loss became \(loss) at epoch \(epoch + 1), step \(s + 1) (learning rate \(lr)); lower the learning rate or check the data; checkpoints up to epoch \(epoch) are kept")
+                    var hint = ""
+                    if let (name, gain) = Self.largestFrozenGain(graph, store, frozenBN), gain > 10 {
+                        // Frozen batch norms divide by their running deviation: a channel whose running
+                        // variance is near 0 multiplies the gradient of the layer before it as much.
+                        hint = String(format: " (frozen batch norm '%@' multiplies a channel by %.0f: with freeze_bn, try a learning rate 10× lower, or freeze_bn: false)", name, gain)
+                    }
+                    throw TaskError("training diverged: the loss became \(loss) at epoch \(epoch + 1), step \(s + 1) (learning rate \(lr)); lower the learning rate or check the data\(hint); checkpoints up to epoch \(epoch) are kept")
                 }
                 lossSum += Double(loss)
                 correct += Evaluator.top1Hits(exec.outputPointer(), labels: scored, classes: classes)

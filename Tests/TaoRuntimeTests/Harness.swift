@@ -9,7 +9,8 @@ enum Harness {
 
     /// Builds the graph, runs it on random data and checks values and gradients.
     static func check(batch: Int, seed: UInt64 = 7, training: Bool = true, tolerance: Tolerance = Tolerance(),
-                      samples: Int = 40, inputScale: Float = 1, file: StaticString = #filePath, line: UInt = #line,
+                      samples: Int = 40, inputScale: Float = 1, frozenBatchNorm: Set<String> = [],
+                      file: StaticString = #filePath, line: UInt = #line,
                       _ build: (inout GraphBuilder) -> ValueID) throws {
         var b = GraphBuilder()
         let out = build(&b)
@@ -21,13 +22,14 @@ enum Harness {
                                              : Tensor.randomNormal(p.shape, std: 0.5, rng: &rng)
         }
         let inputs = g.inputs.map { Tensor.randomNormal(g.shape(of: $0).batched(batch), std: inputScale, rng: &rng) }
-        let exec = try Executor(graph: g, batch: batch, mode: training ? .training : .inference, parameters: store, inputGradients: true)
+        let exec = try Executor(graph: g, batch: batch, mode: training ? .training : .inference, parameters: store,
+                                frozenBatchNorm: frozenBatchNorm, inputGradients: true)
         for (i, t) in inputs.enumerated() { try exec.setInput(i, t) }
         exec.forward()
         let y = exec.output()
         let refParams = (0..<store.count).map { RefTensor(store[$0]) }
         let refInputs = inputs.map(RefTensor.init)
-        let ref = Reference.run(g, inputs: refInputs, params: refParams, training: training)[0]
+        let ref = Reference.run(g, inputs: refInputs, params: refParams, training: training, frozenBatchNorm: frozenBatchNorm)[0]
         XCTAssertEqual(y.shape.dims, ref.shape, "output shape", file: file, line: line)
         var worst = 0.0
         for i in 0..<min(y.count, ref.count) {
@@ -40,7 +42,7 @@ enum Harness {
         seedGrad.withUnsafeBufferPointer { exec.outputGradientPointer().update(from: $0.baseAddress!, count: $0.count) }
         exec.backward()
         func loss(_ ins: [RefTensor], _ ps: [RefTensor]) -> Double {
-            let r = Reference.run(g, inputs: ins, params: ps, training: training)[0]
+            let r = Reference.run(g, inputs: ins, params: ps, training: training, frozenBatchNorm: frozenBatchNorm)[0]
             var s = 0.0
             for i in 0..<r.count { s += r.data[i] * Double(seedGrad[flat: i]) }
             return s

@@ -44,6 +44,13 @@ final class OpTests: XCTestCase {
     func testBatchNormTraining() throws {
         try Harness.check(batch: 3) { b in b.batchNorm(b.input("x", [5, 4, 3]), "bn") }
     }
+    /// freeze_bn: running statistics in training too, gradients through them as constants.
+    func testFrozenBatchNormGradients() throws {
+        try Harness.check(batch: 3, frozenBatchNorm: ["bn"]) { b in b.batchNorm(b.input("x", [5, 4, 3]), "bn") }
+        try Harness.check(batch: 2, frozenBatchNorm: ["bn"]) { b in
+            b.relu(b.batchNorm(b.conv2d(b.input("x", [3, 6, 6]), "c", out: 4, kernel: 3), "bn"), "r")
+        }
+    }
     func testBatchNormInference() throws {
         try Harness.check(batch: 2, training: false) { b in b.batchNorm(b.input("x", [5, 4, 3]), "bn") }
     }

@@ -19,12 +19,13 @@ struct RefTensor {
 /// Slow, obvious implementations of every op, in Double, straight from the definitions.
 /// The oneDNN runtime is checked against these for values, and against their finite differences for gradients.
 enum Reference {
-    static func run(_ g: Graph, inputs: [RefTensor], params: [RefTensor], training: Bool) -> [RefTensor] {
+    /// `frozenBatchNorm`: batch norms that use their running statistics even in training.
+    static func run(_ g: Graph, inputs: [RefTensor], params: [RefTensor], training: Bool, frozenBatchNorm: Set<String> = []) -> [RefTensor] {
         var vals = [RefTensor?](repeating: nil, count: g.valueCount)
         for (i, v) in g.inputs.enumerated() { vals[v.index] = inputs[i] }
         for i in 0..<params.count { vals[g.parameterValue(i).index] = params[i] }
         for n in g.nodes {
-            vals[n.output.index] = apply(n.op, n.inputs.map { vals[$0.index]! }, training: training)
+            vals[n.output.index] = apply(n.op, n.inputs.map { vals[$0.index]! }, training: training && !frozenBatchNorm.contains(n.name))
         }
         return g.outputs.map { vals[$0.index]! }
     }

@@ -174,6 +174,21 @@ final class ClassificationTaskTests: XCTestCase {
         }
     }
 
+    /// The divergence hint for freeze_bn names the frozen batch norm that amplifies most.
+    func testLargestFrozenBatchNormGain() throws {
+        var b = GraphBuilder()
+        let x = b.input("x", [2, 4, 4])
+        let y = b.batchNorm(b.conv2d(b.batchNorm(x, "bn0"), "c", out: 3, kernel: 1), "bn1", epsilon: 0)
+        let g = try b.build(outputs: [y])
+        let s = ParameterStore(graph: g, seed: 1)
+        s[s.index(of: "bn1.weight")!] = Tensor(shape: [3], values: [1, -2, 0.5])
+        s[s.index(of: "bn1.running_var")!] = Tensor(shape: [3], values: [1, 0.01, 1])
+        let (name, gain) = try XCTUnwrap(ClassificationTask.largestFrozenGain(g, s, ["bn0", "bn1"]))
+        XCTAssertEqual(name, "bn1")
+        XCTAssertEqual(gain, 20, accuracy: 1e-4)   // |−2| / √0.01
+        XCTAssertNil(ClassificationTask.largestFrozenGain(g, s, []))
+    }
+
     func testMixupMixesTargetsAndScoresTheDominantLabel() throws {
         let task = try ClassificationTask(specPath: spec())
         var x: [Float] = [1, 1, 2, 2, 3, 3]   // three samples of two values
