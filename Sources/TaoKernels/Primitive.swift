@@ -165,6 +165,11 @@ public final class Attributes: @unchecked Sendable {
         try check(dnnl_primitive_attr_set_post_ops(handle, po), "set post-ops")
     }
 
+    /// Scales applied to one input of a primitive (binary: `.src`, `.src1`), one for all (`mask` 0).
+    public func setScales(_ arg: Arg, _ scales: [Float], mask: Int32 = 0) throws(KernelError) {
+        try check(dnnl_primitive_attr_set_scales(handle, arg.raw, Int64(scales.count), mask, scales), "scales of an input")
+    }
+
     /// Output scales (int8): one for all (`mask` 0) or one per output channel (`mask` 2).
     public func setOutputScales(_ scales: [Float], mask: Int32) throws(KernelError) {
         try check(dnnl_primitive_attr_set_output_scales(handle, Int64(scales.count), mask, scales), "output scales")

@@ -146,12 +146,21 @@ public final class Int8Engine {
                 let a = addend.map { vals[$0.index]! }
                 let addIndex = fused.first { $0.op == .add }.flatMap { m -> Int? in if case .node(let k) = g.source(of: m.output) { return k }; return nil }
                 let dead = addend.map { v in !outputs.contains(v) && v != n.inputs[0] && consumers[v.index].allSatisfy { $0 <= addIndex! } } ?? false
-                let scales = (0..<c.outChannels).map { sDst / (src.scale * ws[$0]) }
+                // ReLU-like activations act on the scaled output (their bounds scaled). Others (swish,
+                // sigmoid, …) need real values: the output scales then give real units, the
+                // activations run on them, and a final linear post-op applies the output's scale.
+                let real = !([pre, post].compactMap { $0 }.allSatisfy(Self.homogeneous))
+                let unit = real ? 1 : sDst
+                // A residual that cannot be summed in place is first copied into the output buffer as
+                // s8: at the output's scale when the sum is in scaled units, else at its own (u8 halved).
+                let copyScale: Float = real ? a.map { $0.type == .u8 ? $0.scale * 127 / 255 : $0.scale } ?? 1 : sDst
+                let scales = (0..<c.outChannels).map { unit / (src.scale * ws[$0]) }
                 func postOps(inPlace: Bool) -> [Attributes.PostOp] {
                     var ops: [Attributes.PostOp] = []
-                    if let pre { ops.append(Self.postOp(pre, scale: sDst)) }
-                    if let a { ops.append(inPlace ? .sumAs(scale: sDst / a.scale, type: a.type) : .sumAs(scale: 1, type: .s8)) }
-                    if let post { ops.append(Self.postOp(post, scale: sDst)) }
+                    if let pre { ops.append(Self.postOp(pre, scale: unit)) }
+                    if let a { ops.append(inPlace ? .sumAs(scale: unit / a.scale, type: a.type) : .sumAs(scale: unit / copyScale, type: .s8)) }
+                    if let post { ops.append(Self.postOp(post, scale: unit)) }
+                    if real { ops.append(.eltwise(.linear, alpha: sDst, beta: 0)) }
                     return ops
                 }
                 func primitive(inPlace: Bool, _ algorithm: Kernels.ConvAlgorithm = .direct, then extra: [Attributes.PostOp] = []) throws -> PrimitiveDesc {
@@ -195,7 +204,7 @@ public final class Int8Engine {
                 }
                 if let a, !inPlace {
                     let ra = Attributes()
-                    try ra.setOutputScales([sDst / a.scale], mask: 0)
+                    try ra.setOutputScales([copyScale / a.scale], mask: 0)
                     let view = Memory(dst.desc.with(type: .s8), wrapping: dst.pointer)
                     retained.append(view)
                     steps.append(Step(try Primitive(Kernels.reorder(from: a.mem.desc, to: view.desc, attr: ra)), [(.src, a.mem), (.dst, view)]))
@@ -243,12 +252,26 @@ public final class Int8Engine {
                 steps.append(Step(try Primitive(pd), [(.src, x.mem), (.dst, y)]))
                 vals[n.output.index] = Q(mem: y, scale: x.scale, type: x.type)
             case .globalAveragePool:
+                // Averaged straight from int8 into fp32 where oneDNN can (then rescaled in place, a
+                // small [N, C] step), else from an fp32 copy.
                 let xs = g.shape(of: n.inputs[0]).batched(batch).dims
-                let x = try dequantize(vals[n.inputs[0].index]!, dims: xs)
-                let pd = try Kernels.poolForward(.inference, .avgExcludePad, src: x.desc, dst: MemoryDesc([batch, xs[1], 1, 1]),
-                                                 kernel: [xs[2], xs[3]], Window(strides: [1, 1], padLeft: [0, 0], padRight: [0, 0]))
-                let y = Memory(pd.md(.dst))
-                steps.append(Step(try Primitive(pd), [(.src, x), (.dst, y)]))
+                let q = vals[n.inputs[0].index]!
+                let whole = Window(strides: [1, 1], padLeft: [0, 0], padRight: [0, 0])
+                let out = MemoryDesc([batch, xs[1], 1, 1])
+                let y = Memory(out)
+                if q.type != .f32, let pd = try? Kernels.poolForward(.inference, .avgExcludePad, src: q.mem.desc,
+                                                                      dst: MemoryDesc([batch, xs[1], 1, 1], .nhwc, type: .s32), kernel: [xs[2], xs[3]], whole) {
+                    // Averaged into int32 (rounded to whole int8 steps), then to fp32 real values.
+                    let sums = Memory(pd.md(.dst))
+                    steps.append(Step(try Primitive(pd), [(.src, q.mem), (.dst, sums)]))
+                    let ra = Attributes()
+                    try ra.setOutputScales([1 / q.scale], mask: 0)
+                    steps.append(Step(try Primitive(Kernels.reorder(from: sums.desc, to: out, attr: ra)), [(.src, sums), (.dst, y)]))
+                } else {
+                    let x = try dequantize(q, dims: xs)
+                    let pd = try Kernels.poolForward(.inference, .avgExcludePad, src: x.desc, dst: out, kernel: [xs[2], xs[3]], whole)
+                    steps.append(Step(try Primitive(pd), [(.src, x), (.dst, y)]))
+                }
                 vals[n.output.index] = Q(mem: Memory(MemoryDesc([batch, xs[1]]), wrapping: y.pointer), scale: 1, type: .f32)
                 retained.append(y)
             case .flatten:
@@ -285,6 +308,23 @@ public final class Int8Engine {
                 let y = Memory(pd.md(.dst))
                 steps.append(Step(try Primitive(pd), [(.src, x), (.dst, y)]))
                 vals[n.output.index] = Q(mem: y, scale: 1, type: .f32)
+            case .mul where vals[n.inputs[0].index]!.type != .f32 && g.shape(of: n.inputs[1]).dims == [dims[1], 1, 1]:
+                // A squeeze-excite gate (per channel) times int8 activations, into int8 of the
+                // product's own range: stored = (s_out / s_x)·x_stored · gate_stored / s_gate.
+                let x = vals[n.inputs[0].index]!
+                let gate = vals[n.inputs[1].index]!
+                let sOut = try scale(n.output, unsigned: x.type == .u8 && gate.type != .s8)
+                let attr = Attributes()
+                try attr.setScales(.src, [sOut / x.scale])
+                try attr.setScales(.src1, [1 / gate.scale])
+                // [N, C, 1, 1] is the same bytes channels-first or channels-last.
+                let gmd = MemoryDesc([batch, dims[1], 1, 1], type: gate.type)
+                let pd = try Kernels.binary(.mul, src0: x.mem.desc, src1: gmd,
+                                            dst: MemoryDesc(dims, .nhwc, type: x.type == .u8 && gate.type != .s8 ? .u8 : .s8), attr: attr)
+                let y = Memory(pd.md(.dst))
+                steps.append(Step(try Primitive(pd), [(.src, x.mem), (.src1, Memory(gmd, wrapping: gate.mem.pointer)), (.dst, y)]))
+                retained.append(gate.mem)
+                vals[n.output.index] = Q(mem: y, scale: sOut, type: pd.md(.dst) == MemoryDesc(dims, .nhwc, type: .u8) ? .u8 : .s8)
             case .add, .mul:
                 // In fp32; the second operand may broadcast ([C,1,1] squeeze-excite gates).
                 let a = try dequantize(vals[n.inputs[0].index]!, dims: dims)
@@ -328,6 +368,13 @@ public final class Int8Engine {
         outputMem = try dequantize(out, dims: g.shape(of: g.outputs[0]).batched(batch).dims)
     }
 
+    /// Primitives per kind ("convolution", "reorder", "binary", …), for tests and reports.
+    public var stepKinds: [String: Int] { steps.reduce(into: [:]) { $0[$1.primitive.desc.kind, default: 0] += 1 } }
+    /// Element-wise adds and multiplies that write int8.
+    public var int8Binaries: Int {
+        steps.filter { $0.primitive.desc.kind == "binary" && $0.primitive.desc.md(.dst).dataType != .f32 }.count
+    }
+
     /// The best of a few timed runs of one step, after a warm-up run.
     static func seconds(_ step: Step) -> Double {
         step.run()
@@ -343,19 +390,28 @@ public final class Int8Engine {
     /// Memories that wrap another's storage keep it alive here.
     private var retained: [Memory] = []
 
+    /// Activations a convolution runs as post-ops (mish: none of oneDNN's int8 kernels has it).
     static func fusible(_ a: Activation) -> Bool {
+        if case .mish = a { return false }
+        return true
+    }
+    /// f(s·x) = s·f(x) for s > 0 (with scaled bounds): computable on scaled int8 outputs.
+    static func homogeneous(_ a: Activation) -> Bool {
         switch a { case .relu, .relu6, .leakyRelu, .clip: true; default: false }
     }
     static func nonNegative(_ a: Activation) -> Bool {
-        switch a { case .relu, .relu6: true; case .clip(let lo, _): lo >= 0; default: false }
+        switch a { case .relu, .relu6, .sigmoid: true; case .clip(let lo, _): lo >= 0; default: false }
     }
-    /// Post-ops act on the scaled output, so bounds scale with it.
+    /// Post-ops act on the output in units of `s` (1: real values), so bounds scale with it.
     static func postOp(_ a: Activation, scale s: Float) -> Attributes.PostOp {
         switch a {
-        case .relu6: .eltwise(.clip, alpha: 0, beta: 6 * s)
-        case .clip(let lo, let hi): .eltwise(.clip, alpha: lo * s, beta: hi * s)
-        case .leakyRelu(let alpha): .eltwise(.relu, alpha: alpha, beta: 0)
-        default: .eltwise(.relu, alpha: 0, beta: 0)
+        case .relu: return .eltwise(.relu, alpha: 0, beta: 0)
+        case .relu6: return .eltwise(.clip, alpha: 0, beta: 6 * s)
+        case .clip(let lo, let hi): return .eltwise(.clip, alpha: lo * s, beta: hi * s)
+        case .leakyRelu(let alpha): return .eltwise(.relu, alpha: alpha, beta: 0)
+        default:
+            let (alg, alpha, beta) = a.eltwise
+            return .eltwise(alg, alpha: alpha, beta: beta)
         }
     }
 
@@ -374,11 +430,17 @@ public final class Int8Engine {
         return y
     }
 
+    /// fp32 copies made so far, by the memory they copy and their dims: a value read in fp32 by
+    /// several nodes is converted once.
+    private var fp32Copies: [ObjectIdentifier: [([Int], Memory)]] = [:]
+
     /// fp32, plain layout.
     private func dequantize(_ x: Q, dims: [Int]) throws -> Memory {
         let md = MemoryDesc(dims)
         if x.type == .f32 && x.mem.desc == md { return x.mem }
+        if let hit = fp32Copies[ObjectIdentifier(x.mem)]?.first(where: { $0.0 == dims }) { return hit.1 }
         let y = Memory(md)
+        fp32Copies[ObjectIdentifier(x.mem), default: []].append((dims, y))
         let attr = Attributes()
         try attr.setOutputScales([1 / x.scale], mask: 0)
         steps.append(Step(try Primitive(Kernels.reorder(from: x.mem.desc, to: md, attr: attr)), [(.src, x.mem), (.dst, y)]))

@@ -64,6 +64,15 @@ final class Int8EngineTests: XCTestCase {
         if tactics == .direct { XCTAssertEqual(engine.winogradConvolutions + engine.fusedDepthwise, 0, name) }
         XCTAssertEqual(engine.int8Convolutions, g.nodes.filter { if case .conv2d = $0.op { return true }; return false }.count, name)
         if name == "resnet18" { XCTAssertEqual(engine.inPlaceResiduals, 8, "every residual add of ResNet-18 is summed in place") }
+        if name == "efficientnet_b0" {
+            // Swish and the sigmoid gate run inside the convolutions, squeeze-excite scales int8
+            // activations in int8, and global pooling reads int8: only [N, C] values are converted.
+            let kinds = engine.stepKinds
+            XCTAssertEqual(kinds["eltwise"], nil, "\(kinds)")
+            XCTAssertEqual(kinds["binary"], 16, "\(kinds)")
+            XCTAssertEqual(engine.int8Binaries, 16)
+            XCTAssertLessThanOrEqual(kinds["reorder"] ?? 0, 2 * 16 + 2, "\(kinds)")
+        }
         let x = Tensor.randomNormal([16, 3, res, res], rng: &rng)
         try engine.setInput(x)
         engine.forward()
@@ -108,6 +117,39 @@ final class Int8EngineTests: XCTestCase {
                 print("mobilenet_v2 fused vs unfused depthwise: max difference \(diff)")
                 XCTAssertLessThanOrEqual(diff, 1e-5 * logits[1].map(abs).max()!)
             }
+        }
+    }
+
+    /// Activations that are not ReLU-like (swish, sigmoid, hard-swish) run inside the convolution
+    /// on real values, before and after a residual sum summed in place or copied.
+    func testNonReLUActivationsFuseWithResidualSums() throws {
+        for (pre, post, reuse) in [(Activation.swish, Activation.sigmoid, false), (.hardSwish, .tanh, false), (.relu, .swish, false), (.swish, .sigmoid, true)] {
+            var b = GraphBuilder()
+            let x = b.input("x", [16, 12, 12])
+            let stem = b.activation(b.batchNorm(b.conv2d(x, "stem", out: 16, kernel: 3), "stem.bn"), pre, "stem.act")
+            let y = b.activation(b.batchNorm(b.conv2d(stem, "c", out: 16, kernel: 3), "c.bn"), pre, "c.act")
+            let sum = b.activation(b.add(b.batchNorm(b.conv2d(y, "d", out: 16, kernel: 3), "d.bn"), stem, "add"), post, "post")
+            // Read again later, the addend cannot be summed in place: it is copied first.
+            let last = reuse ? b.add(sum, stem, "again") : sum
+            let out = b.dense(b.globalAveragePool(last, "gap"), "fc", out: 10)
+            let g = try b.build(outputs: [out])
+            let s = store(g)
+            var rng = SplitMix64(seed: 8)
+            let ranges = try Int8Calibration.measure(g, s, batches: (0..<3).map { _ in Tensor.randomNormal([8, 16, 12, 12], rng: &rng) })
+            let engine = try Int8Engine(graph: g, parameters: s, maxAbs: ranges, batch: 8, tactics: .direct)
+            XCTAssertEqual(engine.stepKinds["eltwise"], nil, "\(pre), \(post): every activation is a post-op")
+            XCTAssertEqual(engine.stepKinds["binary"], reuse ? 1 : nil, "\(pre), \(post): the add is a sum post-op")
+            XCTAssertEqual(engine.inPlaceResiduals, reuse ? 0 : 1)
+            let input = Tensor.randomNormal([8, 16, 12, 12], rng: &rng)
+            try engine.setInput(input)
+            engine.forward()
+            let fp = try Executor(graph: g, batch: 8, mode: .inference, parameters: s)
+            try fp.setInput(0, input)
+            fp.forward()
+            let (q, f) = (engine.output().scalars, fp.output().scalars)
+            let err = zip(q, f).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot() / f.map { $0 * $0 }.reduce(0, +).squareRoot()
+            print("int8 \(pre) … \(post)\(reuse ? ", addend copied" : ""): relative error \(err)")
+            XCTAssertLessThan(err, 0.02, "\(pre), \(post)")
         }
     }
 
