@@ -390,11 +390,9 @@ public final class Int8Engine {
     /// Memories that wrap another's storage keep it alive here.
     private var retained: [Memory] = []
 
-    /// Activations a convolution runs as post-ops (mish: none of oneDNN's int8 kernels has it).
-    static func fusible(_ a: Activation) -> Bool {
-        if case .mish = a { return false }
-        return true
-    }
+    /// Activations a convolution runs as post-ops: all of ours (oneDNN's int8 kernels take every
+    /// eltwise algorithm as a post-op, mish included).
+    static func fusible(_ a: Activation) -> Bool { true }
     /// f(s·x) = s·f(x) for s > 0 (with scaled bounds): computable on scaled int8 outputs.
     static func homogeneous(_ a: Activation) -> Bool {
         switch a { case .relu, .relu6, .leakyRelu, .clip: true; default: false }

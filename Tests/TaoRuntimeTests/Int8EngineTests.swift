@@ -120,10 +120,10 @@ final class Int8EngineTests: XCTestCase {
         }
     }
 
-    /// Activations that are not ReLU-like (swish, sigmoid, hard-swish) run inside the convolution
+    /// Activations that are not ReLU-like (swish, sigmoid, hard-swish, mish) run inside the convolution
     /// on real values, before and after a residual sum summed in place or copied.
     func testNonReLUActivationsFuseWithResidualSums() throws {
-        for (pre, post, reuse) in [(Activation.swish, Activation.sigmoid, false), (.hardSwish, .tanh, false), (.relu, .swish, false), (.swish, .sigmoid, true)] {
+        for (pre, post, reuse) in [(Activation.swish, Activation.sigmoid, false), (.hardSwish, .tanh, false), (.relu, .swish, false), (.mish, .relu, false), (.swish, .sigmoid, true)] {
             var b = GraphBuilder()
             let x = b.input("x", [16, 12, 12])
             let stem = b.activation(b.batchNorm(b.conv2d(x, "stem", out: 16, kernel: 3), "stem.bn"), pre, "stem.act")
