@@ -317,13 +317,21 @@ public final class Int8Engine {
                 let attr = Attributes()
                 try attr.setScales(.src, [sOut / x.scale])
                 try attr.setScales(.src1, [1 / gate.scale])
-                // [N, C, 1, 1] is the same bytes channels-first or channels-last.
+                // [N, C, 1, 1] is the same bytes channels-first or channels-last; a blocked gate is
+                // laid out plainly first.
                 let gmd = MemoryDesc([batch, dims[1], 1, 1], type: gate.type)
+                let plainGate: Memory
+                if gate.mem.desc == gmd || gate.mem.desc == MemoryDesc(gmd.dims, .nhwc, type: gate.type) || gate.mem.desc.dims.count == 2 {
+                    plainGate = Memory(gmd, wrapping: gate.mem.pointer)
+                    retained.append(gate.mem)
+                } else {
+                    plainGate = Memory(gmd)
+                    steps.append(Step(try Primitive(Kernels.reorder(from: gate.mem.desc, to: gmd)), [(.src, gate.mem), (.dst, plainGate)]))
+                }
                 let pd = try Kernels.binary(.mul, src0: x.mem.desc, src1: gmd,
                                             dst: MemoryDesc(dims, .nhwc, type: x.type == .u8 && gate.type != .s8 ? .u8 : .s8), attr: attr)
                 let y = Memory(pd.md(.dst))
-                steps.append(Step(try Primitive(pd), [(.src, x.mem), (.src1, Memory(gmd, wrapping: gate.mem.pointer)), (.dst, y)]))
-                retained.append(gate.mem)
+                steps.append(Step(try Primitive(pd), [(.src, x.mem), (.src1, plainGate), (.dst, y)]))
                 vals[n.output.index] = Q(mem: y, scale: sOut, type: pd.md(.dst) == MemoryDesc(dims, .nhwc, type: .u8) ? .u8 : .s8)
             case .add, .mul:
                 // In fp32; the second operand may broadcast ([C,1,1] squeeze-excite gates).
