@@ -8,30 +8,6 @@ public struct Int8Error: Error, CustomStringConvertible {
     public init(_ d: String) { description = d }
 }
 
-/// Calibration for INT8: the largest magnitude each value (graph input or node output, by name)
-/// reached over calibration batches, measured with fp32 inference.
-public enum Int8Calibration {
-    public static func measure(_ g: Graph, _ store: ParameterStore, batches: [Tensor]) throws -> [String: Float] {
-        guard let first = batches.first else { throw Int8Error("calibration needs at least one batch of images") }
-        // The same graph with every node output exposed, so that fp32 inference shows all of them.
-        let all = try Graph(inputs: Array(zip(g.inputNames, g.inputs.map { g.shape(of: $0) })), parameters: g.parameters,
-                            nodes: g.nodes, outputs: g.nodes.map(\.output))
-        let exec = try Executor(graph: all, batch: first.shape[0], mode: .inference, parameters: store, fuse: false)
-        var maxAbs: [String: Float] = [:]
-        for batch in batches {
-            guard batch.shape == first.shape else { throw Int8Error("calibration batches must share one shape: \(batch.shape) vs \(first.shape)") }
-            try exec.setInput(0, batch)
-            exec.forward()
-            maxAbs[g.inputNames[0], default: 0] = max(maxAbs[g.inputNames[0], default: 0], batch.scalars.map(abs).max() ?? 0)
-            for (i, n) in g.nodes.enumerated() {
-                let m = exec.output(i).scalars.reduce(Float(0)) { max($0, abs($1)) }
-                maxAbs[n.name] = max(maxAbs[n.name] ?? 0, m)
-            }
-        }
-        return maxAbs
-    }
-}
-
 /// INT8 inference of a classification graph with oneDNN's int8 primitives: convolutions (batch
 /// norm folded, activations and residual adds fused as post-ops, per-channel weight scales) and
 /// pooling run on 8-bit activations with per-tensor scales from calibration; global pooling and

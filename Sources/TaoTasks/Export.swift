@@ -39,7 +39,8 @@ extension ClassificationTask {
 extension ClassificationTask {
     /// INT8 calibration: fp32 inference over up to `batches` × `batchSize` images of `imageDir`
     /// (preprocessed as this spec says), recording each activation's range.
-    public func calibrate(modelPath: String, imageDir: String, batches: Int, batchSize: Int) throws -> [String: Float] {
+    public func calibrate(modelPath: String, imageDir: String, batches: Int, batchSize: Int,
+                          method: Int8Calibration.Method = .max) throws -> [String: Float] {
         guard batches >= 1, batchSize >= 1 else { throw TaskError("--batches and --batch_size must be at least 1") }
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: imageDir, isDirectory: &isDir), isDir.boolValue else {
@@ -58,7 +59,7 @@ extension ClassificationTask {
         loader.start(epoch: 0)
         var tensors: [Tensor] = []
         while let b = try loader.next() { tensors.append(Tensor(shape: Shape([b.labels.count] + shape), values: b.images)) }
-        return try Int8Calibration.measure(ck.graph, ck.parameters, batches: tensors)
+        return try Int8Calibration.measure(ck.graph, ck.parameters, batches: tensors, method: method)
     }
 
     /// Writes an INT8 engine file: the model with its calibration ranges, which `evaluate` and

@@ -99,6 +99,9 @@ struct Classification: ParsableCommand {
         @Option(name: [.customLong("batches")], help: "Calibration batches.") var batches = 10
         @Option(name: [.customLong("batch_size")], help: "Images per calibration batch.") var batchSize = 8
         @Option(name: [.customLong("engine_file")], help: "The INT8 engine file to write (default: OUTPUT with .int8.tao).") var engineFile: String?
+        @Option(name: [.customLong("cal_algorithm")],
+                help: "How calibration sets each activation's range: max (largest magnitude seen) or entropy (TensorRT's: the clipping that loses least information).")
+        var calAlgorithm = "max"
         @Option(name: [.customLong("qdq_file")], help: "The INT8 ONNX file (QDQ form) to write (default: OUTPUT with .int8.onnx).") var qdqFile: String?
         @Option(name: [.customLong("tactics")], help: "How the INT8 engine picks each 3×3 convolution's kernel: timed (oneDNN's direct or Winograd kernel, whichever runs faster here at the batch size used; Winograd keeps about 2 bits less precision in those layers) or direct.")
         var tactics = "timed"
@@ -111,7 +114,10 @@ struct Classification: ParsableCommand {
             let ranges: [String: Float]
             if let dir = calImageDir {
                 guard let spec else { throw ValidationError("INT8 calibration needs the spec (-e) for its preprocessing") }
-                ranges = try ClassificationTask(specPath: spec).calibrate(modelPath: model, imageDir: dir, batches: batches, batchSize: batchSize)
+                guard let method = Int8Calibration.Method(rawValue: calAlgorithm) else {
+                    throw ValidationError("--cal_algorithm must be max or entropy, got '\(calAlgorithm)'")
+                }
+                ranges = try ClassificationTask(specPath: spec).calibrate(modelPath: model, imageDir: dir, batches: batches, batchSize: batchSize, method: method)
                 let cache = calCacheFile ?? (output as NSString).deletingPathExtension + ".calib.json"
                 try AtomicFile.write(try JSONEncoder().encode(ranges), to: cache)
                 say("calibrated on \(dir): ranges of \(ranges.count) activations -> \(cache)")

@@ -177,3 +177,23 @@ final class Int8EngineTests: XCTestCase {
         }
     }
 }
+
+extension Int8EngineTests {
+    /// Entropy calibration clips rare outliers but keeps a distribution without tails whole.
+    func testEntropyCalibrationThresholds() {
+        let bins = Int8Calibration.bins
+        var rng = SplitMix64(seed: 12)
+        // |N(0, 1)| with 20 outliers at 50: max 50, the bulk within ~4.
+        var values = (0..<200_000).map { _ in abs(Tensor.randomNormal([1], rng: &rng).scalars[0]) }
+        values += [Float](repeating: 50, count: 20)
+        let maxAbs = values.max()!
+        var h = [Double](repeating: 0, count: bins)
+        for v in values { h[min(bins - 1, Int(v / maxAbs * Float(bins)))] += 1 }
+        let clip = Float(Int8Calibration.threshold(h)) * maxAbs / Float(bins)
+        XCTAssertGreaterThan(clip, 2.5, "keeps the bulk")
+        XCTAssertLessThan(clip, 8, "clips the outliers at 50")
+        // Uniform on [0, 1]: nothing to clip.
+        let uniform = [Double](repeating: 100, count: bins)
+        XCTAssertGreaterThanOrEqual(Int8Calibration.threshold(uniform), bins * 9 / 10)
+    }
+}

@@ -151,6 +151,10 @@ final class ClassificationTaskTests: XCTestCase {
         XCTAssertGreaterThan((try FileManager.default.attributesOfItem(atPath: onnx)[.size] as? Int) ?? 0, 1_000_000)
         let ranges = try task.calibrate(modelPath: model, imageDir: "\(dir.path)/train", batches: 4, batchSize: 6)
         XCTAssertNotNil(ranges["conv1"])
+        // Entropy calibration clips within the largest magnitudes, never beyond.
+        let entropy = try task.calibrate(modelPath: model, imageDir: "\(dir.path)/train", batches: 4, batchSize: 6, method: .entropy)
+        XCTAssertEqual(Set(entropy.keys), Set(ranges.keys))
+        for (k, m) in ranges { XCTAssertTrue(entropy[k]! <= m * 1.0001 && (m == 0 || entropy[k]! > 0), "\(k): \(entropy[k]!) vs max \(m)") }
         try ClassificationTask.writeEngine(modelPath: model, ranges: ranges, to: engine)
         let fp32 = try task.evaluate(modelPath: model, resultsDir: out, quiet: true)
         let int8 = try task.evaluate(modelPath: engine, resultsDir: out, quiet: true)
