@@ -69,9 +69,59 @@ extension ClassificationTask {
         let (ck, _) = try loadModel(modelPath)
         _ = try Int8Engine(graph: ck.graph, parameters: ck.parameters, maxAbs: ranges, batch: 1, tactics: .direct)
         var meta = ck.metadata
-        meta["tao.int8.ranges"] = String(decoding: try JSONEncoder().encode(ranges), as: UTF8.self)
+        meta["tao.int8.ranges"] = String(decoding: try Self.sortedJSON.encode(ranges), as: UTF8.self)
         meta["tao.int8.tactics"] = tactics.rawValue
         meta["tao.engine"] = "int8"
         try Checkpoint(graph: ck.graph, parameters: ck.parameters, metadata: meta).write(to: path)
+    }
+}
+
+extension ClassificationTask {
+    /// Calibration ranges as JSON with sorted keys: the same ranges give the same bytes.
+    static var sortedJSON: JSONEncoder { let e = JSONEncoder(); e.outputFormatting = .sortedKeys; return e }
+
+    /// What `export --data_type int8` writes and from what.
+    public struct Int8Export: Sendable {
+        public var output: String
+        /// The spec whose preprocessing calibration uses (needed with `imageDir`).
+        public var spec: String?
+        /// Images to calibrate on; without them, the ranges come from `cacheFile`.
+        public var imageDir: String?
+        /// Calibration ranges (JSON): written after calibrating (default OUTPUT with .calib.json), else read.
+        public var cacheFile: String?
+        public var batches = 10, batchSize = 8
+        public var method = Int8Calibration.Method.max
+        public var tactics = Int8Engine.Tactics.timed
+        /// Default OUTPUT with .int8.onnx and .int8.tao.
+        public var qdqFile: String?, engineFile: String?
+        public init(output: String) { self.output = output }
+    }
+
+    /// `export --data_type int8`: calibration (or a cached one), then the INT8 ONNX in QDQ form and
+    /// the INT8 engine file. Returns the paths of the cache, the QDQ file and the engine file.
+    @discardableResult
+    public static func exportInt8(modelPath: String, _ o: Int8Export, log: (String) -> Void = { _ in }) throws -> (cache: String, qdq: String, engine: String) {
+        let stem = (o.output as NSString).deletingPathExtension
+        let cache = o.cacheFile ?? stem + ".calib.json"
+        let ranges: [String: Float]
+        if let dir = o.imageDir {
+            guard let spec = o.spec else { throw TaskError("INT8 calibration needs the spec (-e) for its preprocessing") }
+            ranges = try ClassificationTask(specPath: spec).calibrate(modelPath: modelPath, imageDir: dir, batches: o.batches, batchSize: o.batchSize, method: o.method)
+            try AtomicFile.write(try sortedJSON.encode(ranges), to: cache)
+            log("calibrated (\(o.method.rawValue)) on \(dir): ranges of \(ranges.count) activations -> \(cache)")
+        } else if let file = o.cacheFile {
+            guard let data = FileManager.default.contents(atPath: file) else { throw TaskError("--cal_cache_file \(file) cannot be read") }
+            guard let r = try? JSONDecoder().decode([String: Float].self, from: data) else { throw TaskError("--cal_cache_file \(file) is not a calibration file of tao-swift") }
+            ranges = r
+        } else {
+            throw TaskError("--data_type int8 needs --cal_image_dir (to calibrate) or --cal_cache_file (an earlier calibration)")
+        }
+        let qdq = o.qdqFile ?? stem + ".int8.onnx"
+        try exportQDQ(modelPath: modelPath, ranges: ranges, output: qdq)
+        log("wrote \(qdq) (INT8 ONNX in QDQ form, batch norms folded, for TensorRT, onnxruntime or OpenVINO)")
+        let engine = o.engineFile ?? stem + ".int8.tao"
+        try writeEngine(modelPath: modelPath, ranges: ranges, tactics: o.tactics, to: engine)
+        log("wrote the INT8 engine file \(engine); run it with: tao classification evaluate|inference --engine_file \(engine)")
+        return (cache, qdq, engine)
     }
 }

@@ -83,7 +83,7 @@ struct Classification: ParsableCommand {
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write a trained model as ONNX (opset 17, dynamic batch, class labels in the metadata); with --data_type int8, also calibrate and write an INT8 engine file.",
+            abstract: "Write a trained model as ONNX (opset 17, dynamic batch, class labels in the metadata); with --data_type int8, also calibrate and write an INT8 ONNX (QDQ) and an INT8 engine file.",
             discussion: """
             INT8: fp32 inference over --batches × --batch_size images of --cal_image_dir (preprocessed as the spec -e says) \
             records every activation's range; the ranges go to --cal_cache_file (JSON; reused when no image folder is given) \
@@ -103,37 +103,19 @@ struct Classification: ParsableCommand {
                 help: "How calibration sets each activation's range: max (largest magnitude seen) or entropy (TensorRT's: the clipping that loses least information).")
         var calAlgorithm = "max"
         @Option(name: [.customLong("qdq_file")], help: "The INT8 ONNX file (QDQ form) to write (default: OUTPUT with .int8.onnx).") var qdqFile: String?
-        @Option(name: [.customLong("tactics")], help: "How the INT8 engine picks each 3×3 convolution's kernel: timed (oneDNN's direct or Winograd kernel, whichever runs faster here at the batch size used; Winograd keeps about 2 bits less precision in those layers) or direct.")
+        @Option(name: [.customLong("tactics")], help: "How the INT8 engine picks its kernels: timed (oneDNN's alternatives — Winograd for 3×3 convolutions, a depthwise convolution fused into the pointwise one before it — kept where they run faster here at the batch size used; Winograd keeps about 2 bits less precision in those layers) or direct.")
         var tactics = "timed"
         func run() throws {
             let say = { (line: String) in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
             guard dataType == "fp32" || dataType == "int8" else { throw ValidationError("--data_type must be fp32 or int8, got '\(dataType)'") }
             guard let chosen = Int8Engine.Tactics(rawValue: tactics), chosen != .alternatives else { throw ValidationError("--tactics must be timed or direct, got '\(tactics)'") }
+            guard let method = Int8Calibration.Method(rawValue: calAlgorithm) else { throw ValidationError("--cal_algorithm must be max or entropy, got '\(calAlgorithm)'") }
             try ClassificationTask.export(modelPath: model, output: output, log: say)
             guard dataType == "int8" else { return }
-            let ranges: [String: Float]
-            if let dir = calImageDir {
-                guard let spec else { throw ValidationError("INT8 calibration needs the spec (-e) for its preprocessing") }
-                guard let method = Int8Calibration.Method(rawValue: calAlgorithm) else {
-                    throw ValidationError("--cal_algorithm must be max or entropy, got '\(calAlgorithm)'")
-                }
-                ranges = try ClassificationTask(specPath: spec).calibrate(modelPath: model, imageDir: dir, batches: batches, batchSize: batchSize, method: method)
-                let cache = calCacheFile ?? (output as NSString).deletingPathExtension + ".calib.json"
-                try AtomicFile.write(try JSONEncoder().encode(ranges), to: cache)
-                say("calibrated on \(dir): ranges of \(ranges.count) activations -> \(cache)")
-            } else if let cache = calCacheFile {
-                guard let data = FileManager.default.contents(atPath: cache) else { throw ValidationError("--cal_cache_file \(cache) cannot be read") }
-                guard let r = try? JSONDecoder().decode([String: Float].self, from: data) else { throw ValidationError("--cal_cache_file \(cache) is not a calibration file of tao-swift") }
-                ranges = r
-            } else {
-                throw ValidationError("--data_type int8 needs --cal_image_dir (to calibrate) or --cal_cache_file (an earlier calibration)")
-            }
-            let qdq = qdqFile ?? (output as NSString).deletingPathExtension + ".int8.onnx"
-            try ClassificationTask.exportQDQ(modelPath: model, ranges: ranges, output: qdq)
-            say("wrote \(qdq) (INT8 ONNX in QDQ form, batch norms folded, for TensorRT, onnxruntime or OpenVINO)")
-            let engine = engineFile ?? (output as NSString).deletingPathExtension + ".int8.tao"
-            try ClassificationTask.writeEngine(modelPath: model, ranges: ranges, tactics: chosen, to: engine)
-            say("wrote the INT8 engine file \(engine); run it with: tao classification evaluate|inference --engine_file \(engine)")
+            var o = ClassificationTask.Int8Export(output: output)
+            (o.spec, o.imageDir, o.cacheFile, o.batches, o.batchSize) = (spec, calImageDir, calCacheFile, batches, batchSize)
+            (o.method, o.tactics, o.qdqFile, o.engineFile) = (method, chosen, qdqFile, engineFile)
+            try ClassificationTask.exportInt8(modelPath: model, o, log: say)
         }
     }
 

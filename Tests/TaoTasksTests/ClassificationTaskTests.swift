@@ -193,6 +193,52 @@ final class ClassificationTaskTests: XCTestCase {
         XCTAssertNil(ClassificationTask.largestFrozenGain(g, s, []))
     }
 
+    /// `export --data_type int8`: calibrate and write the cache, the QDQ ONNX and the engine; a
+    /// second export reuses the cache; missing or foreign caches are clear errors.
+    func testInt8ExportWritesCacheQDQAndEngine() throws {
+        let out = dir.appendingPathComponent("int8x").path
+        let spec = spec(epochs: 1, extraModel: "use_batch_norm: true")
+        try ClassificationTask(specPath: spec).train(resultsDir: out, quiet: true)
+        let model = "\(out)/weights/resnet10_001.tao"
+        var o = ClassificationTask.Int8Export(output: "\(out)/m.onnx")
+        (o.spec, o.imageDir, o.batches, o.batchSize, o.tactics) = (spec, "\(dir.path)/train", 2, 4, .direct)
+        var lines: [String] = []
+        let first = try ClassificationTask.exportInt8(modelPath: model, o) { lines.append($0) }
+        XCTAssertEqual(first.cache, "\(out)/m.calib.json")
+        XCTAssertEqual(first.qdq, "\(out)/m.int8.onnx")
+        XCTAssertEqual(first.engine, "\(out)/m.int8.tao")
+        for f in [first.cache, first.qdq, first.engine] { XCTAssertTrue(FileManager.default.fileExists(atPath: f), f) }
+        XCTAssertEqual(lines.count, 3, "\(lines)")
+        XCTAssertEqual(try Checkpoint.read(from: first.engine).metadata["tao.int8.tactics"], "direct")
+
+        // From the cache alone, to other names: the same ranges.
+        var again = ClassificationTask.Int8Export(output: "\(out)/n.onnx")
+        again.cacheFile = first.cache
+        let second = try ClassificationTask.exportInt8(modelPath: model, again)
+        XCTAssertEqual(second.engine, "\(out)/n.int8.tao")
+        let ranges = { (path: String) in try JSONDecoder().decode([String: Float].self, from: Data(try Checkpoint.read(from: path).metadata["tao.int8.ranges"]!.utf8)) }
+        XCTAssertEqual(try ranges(second.engine), try ranges(first.engine))
+        XCTAssertGreaterThan(try ranges(first.engine).count, 20)
+
+        XCTAssertThrowsError(try ClassificationTask.exportInt8(modelPath: model, ClassificationTask.Int8Export(output: "\(out)/x.onnx"))) {
+            XCTAssertTrue("\($0)".contains("needs --cal_image_dir"), "\($0)")
+        }
+        var foreign = ClassificationTask.Int8Export(output: "\(out)/x.onnx")
+        foreign.cacheFile = spec
+        XCTAssertThrowsError(try ClassificationTask.exportInt8(modelPath: model, foreign)) {
+            XCTAssertTrue("\($0)".contains("is not a calibration file"), "\($0)")
+        }
+        foreign.cacheFile = "\(out)/missing.json"
+        XCTAssertThrowsError(try ClassificationTask.exportInt8(modelPath: model, foreign)) {
+            XCTAssertTrue("\($0)".contains("cannot be read"), "\($0)")
+        }
+        var noSpec = ClassificationTask.Int8Export(output: "\(out)/x.onnx")
+        noSpec.imageDir = "\(dir.path)/train"
+        XCTAssertThrowsError(try ClassificationTask.exportInt8(modelPath: model, noSpec)) {
+            XCTAssertTrue("\($0)".contains("needs the spec"), "\($0)")
+        }
+    }
+
     func testMixupMixesTargetsAndScoresTheDominantLabel() throws {
         let task = try ClassificationTask(specPath: spec())
         var x: [Float] = [1, 1, 2, 2, 3, 3]   // three samples of two values
