@@ -54,6 +54,10 @@ public enum ONNXImport {
         var values: [String: [Float]] = [:]
         var outputs: [ValueID] = []
         var notes: [String] = []
+        /// Activation QuantizeLinear/DequantizeLinear nodes imported as identities.
+        var droppedQDQ = 0
+        /// Constants of type int8 (the others are unsigned or wider): QuantizeLinear saturates to their range.
+        var signedInt8 = Set<String>()
         var usedNames = Set<String>()
 
         init(path: String, graph: Onnx_GraphProto) { self.path = path; self.graph = graph }
@@ -76,6 +80,12 @@ public enum ONNXImport {
                 let i: [Int32] = t.rawData.isEmpty ? t.int32Data : t.rawData.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
                 guard i.count == count else { return nil }
                 return Constant(dims: dims, floats: i.map { Float($0) }, ints: i.map { Int64($0) })
+            case .int8, .uint8:   // quantized weights and zero points; int32_data holds them when raw_data is empty
+                let signed = t.dataType == Int32(Onnx_TensorProto.DataType.int8.rawValue)
+                let i: [Int64] = t.rawData.isEmpty ? t.int32Data.map(Int64.init)
+                    : t.rawData.map { signed ? Int64(Int8(bitPattern: $0)) : Int64($0) }
+                guard i.count == count else { return nil }
+                return Constant(dims: dims, floats: i.map { Float($0) }, ints: i)
             default: return nil
             }
         }
@@ -98,6 +108,7 @@ public enum ONNXImport {
             for t in graph.initializer {
                 guard let c = Self.constant(t) else { throw fail("initializer '\(t.name)' has an unsupported data type \(t.dataType) or size") }
                 env[t.name] = .constant(c)
+                if t.dataType == Int32(Onnx_TensorProto.DataType.int8.rawValue) { signedInt8.insert(t.name) }
             }
             let unsupported = Set(graph.node.map(\.opType)).subtracting(Self.supported)
             guard unsupported.isEmpty else {
@@ -126,12 +137,16 @@ public enum ONNXImport {
             }
             try convert(nodes)
             outputs = try graph.output.map { o in try tensor(o.name, nil) }
+            if droppedQDQ > 0 {
+                notes.append("ran \(droppedQDQ) QuantizeLinear/DequantizeLinear nodes on activations as identities: the model runs in fp32 with its dequantized weights (export --data_type int8 quantizes it again)")
+            }
         }
 
         static let supported: Set<String> = [
             "Conv", "ConvTranspose", "BatchNormalization", "Relu", "LeakyRelu", "Elu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid",
             "Clip", "Softplus", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm", "MatMul", "Add", "Mul", "Concat", "Flatten",
             "Reshape", "Shape", "Slice", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Softmax", "Constant", "Pad", "Resize",
+            "QuantizeLinear", "DequantizeLinear",
         ]
 
         func tensor(_ name: String, _ n: Onnx_NodeProto?) throws -> ValueID {
@@ -181,6 +196,7 @@ public enum ONNXImport {
                 case "Constant":
                     guard let t = attr(n, "value"), t.hasT, let c = Self.constant(t.t) else { throw fail("Constant '\(n.name)': only tensor values of float or integer type are supported") }
                     env[out] = .constant(c)
+                    if t.t.dataType == Int32(Onnx_TensorProto.DataType.int8.rawValue) { signedInt8.insert(out) }
                 case "Identity", "Dropout":
                     env[out] = env[n.input[0]]
                 case "Conv", "ConvTranspose":
@@ -362,6 +378,18 @@ public enum ONNXImport {
                         throw fail("Pad '\(n.name)': only zero padding of height and width is supported")
                     }
                     env[out] = .tensor(b.node(name, .pad2d(Padding2D(top: p[2], left: p[3], bottom: p[6], right: p[7])), [x]))
+                case "QuantizeLinear", "DequantizeLinear":
+                    switch env[n.input[0]] {
+                    case .tensor?:
+                        // Simulated quantization of activations: the imported graph runs in fp32 (our
+                        // INT8 engine and export --data_type int8 quantize it again from calibration).
+                        env[out] = env[n.input[0]]
+                        droppedQDQ += 1
+                    case .constant(let x)?:
+                        env[out] = .constant(try quantizeLinear(x, n, dequantize: n.opType == "DequantizeLinear"))
+                    default:
+                        throw fail("\(n.opType) '\(n.name)': needs a tensor or constant input")
+                    }
                 case "Resize":
                     let x = try tensor(n.input[0], n)
                     guard n.input.count > 2, case .constant(let sc)? = env[n.input[2]], sc.floats.count == 4,
@@ -374,6 +402,35 @@ public enum ONNXImport {
                     throw fail("unsupported ONNX op \(n.opType) ('\(n.name)')")
                 }
             }
+        }
+
+        /// QuantizeLinear (round(x / scale) + zero point, saturated to the zero point's type) or
+        /// DequantizeLinear ((x − zero point) · scale) of a constant, per tensor or along `axis`.
+        func quantizeLinear(_ x: Constant, _ n: Onnx_NodeProto, dequantize: Bool) throws -> Constant {
+            let scale = try constant(n.input[1], n)
+            let zero = n.input.count > 2 && !n.input[2].isEmpty ? try constant(n.input[2], n) : nil
+            let axis = int(n, "axis", 1)
+            let count = x.floats.count
+            // Element k's scale: k / inner % channels along `axis` (one scale: always the first).
+            var (inner, channels) = (count, 1)
+            if scale.floats.count > 1 {
+                let a = axis < 0 ? axis + x.dims.count : axis
+                guard a >= 0, a < x.dims.count, x.dims[a] == scale.floats.count else {
+                    throw fail("\(n.opType) '\(n.name)': \(scale.floats.count) scales for axis \(axis) of a constant of shape \(x.dims)")
+                }
+                (inner, channels) = (x.dims[(a + 1)...].reduce(1, *), x.dims[a])
+            }
+            // The quantized type's range: the zero point's (uint8 without one).
+            let signed = n.input.count > 2 && signedInt8.contains(n.input[2])
+            let (lo, hi): (Float, Float) = signed ? (-128, 127) : (0, 255)
+            let zeros = zero?.floats ?? [0]
+            var out = [Float](repeating: 0, count: count)
+            for k in 0..<count {
+                let c = k / inner % channels
+                let (sc, z) = (scale.floats[c], zeros[zeros.count > 1 ? c : 0])
+                out[k] = dequantize ? (x.floats[k] - z) * sc : min(hi, max(lo, (x.floats[k] / sc).rounded() + z))
+            }
+            return Constant(dims: x.dims, floats: out, ints: out.map { Int64($0) })
         }
 
         /// A per-channel constant added right after a layer without bias (how some exporters write

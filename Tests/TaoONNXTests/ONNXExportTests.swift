@@ -136,6 +136,40 @@ final class ONNXExportTests: XCTestCase {
             XCTAssertEqual(ops["QuantizeLinear"], inputs.count, name)
             XCTAssertEqual(ops["DequantizeLinear"], inputs.count + 2 * convs.count, name)
             XCTAssertNil(ops["BatchNormalization"], "\(name): every batch norm is folded")
+
+            // Imported back: dequantized weights, activations' QDQ pairs as identities (fp32).
+            let back = try ONNXImport.read(path)
+            XCTAssertTrue(back.notes.contains { $0.contains("QuantizeLinear/DequantizeLinear nodes on activations as identities") }, "\(back.notes)")
+            XCTAssertEqual(back.graph.nodes.filter { if case .conv2d = $0.op { return true }; return false }.count, convs.count)
+            let imported = try ours(back.graph, back.parameters, x)
+            print("qdq \(name) imported: vs fp32 \(rel(imported, fp)), vs onnxruntime on the QDQ file \(rel(imported, theirs))")
+            XCTAssertLessThan(rel(imported, fp), 0.05, "\(name): only the weights' rounding remains")
+
+            // Weights as fp32 → QuantizeLinear → DequantizeLinear (pytorch-quantization's form) import the same.
+            guard name == "resnet18" else { continue }
+            var m = try ONNXExport.qdqModel(g, s, ranges: ranges)
+            let dq = m.graph.node.firstIndex { $0.opType == "DequantizeLinear" && $0.input[0].hasSuffix("weight.quantized") }!
+            let qName = m.graph.node[dq].input[0]
+            let k = m.graph.initializer.firstIndex { $0.name == qName }!
+            let scaleName = m.graph.node[dq].input[1]
+            let scales = m.graph.initializer.first { $0.name == scaleName }!.rawData.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            let stored = m.graph.initializer[k].rawData.map { Float(Int8(bitPattern: $0)) }
+            let per = stored.count / scales.count
+            let real = stored.enumerated().map { $1 * scales[$0 / per] }
+            var w = ONNXExport.tensor("\(qName).float", dims: m.graph.initializer[k].dims.map { Int($0) }, floats: real)
+            w.name = "\(qName).float"
+            m.graph.initializer[k] = w
+            var quantize = Onnx_NodeProto()
+            quantize.opType = "QuantizeLinear"; quantize.name = "\(qName).quantize"
+            quantize.input = ["\(qName).float", scaleName, m.graph.node[dq].input[2]]; quantize.output = [qName]
+            quantize.attribute = m.graph.node[dq].attribute
+            m.graph.node.insert(quantize, at: dq)
+            let fakePath = path + ".fake.onnx"
+            defer { try? FileManager.default.removeItem(atPath: fakePath) }
+            try m.serializedData().write(to: URL(fileURLWithPath: fakePath))
+            let fakeModel = try ONNXImport.read(fakePath)
+            let fake = try ours(fakeModel.graph, fakeModel.parameters, x)
+            XCTAssertLessThanOrEqual(zip(fake, imported).map { abs($0 - $1) }.max()!, 1e-5, name)
         }
         let g = try Zoo.build("resnet10", classes: 2, inputShape: [1, 16, 16])
         XCTAssertThrowsError(try ONNXExport.qdqModel(g, ParameterStore(graph: g, seed: 1), ranges: [:])) {
