@@ -118,7 +118,7 @@ public final class Int8Engine {
                 let outDims = g.shape(of: last.output).batched(batch).dims
                 // A residual is summed in place when nothing reads it afterwards and its layout fits the
                 // output's (the post-op then reads it in its own type and scale); otherwise it is first
-                // copied into the output buffer as s8 at the output's scale.
+                // copied into the output buffer as s8 (at `copyScale`, below).
                 let a = addend.map { vals[$0.index]! }
                 let addIndex = fused.first { $0.op == .add }.flatMap { m -> Int? in if case .node(let k) = g.source(of: m.output) { return k }; return nil }
                 let dead = addend.map { v in !outputs.contains(v) && v != n.inputs[0] && consumers[v.index].allSatisfy { $0 <= addIndex! } } ?? false
