@@ -237,6 +237,7 @@ public struct ClassificationTask {
         if !superseded.isEmpty { results.log("--init_epoch \(resumeFrom?.epoch ?? 0): renamed \(superseded.count) later checkpoint(s) to *.tao.superseded") }
         let resumed = try resumeFrom.map { try Checkpoint.read(from: $0.path) }
         let pretrained = try resumed == nil ? c.pretrainedModelPath.map { try Self.readCheckpoint($0, inputShape: c.inputShape) } : nil
+        if let pretrained, let path = c.pretrainedModelPath { Self.logImportNotes(pretrained, path, results) }
         // Pruned and imported (ONNX) models train as they are: their own graph, not the one the spec describes.
         let pruning = (resumed ?? pretrained)?.metadata["tao.pruned"]
         let carried = ((resumed ?? pretrained)?.metadata ?? [:]).filter { $0.key == "tao.pruned" || $0.key == "tao.onnx" }

@@ -110,7 +110,13 @@ extension ClassificationTask {
             ?? r.metadata["character"].map { $0.split(separator: "\n").map(String.init) }
         if labels?.count != outputs[0] { labels = (0..<outputs[0]).map { "class_\($0)" } }
         meta["tao.classes"] = String(decoding: try JSONSerialization.data(withJSONObject: labels!), as: UTF8.self)
+        if !r.notes.isEmpty { meta["tao.onnx.notes"] = r.notes.joined(separator: "\n") }
         return Checkpoint(graph: r.graph, parameters: r.parameters, metadata: meta)
+    }
+
+    /// What importing an ONNX model changed (dropped Softmax, fake quantization run as identities, …), logged.
+    static func logImportNotes(_ ck: Checkpoint, _ path: String, _ results: Results) {
+        for line in ck.metadata["tao.onnx.notes"]?.split(separator: "\n") ?? [] { results.log("\(path): \(line)") }
     }
 
     /// Every .jpg/.jpeg/.png under a folder, sorted.
@@ -149,6 +155,7 @@ extension ClassificationTask {
         guard let path = modelPath ?? config.evalModelPath else { throw TaskError("no model: pass -m MODEL or set eval_config.model_path") }
         guard let data = datasetPath ?? config.evalPath else { throw TaskError("no dataset: set eval_config.eval_dataset_path") }
         let (ck, classes) = try Self.loadModel(path)
+        Self.logImportNotes(ck, path, results)
         let folder = try ImageFolder(root: data, expectedClasses: classes)
         let ev = try Evaluator(graph: ck.graph, store: ck.parameters, batch: config.evalBatchSize, prep: preprocessing(training: false),
                                workers: config.workers, int8: Self.int8Settings(ck))
@@ -177,6 +184,7 @@ extension ClassificationTask {
         let results = try Results(dir: resultsDir, quiet: quiet)
         guard let path = modelPath ?? config.evalModelPath else { throw TaskError("no model: pass -m MODEL or set eval_config.model_path") }
         let (ck, classes) = try Self.loadModel(path)
+        Self.logImportNotes(ck, path, results)
         var files: [String] = []
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: images, isDirectory: &isDir) else { throw TaskError("\(images): no such file or folder") }

@@ -210,6 +210,12 @@ final class ClassificationTaskTests: XCTestCase {
         for f in [first.cache, first.qdq, first.engine] { XCTAssertTrue(FileManager.default.fileExists(atPath: f), f) }
         XCTAssertEqual(lines.count, 3, "\(lines)")
         XCTAssertEqual(try Checkpoint.read(from: first.engine).metadata["tao.int8.tactics"], "direct")
+        // The QDQ file evaluates as an imported fp32 model, and the log says how it was imported.
+        let task = try ClassificationTask(specPath: spec)
+        let fp32 = try task.evaluate(modelPath: model, resultsDir: out, quiet: true)
+        let qdq = try task.evaluate(modelPath: first.qdq, resultsDir: out, quiet: true)
+        XCTAssertEqual(qdq.top1, fp32.top1, accuracy: 1.0 / 24 + 1e-9)
+        XCTAssertTrue(try String(contentsOfFile: "\(out)/train.log", encoding: .utf8).contains("\(first.qdq): ran "), "import notes are logged")
 
         // From the cache alone, to other names: the same ranges.
         var again = ClassificationTask.Int8Export(output: "\(out)/n.onnx")

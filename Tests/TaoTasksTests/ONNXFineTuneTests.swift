@@ -43,6 +43,7 @@ final class ONNXFineTuneTests: XCTestCase {
         let log = try String(contentsOfFile: "\(out)/train.log", encoding: .utf8)
         XCTAssertTrue(log.contains("training the graph of \(model)"), log)
         XCTAssertTrue(log.contains("newly initialized: "), log)
+        XCTAssertTrue(log.contains("\(model): dropped the final Softmax"), "the import's notes are logged")
         XCTAssertTrue(log.contains("[3,") && log.contains("(was [4,"), log)
         XCTAssertGreaterThanOrEqual(m["val_accuracy"]!, 0.75, "fine-tuned on 3 distinct classes: \(m)")
         let rows = try String(contentsOfFile: "\(out)/metrics.csv", encoding: .utf8).split(separator: "\n").dropFirst().map { $0.split(separator: ",") }
