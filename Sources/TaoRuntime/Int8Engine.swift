@@ -84,15 +84,16 @@ public final class Int8Engine {
             let dims = g.shape(of: n.output).batched(batch).dims
             switch n.op {
             case .conv2d(let c):
-                // conv (batch norm folded in) → [activation] → [add of a value computed earlier] → [activation]
+                // conv (batch norm folded in) → [activation] → [add of a value computed earlier] → [activation];
+                // every activation is a post-op (oneDNN's int8 kernels take each eltwise algorithm, mish included)
                 var last = n, pre: Activation?, addend: ValueID?, post: Activation?
                 var fused: [Node] = []
-                if let m = sole(last.output), case .activation(let a) = m.op, Self.fusible(a) { pre = a; last = m; fused.append(m) }
+                if let m = sole(last.output), case .activation(let a) = m.op { pre = a; last = m; fused.append(m) }
                 if let m = sole(last.output), m.op == .add {
                     let other = m.inputs[0] == last.output ? m.inputs[1] : m.inputs[0]
                     if vals[other.index] != nil, g.shape(of: other) == g.shape(of: m.output) {
                         addend = other; last = m; fused.append(m)
-                        if let p = sole(last.output), case .activation(let a) = p.op, Self.fusible(a) { post = a; last = p; fused.append(p) }
+                        if let p = sole(last.output), case .activation(let a) = p.op { post = a; last = p; fused.append(p) }
                     }
                 }
                 for m in fused { if case .node(let k) = g.source(of: m.output) { done.insert(k) } }
@@ -374,9 +375,6 @@ public final class Int8Engine {
     /// Memories that wrap another's storage keep it alive here.
     private var retained: [Memory] = []
 
-    /// Activations a convolution runs as post-ops: all of ours (oneDNN's int8 kernels take every
-    /// eltwise algorithm as a post-op, mish included).
-    static func fusible(_ a: Activation) -> Bool { true }
     /// f(s·x) = s·f(x) for s > 0 (with scaled bounds): computable on scaled int8 outputs.
     static func homogeneous(_ a: Activation) -> Bool {
         switch a { case .relu, .relu6, .leakyRelu, .clip: true; default: false }
