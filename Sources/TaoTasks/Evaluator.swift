@@ -1,6 +1,7 @@
 import Foundation
 import TaoData
 import TaoGraph
+import TaoMetrics
 import TaoONNX
 import TaoRuntime
 import TaoTrain
@@ -15,16 +16,7 @@ public struct EvaluationResult: Sendable {
     public var confusion: [[Int]]
 
     /// Per class: (precision, recall, F1), from the confusion matrix.
-    public var perClass: [(precision: Double, recall: Double, f1: Double)] {
-        let n = confusion.count
-        return (0..<n).map { c in
-            let tp = Double(confusion[c][c])
-            let predicted = Double((0..<n).reduce(0) { $0 + confusion[$1][c] })
-            let actual = Double(confusion[c].reduce(0, +))
-            let p = predicted > 0 ? tp / predicted : 0, r = actual > 0 ? tp / actual : 0
-            return (p, r, p + r > 0 ? 2 * p * r / (p + r) : 0)
-        }
-    }
+    public var perClass: [(precision: Double, recall: Double, f1: Double)] { ConfusionMatrix(counts: confusion).perClass }
 }
 
 /// Runs a graph in inference mode (fp32, or through the INT8 engine when calibration ranges are
@@ -69,21 +61,21 @@ final class Evaluator {
     func run(_ folder: ImageFolder, labelSmoothing: Float = 0, k: Int = 5) throws -> EvaluationResult {
         let classes = outputShape()[1]
         let kk = min(k, classes)
-        var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
+        var confusion = ConfusionMatrix(classes: classes)
         var loss = 0.0, topK = 0
         let ce = SoftmaxCrossEntropy(labelSmoothing: labelSmoothing)
         try forEachBatch(folder) { b, y in
             loss += Double(ce(logits: y, grad: nil, batch: b.labels.count, classes: classes, labels: b.labels)) * Double(b.labels.count)
             for (i, label) in b.labels.enumerated() {
-                let row = Array(UnsafeBufferPointer(start: y + i * classes, count: classes))
-                let order = row.indices.sorted { row[$0] > row[$1] }
-                confusion[label][order[0]] += 1
-                if order.prefix(kk).contains(label) { topK += 1 }
+                let row = UnsafeBufferPointer(start: y + i * classes, count: classes)
+                var best = 0
+                for j in 1..<classes where row[j] > row[best] { best = j }
+                confusion.add(truth: label, predicted: best)
+                if inTopK(row, label: label, k: kk) { topK += 1 }
             }
         }
         let n = Double(folder.count)
-        let correct = (0..<classes).reduce(0) { $0 + confusion[$1][$1] }
-        return EvaluationResult(loss: loss / n, top1: Double(correct) / n, topK: Double(topK) / n, k: kk, confusion: confusion)
+        return EvaluationResult(loss: loss / n, top1: confusion.accuracy, topK: Double(topK) / n, k: kk, confusion: confusion.counts)
     }
 
     static func top1Hits(_ y: UnsafePointer<Float>, labels: [Int], classes: Int) -> Int {
@@ -103,20 +95,20 @@ extension ClassificationTask {
     static func readCheckpoint(_ path: String, inputShape: [Int]? = nil) throws -> Checkpoint {
         guard path.lowercased().hasSuffix(".onnx") else { return try Checkpoint.read(from: path) }
         let r = try ONNXImport.read(path, inputShape: inputShape)
-        var meta = ["tao.task": "classification", "tao.onnx": path]
         let outputs = r.graph.shape(of: r.graph.outputs[0])
         guard outputs.rank == 1 else { throw TaskError("\(path): the model's output is \(outputs) per image; a classifier gives [classes]") }
         var labels = r.metadata["classes"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] }
             ?? r.metadata["character"].map { $0.split(separator: "\n").map(String.init) }
         if labels?.count != outputs[0] { labels = (0..<outputs[0]).map { "class_\($0)" } }
-        meta["tao.classes"] = String(decoding: try JSONSerialization.data(withJSONObject: labels!), as: UTF8.self)
-        if !r.notes.isEmpty { meta["tao.onnx.notes"] = r.notes.joined(separator: "\n") }
-        return Checkpoint(graph: r.graph, parameters: r.parameters, metadata: meta)
+        var card = ModelCard(task: "classification", arch: "onnx", classes: labels!, inputShape: r.graph.shape(of: r.graph.inputs[0]).dims,
+                             preprocessMode: r.metadata["preprocess_mode"], decoding: .classifierLogits)
+        card.onnx = ModelCard.ONNXOrigin(path: path, notes: r.notes)
+        return try Checkpoint(graph: r.graph, parameters: r.parameters, card: card)
     }
 
     /// What importing an ONNX model changed (dropped Softmax, fake quantization run as identities, …), logged.
-    static func logImportNotes(_ ck: Checkpoint, _ path: String, _ results: Results) {
-        for line in ck.metadata["tao.onnx.notes"]?.split(separator: "\n") ?? [] { results.log("\(path): \(line)") }
+    static func logImportNotes(_ card: ModelCard, _ path: String, _ results: Results) {
+        for line in card.onnx?.notes ?? [] { results.log("\(path): \(line)") }
     }
 
     /// Every .jpg/.jpeg/.png under a folder, sorted.
@@ -131,34 +123,51 @@ extension ClassificationTask {
     }
 
     /// The calibration ranges and kernel choice of an INT8 engine file (nil for an fp32 model).
-    static func int8Settings(_ ck: Checkpoint) throws -> (ranges: [String: Float], tactics: Int8Engine.Tactics)? {
-        guard let json = ck.metadata["tao.int8.ranges"] else { return nil }
-        guard let r = try? JSONDecoder().decode([String: Float].self, from: Data(json.utf8)) else { throw TaskError("the engine file's calibration ranges are unreadable") }
-        let name = ck.metadata["tao.int8.tactics"] ?? Int8Engine.Tactics.timed.rawValue
-        guard let t = Int8Engine.Tactics(rawValue: name) else { throw TaskError("the engine file names unknown INT8 tactics '\(name)'") }
-        return (r, t)
+    static func int8Settings(_ card: ModelCard) throws -> (ranges: [String: Float], tactics: Int8Engine.Tactics)? {
+        guard let r = card.int8 else { return nil }
+        guard let t = Int8Engine.Tactics(rawValue: r.tactics) else { throw TaskError("the engine file names unknown INT8 tactics '\(r.tactics)'") }
+        return (r.ranges, t)
     }
 
-    /// Loads a checkpoint of ours (or an ONNX model) with its class names.
-    static func loadModel(_ path: String) throws -> (Checkpoint, [String]) {
+    /// Loads a classification model of ours (or an ONNX model) with its card.
+    static func loadModel(_ path: String) throws -> (Checkpoint, ModelCard) {
         let ck = try readCheckpoint(path)
-        guard ck.metadata["tao.task"] == "classification", let json = ck.metadata["tao.classes"],
-              let classes = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String] else {
+        guard let card = try ck.card, card.task == "classification", !card.classes.isEmpty else {
             throw TaskError("\(path) is not a classification model of tao-swift")
         }
-        return (ck, classes)
+        return (ck, card)
+    }
+
+    /// The model a command runs: `given` (-m), else the spec's eval_config.model_path.
+    public func modelPath(_ given: String?) throws -> String {
+        guard let path = given ?? config.evalModelPath else { throw TaskError("no model: pass -m MODEL or set eval_config.model_path") }
+        return path
+    }
+
+    /// Checks a TAO classmap.json ({"class": index, …}) against the classes the model was trained on.
+    public static func checkClassMap(_ path: String, modelPath: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { throw TaskError("classmap \(path) cannot be read") }
+        guard let map = try? JSONDecoder().decode([String: Int].self, from: data) else {
+            throw TaskError("classmap \(path) is not a TAO class map (a JSON object of class name to index)")
+        }
+        let named = map.sorted { $0.value < $1.value }.map(\.key)
+        let (_, card) = try loadModel(modelPath)
+        guard named == card.classes, Set(map.values) == Set(0..<named.count) else {
+            throw TaskError("classmap \(path) lists \(named.joined(separator: ", ")), but \(modelPath) was trained on \(card.classes.joined(separator: ", "))")
+        }
     }
 
     /// Evaluates a trained model on the spec's eval_config dataset (or `datasetPath`); writes evaluation.json.
     public func evaluate(modelPath: String?, datasetPath: String? = nil, resultsDir: String, quiet: Bool = false) throws -> EvaluationResult {
         let results = try Results(dir: resultsDir, quiet: quiet)
-        guard let path = modelPath ?? config.evalModelPath else { throw TaskError("no model: pass -m MODEL or set eval_config.model_path") }
+        let path = try self.modelPath(modelPath)
         guard let data = datasetPath ?? config.evalPath else { throw TaskError("no dataset: set eval_config.eval_dataset_path") }
-        let (ck, classes) = try Self.loadModel(path)
-        Self.logImportNotes(ck, path, results)
+        let (ck, card) = try Self.loadModel(path)
+        let classes = card.classes
+        Self.logImportNotes(card, path, results)
         let folder = try ImageFolder(root: data, expectedClasses: classes)
         let ev = try Evaluator(graph: ck.graph, store: ck.parameters, batch: config.evalBatchSize, prep: preprocessing(training: false),
-                               workers: config.workers, int8: Self.int8Settings(ck))
+                               workers: config.workers, int8: Self.int8Settings(card))
         let r = try ev.run(folder, k: config.topK)
         results.log(String(format: "evaluated %@%@ on %d images of %@: top-1 accuracy %.2f%%, top-%d %.2f%%", path, ev.int8 == nil ? "" : " (INT8 engine)",
                            folder.count, data, 100 * r.top1, r.k, 100 * r.topK))
@@ -180,11 +189,12 @@ extension ClassificationTask {
     }
 
     /// Top-k classes with softmax scores for each image (a file or every image under a folder); writes inference.csv.
-    public func inference(modelPath: String?, images: String, resultsDir: String, quiet: Bool = false) throws -> [(String, [(String, Float)])] {
+    public func inference(modelPath: String?, images: String, resultsDir: String, batchSize: Int? = nil, quiet: Bool = false) throws -> [(String, [(String, Float)])] {
         let results = try Results(dir: resultsDir, quiet: quiet)
-        guard let path = modelPath ?? config.evalModelPath else { throw TaskError("no model: pass -m MODEL or set eval_config.model_path") }
-        let (ck, classes) = try Self.loadModel(path)
-        Self.logImportNotes(ck, path, results)
+        let path = try self.modelPath(modelPath)
+        let (ck, card) = try Self.loadModel(path)
+        let classes = card.classes
+        Self.logImportNotes(card, path, results)
         var files: [String] = []
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: images, isDirectory: &isDir) else { throw TaskError("\(images): no such file or folder") }
@@ -195,8 +205,8 @@ extension ClassificationTask {
         }
         guard !files.isEmpty else { throw TaskError("\(images): no .jpg, .jpeg or .png images found") }
         let folder = ImageFolder(paths: files)
-        let ev = try Evaluator(graph: ck.graph, store: ck.parameters, batch: min(config.evalBatchSize, files.count), prep: preprocessing(training: false),
-                               workers: config.workers, int8: Self.int8Settings(ck))
+        let ev = try Evaluator(graph: ck.graph, store: ck.parameters, batch: min(batchSize ?? config.evalBatchSize, files.count), prep: preprocessing(training: false),
+                               workers: config.workers, int8: Self.int8Settings(card))
         var out: [(String, [(String, Float)])] = []
         let k = min(config.topK, classes.count)
         try ev.forEachBatch(folder) { b, y in

@@ -8,8 +8,9 @@ extension ClassificationTask {
     /// `tao classification export`: writes a trained model as ONNX (opset 17, dynamic batch), with
     /// its class labels, input size and preprocessing in the metadata.
     public static func export(modelPath: String, output: String, log: (String) -> Void = { _ in }) throws {
-        let (ck, classes) = try loadModel(modelPath)
-        try ONNXExport.write(ck.graph, ck.parameters, to: output, metadata: try onnxMetadata(ck, classes))
+        let (ck, card) = try loadModel(modelPath)
+        let classes = card.classes
+        try ONNXExport.write(ck.graph, ck.parameters, to: output, metadata: try onnxMetadata(card))
         let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
         log("wrote \(output) (ONNX opset \(ONNXExport.opset), input 'image' [batch,\(ck.graph.shape(of: ck.graph.inputs[0]).dims.map(String.init).joined(separator: ","))], output 'logits' [batch,\(classes.count)], \(size / 1024) KiB)")
     }
@@ -17,11 +18,10 @@ extension ClassificationTask {
 
 extension ClassificationTask {
     /// Class labels, input shape, preprocessing and architecture, for an ONNX file's metadata_props.
-    static func onnxMetadata(_ ck: Checkpoint, _ classes: [String]) throws -> [String: String] {
-        var meta: [String: String] = ["classes": String(decoding: try JSONSerialization.data(withJSONObject: classes), as: UTF8.self)]
-        for (key, name) in [("tao.input_shape", "input_shape"), ("tao.preprocess_mode", "preprocess_mode"), ("tao.arch", "arch")] {
-            if let v = ck.metadata[key] { meta[name] = v }
-        }
+    static func onnxMetadata(_ card: ModelCard) throws -> [String: String] {
+        var meta: [String: String] = ["classes": String(decoding: try JSONSerialization.data(withJSONObject: card.classes), as: UTF8.self),
+                                      "input_shape": card.inputShape.map(String.init).joined(separator: ","), "arch": card.arch]
+        if let p = card.preprocessMode { meta["preprocess_mode"] = p }
         return meta
     }
 
@@ -29,8 +29,8 @@ extension ClassificationTask {
     /// convolution inputs and weights with the calibration's scales), for TensorRT's explicit
     /// quantization, onnxruntime or OpenVINO.
     public static func exportQDQ(modelPath: String, ranges: [String: Float], output: String) throws {
-        let (ck, classes) = try loadModel(modelPath)
-        var meta = try onnxMetadata(ck, classes)
+        let (ck, card) = try loadModel(modelPath)
+        var meta = try onnxMetadata(card)
         meta["quantization"] = "int8 QDQ: convolution inputs per tensor, weights per output channel, zero points 0"
         try ONNXExport.writeQDQ(ck.graph, ck.parameters, ranges: ranges, to: output, metadata: meta)
     }
@@ -66,13 +66,11 @@ extension ClassificationTask {
     /// `inference --engine_file` run through the INT8 engine, which picks its kernels by `tactics`
     /// each time it is built. Builds the engine once to check it.
     public static func writeEngine(modelPath: String, ranges: [String: Float], tactics: Int8Engine.Tactics = .timed, to path: String) throws {
-        let (ck, _) = try loadModel(modelPath)
+        var (ck, card) = try loadModel(modelPath)
         _ = try Int8Engine(graph: ck.graph, parameters: ck.parameters, maxAbs: ranges, batch: 1, tactics: .direct)
-        var meta = ck.metadata
-        meta["tao.int8.ranges"] = String(decoding: try Self.sortedJSON.encode(ranges), as: UTF8.self)
-        meta["tao.int8.tactics"] = tactics.rawValue
-        meta["tao.engine"] = "int8"
-        try Checkpoint(graph: ck.graph, parameters: ck.parameters, metadata: meta).write(to: path)
+        card.int8 = ModelCard.Int8Record(ranges: ranges, tactics: tactics.rawValue)
+        try ck.setCard(card)
+        try ck.write(to: path)
     }
 }
 

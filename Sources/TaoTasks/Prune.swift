@@ -14,7 +14,8 @@ extension ClassificationTask {
     public static func prune(modelPath: String, output: String, options: PruneOptions, task: ClassificationTask?,
                              bnImages: Int = 1024, resultsDir: String, quiet: Bool = false) throws -> PruneReport {
         let results = try Results(dir: resultsDir, quiet: quiet)
-        let (ck, classes) = try loadModel(modelPath)
+        let (ck, card) = try loadModel(modelPath)
+        let classes = card.classes
         let (graph, store, report) = try Pruner.prune(ck.graph, ck.parameters, options)
         results.log("pruned \(modelPath) with threshold \(options.threshold), normalizer \(options.normalizer.rawValue), equalization \(options.equalization.rawValue), granularity \(options.granularity), min filters \(options.minFilters)")
         results.log(report.text)
@@ -38,12 +39,14 @@ extension ClassificationTask {
                 }
             }
         }
-        var meta = ck.metadata
+        var prunedCard = card
+        prunedCard.pruned = ModelCard.PruneRecord(source: modelPath, threshold: options.threshold, normalizer: options.normalizer.rawValue,
+                                                  equalization: options.equalization.rawValue, granularity: options.granularity,
+                                                  minNumFilters: options.minFilters, excludedLayers: options.excludedLayers)
+        try Checkpoint(graph: graph, parameters: store, card: prunedCard).write(to: output)
         let options: [String: Any] = ["source": modelPath, "threshold": options.threshold, "normalizer": options.normalizer.rawValue,
                                       "equalization": options.equalization.rawValue, "granularity": options.granularity,
                                       "min_num_filters": options.minFilters, "excluded_layers": options.excludedLayers]
-        meta["tao.pruned"] = String(decoding: try JSONSerialization.data(withJSONObject: options, options: .sortedKeys), as: UTF8.self)
-        try Checkpoint(graph: graph, parameters: store, metadata: meta).write(to: output)
         results.log("wrote the pruned model to \(output); retrain it with train_config.pretrained_model_path: \"\(output)\"")
         var json: [String: Any] = [
             "model": modelPath, "output": output, "options": options,

@@ -11,7 +11,7 @@ public final class Results {
     public init(dir: String, quiet: Bool = false) throws {
         self.dir = dir
         self.quiet = quiet
-        try FileManager.default.createDirectory(atPath: "\(dir)/weights", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let log = "\(dir)/train.log"
         if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
         logHandle = FileHandle(forWritingAtPath: log)
@@ -20,10 +20,11 @@ public final class Results {
 
     deinit { try? logHandle?.close() }
 
-    /// Prints a line and appends it to train.log.
+    /// Prints a line and appends it to train.log (and to the `--log_file` when one is set).
     public func log(_ line: String) {
         if !quiet { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
         logHandle?.write(Data((line + "\n").utf8))
+        LogFile.write(line)
     }
 
     public func saveSpec(_ path: String) throws {
@@ -45,6 +46,11 @@ public final class Results {
     public func status(_ fields: [String: Any]) throws {
         let data = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .prettyPrinted])
         try AtomicFile.write(data, to: "\(dir)/status.json")
+    }
+
+    /// classmap.json as TAO writes it: each class name with its output index.
+    public func writeClassMap(_ classes: [String]) throws {
+        try writeJSON("classmap.json", Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) }))
     }
 
     public func writeJSON(_ name: String, _ object: Any) throws {
@@ -144,5 +150,27 @@ struct ProgressBar {
             FileHandle.standardOutput.write(Data((line + "\n").utf8))
             lastPrint = Date()
         }
+    }
+}
+
+/// TAO's `--log_file`: every logged line is appended to this file too, for the whole process.
+public enum LogFile {
+    nonisolated(unsafe) private static var handle: FileHandle?
+    private static let lock = NSLock()
+
+    /// Appends every later log line to `path` (created with its folder if missing).
+    public static func mirror(to path: String) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        guard let h = FileHandle(forWritingAtPath: path) else { throw TaskError("--log_file \(path) cannot be written") }
+        h.seekToEndOfFile()
+        lock.lock(); defer { lock.unlock() }
+        handle = h
+    }
+
+    public static func write(_ line: String) {
+        lock.lock(); defer { lock.unlock() }
+        handle?.write(Data((line + "\n").utf8))
     }
 }

@@ -2,12 +2,15 @@ import Foundation
 import TaoGraph
 import TaoRuntime
 
-/// One training run's moving parts: the executor, the optimizer, the loss and the regularizer.
+/// One training run's moving parts: the executor, the optimizer, the regularizer and (for
+/// classifiers) the softmax cross-entropy.
 ///
-/// `step` runs forward, the loss, backward, regularization, optional clipping and the update.
+/// `step` runs forward, the task's loss over every output, backward, regularization, optional
+/// clipping and the update.
 public final class Trainer {
     public let executor: Executor
     public var optimizer: any Optimizer
+    /// The loss of `step(labels:soft:)`; tasks with other outputs pass their loss to `step(loss:)`.
     public var loss: SoftmaxCrossEntropy
     public var regularizer: Regularizer?
     /// Clip the global gradient norm to this value when set.
@@ -26,14 +29,24 @@ public final class Trainer {
         trainable = executor.graph.parameters.indices.filter { executor.parameterGradientPointer($0) != nil }
     }
 
-    /// One optimization step on a batch whose images are already in the executor's input 0.
-    /// Returns the batch loss (regularization included).
+    /// One classifier step (softmax cross-entropy on output 0) on a batch whose images are already
+    /// in the executor's input 0. Returns the batch loss (regularization included).
     @discardableResult
     public func step(labels: [Int]? = nil, soft: [Float]? = nil) -> Float {
+        step { ex in
+            let shape = ex.outputShape()
+            return self.loss(logits: ex.outputPointer(), grad: ex.outputGradientPointer(), batch: shape[0], classes: shape[1], labels: labels, soft: soft)
+        }
+    }
+
+    /// One optimization step on a batch already in the executor's inputs: forward, then `loss`,
+    /// which reads the outputs, writes d(loss)/d(output) for every output and returns the loss;
+    /// then backward, regularization, clipping and the update. Returns the loss with regularization.
+    @discardableResult
+    public func step(loss: (Executor) -> Float) -> Float {
         let ex = executor
         ex.forward()
-        let shape = ex.outputShape()
-        var total = loss(logits: ex.outputPointer(), grad: ex.outputGradientPointer(), batch: shape[0], classes: shape[1], labels: labels, soft: soft)
+        var total = loss(ex)
         ex.backward()
         let params = ex.parameters
         if let reg = regularizer {

@@ -105,6 +105,37 @@ final class ClassificationTaskTests: XCTestCase {
         }
     }
 
+    /// A model file written before model cards (its `tao.*` keys) still evaluates, prunes and exports;
+    /// train writes TAO's classmap.json.
+    func testCheckpointFromBeforeModelCardsStillEvaluatesPrunesAndExports() throws {
+        let out = dir.appendingPathComponent("legacy").path
+        let task = try ClassificationTask(specPath: spec(epochs: 1))
+        try task.train(resultsDir: out, quiet: true)
+        let map = try JSONDecoder().decode([String: Int].self, from: Data(contentsOf: URL(fileURLWithPath: "\(out)/classmap.json")))
+        XCTAssertEqual(map, ["left": 0, "right": 1, "top": 2])
+        let model = "\(out)/weights/resnet10_001.tao", old = "\(out)/old.tao"
+        var ck = try Checkpoint.read(from: model)
+        let card = try XCTUnwrap(try ck.card)
+        XCTAssertEqual(card.classes, ["left", "right", "top"])
+        XCTAssertEqual(card.inputShape, [1, 16, 16])
+        XCTAssertEqual(card.epoch, 1)
+        ck.metadata = ["tao.task": "classification", "tao.arch": "resnet10", "tao.classes": "[\"left\",\"right\",\"top\"]", "tao.epoch": "1",
+                       "tao.input_shape": "1,16,16", "tao.preprocess_mode": "torch"]
+        try ck.write(to: old)
+        XCTAssertEqual(try Checkpoint.read(from: old).card, card, "the legacy keys give the same card")
+        XCTAssertEqual(try task.evaluate(modelPath: old, resultsDir: out, quiet: true).top1, try task.evaluate(modelPath: model, resultsDir: out, quiet: true).top1)
+        var o = PruneOptions(); o.threshold = 0.3
+        try ClassificationTask.prune(modelPath: old, output: "\(out)/old_pruned.tao", options: o, task: nil, resultsDir: out, quiet: true)
+        XCTAssertEqual(try Checkpoint.read(from: "\(out)/old_pruned.tao").card?.pruned?.threshold, 0.3)
+        try ClassificationTask.export(modelPath: old, output: "\(out)/old.onnx")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/old.onnx"))
+        try ClassificationTask.checkClassMap("\(out)/classmap.json", modelPath: old)
+        try JSONSerialization.data(withJSONObject: ["left": 0, "top": 1, "right": 2]).write(to: URL(fileURLWithPath: "\(out)/other.json"))
+        XCTAssertThrowsError(try ClassificationTask.checkClassMap("\(out)/other.json", modelPath: old)) {
+            XCTAssertTrue("\($0)".contains("lists left, top, right, but"), "\($0)")
+        }
+    }
+
     /// Train, prune, retrain the pruned graph as it is, evaluate it; and the prune command's errors.
     func testPruneThenRetrainThePrunedModel() throws {
         let base = dir.appendingPathComponent("base").path
@@ -127,7 +158,7 @@ final class ClassificationTaskTests: XCTestCase {
         let m = try ClassificationTask(specPath: spec(epochs: 1, pretrained: pruned)).train(resultsDir: retrain, quiet: true)
         let after = try Checkpoint.read(from: "\(retrain)/weights/resnet10_001.tao")
         XCTAssertEqual(after.graph.parameters.map(\.shape), small.graph.parameters.map(\.shape), "the pruned graph trains as it is")
-        XCTAssertNotNil(after.metadata["tao.pruned"])
+        XCTAssertEqual(try after.card?.pruned?.source, "\(base)/weights/resnet10_002.tao", "the card says where the pruned graph came from")
         XCTAssertTrue(try String(contentsOfFile: "\(retrain)/train.log", encoding: .utf8).contains("retraining the pruned model"))
         let e = try task.evaluate(modelPath: "\(retrain)/weights/resnet10_001.tao", resultsDir: retrain, quiet: true)
         XCTAssertEqual(e.top1, m["val_accuracy"]!, accuracy: 1e-9)
@@ -165,8 +196,8 @@ final class ClassificationTaskTests: XCTestCase {
         // The kernel choice travels in the engine file; the direct kernels give the same classes here too.
         let direct = "\(out)/model.direct.int8.tao"
         try ClassificationTask.writeEngine(modelPath: model, ranges: ranges, tactics: .direct, to: direct)
-        XCTAssertEqual(try Checkpoint.read(from: direct).metadata["tao.int8.tactics"], "direct")
-        XCTAssertEqual(try Checkpoint.read(from: engine).metadata["tao.int8.tactics"], "timed")
+        XCTAssertEqual(try Checkpoint.read(from: direct).card?.int8?.tactics, "direct")
+        XCTAssertEqual(try Checkpoint.read(from: engine).card?.int8?.tactics, "timed")
         XCTAssertEqual(try task.evaluate(modelPath: direct, resultsDir: out, quiet: true).top1, fp32.top1, accuracy: 1.0 / 24 + 1e-9)
         let empty = dir.appendingPathComponent("empty").path
         try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
@@ -187,10 +218,10 @@ final class ClassificationTaskTests: XCTestCase {
         let s = ParameterStore(graph: g, seed: 1)
         s[s.index(of: "bn1.weight")!] = Tensor(shape: [3], values: [1, -2, 0.5])
         s[s.index(of: "bn1.running_var")!] = Tensor(shape: [3], values: [1, 0.01, 1])
-        let (name, gain) = try XCTUnwrap(ClassificationTask.largestFrozenGain(g, s, ["bn0", "bn1"]))
+        let (name, gain) = try XCTUnwrap(FrozenBatchNorm.largestGain(g, s, ["bn0", "bn1"]))
         XCTAssertEqual(name, "bn1")
         XCTAssertEqual(gain, 20, accuracy: 1e-4)   // |−2| / √0.01
-        XCTAssertNil(ClassificationTask.largestFrozenGain(g, s, []))
+        XCTAssertNil(FrozenBatchNorm.largestGain(g, s, []))
     }
 
     /// `export --data_type int8`: calibrate and write the cache, the QDQ ONNX and the engine; a
@@ -209,7 +240,7 @@ final class ClassificationTaskTests: XCTestCase {
         XCTAssertEqual(first.engine, "\(out)/m.int8.tao")
         for f in [first.cache, first.qdq, first.engine] { XCTAssertTrue(FileManager.default.fileExists(atPath: f), f) }
         XCTAssertEqual(lines.count, 3, "\(lines)")
-        XCTAssertEqual(try Checkpoint.read(from: first.engine).metadata["tao.int8.tactics"], "direct")
+        XCTAssertEqual(try Checkpoint.read(from: first.engine).card?.int8?.tactics, "direct")
         // The QDQ file evaluates as an imported fp32 model, and the log says how it was imported.
         let task = try ClassificationTask(specPath: spec)
         let fp32 = try task.evaluate(modelPath: model, resultsDir: out, quiet: true)
@@ -222,7 +253,7 @@ final class ClassificationTaskTests: XCTestCase {
         again.cacheFile = first.cache
         let second = try ClassificationTask.exportInt8(modelPath: model, again)
         XCTAssertEqual(second.engine, "\(out)/n.int8.tao")
-        let ranges = { (path: String) in try JSONDecoder().decode([String: Float].self, from: Data(try Checkpoint.read(from: path).metadata["tao.int8.ranges"]!.utf8)) }
+        let ranges = { (path: String) in try XCTUnwrap(try Checkpoint.read(from: path).card?.int8?.ranges) }
         XCTAssertEqual(try ranges(second.engine), try ranges(first.engine))
         XCTAssertGreaterThan(try ranges(first.engine).count, 20)
 

@@ -1,0 +1,91 @@
+import Foundation
+import TaoGraph
+import TaoRuntime
+import TaoTrain
+
+/// A task-level failure a person can act on.
+public struct TaskError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// What every task's spec tells the shared training run (TAO's training_config, in any task's words).
+public struct TrainingSettings: Sendable {
+    /// The task's name as the CLI spells it ("classification", "detectnet_v2", …).
+    public var task: String
+    /// The prefix of checkpoint names, e.g. "resnet18".
+    public var modelName: String
+    public var epochs: Int
+    public var batchSize: Int
+    public var seed: UInt64
+    /// C, H, W of the network input.
+    public var inputShape: [Int]
+    public var pretrainedModelPath: String?
+    public var schedule: LearningRateSchedule
+    public var regularizer: Regularizer?
+
+    public init(task: String, modelName: String, epochs: Int, batchSize: Int, seed: UInt64, inputShape: [Int],
+                pretrainedModelPath: String?, schedule: LearningRateSchedule, regularizer: Regularizer?) {
+        self.task = task; self.modelName = modelName; self.epochs = epochs; self.batchSize = batchSize; self.seed = seed
+        self.inputShape = inputShape; self.pretrainedModelPath = pretrainedModelPath; self.schedule = schedule; self.regularizer = regularizer
+    }
+}
+
+/// The hooks a task supplies to the shared machinery (`TrainingRun`, export, prune): its settings,
+/// model builder, data with its loss, and validation. Everything else — resume, `--init_epoch`,
+/// pretrained / pruned / ONNX starting points, the optimizer schedule, checkpoints, metrics,
+/// status and divergence — is the run's.
+public protocol TrainableTask {
+    var settings: TrainingSettings { get }
+    /// The spec file, copied into the results folder.
+    var specPath: String { get }
+    /// A fresh optimizer and its per-iteration decay.
+    func makeOptimizer() -> (any Optimizer, decay: Float)
+    /// Opens the training and validation data of one run.
+    func openData() throws -> any TrainingData
+    /// The network the spec describes, for `classes`.
+    func buildModel(classes: [String]) throws -> Graph
+    /// A model file of ours or an ONNX file, with its card.
+    func readModel(_ path: String) throws -> Checkpoint
+    /// A graph that comes with a pruned or imported checkpoint, fitted to `classes` (e.g. its
+    /// classifier resized), or an error saying why it cannot be.
+    func adapt(_ graph: Graph, classes: [String], source: String, card: ModelCard) throws -> Graph
+    /// The head's parameters: re-initialized when a pretrained model knew other classes.
+    func headParameters(_ graph: Graph) -> [String]
+    /// Parameters and batch norms held still (`freeze_blocks`, `freeze_bn`).
+    func frozen(_ graph: Graph) -> (params: Set<String>, batchNorms: Set<String>)
+    /// The card saved with each checkpoint of this run.
+    func card(classes: [String], epoch: Int) -> ModelCard
+    /// Measures a model during training on the validation data; metric names start with "val_".
+    func makeValidator(graph: Graph, store: ParameterStore, data: any TrainingData) throws -> any Validator
+    /// The log line's account of an epoch's metrics (train: from the data; val: from the validator).
+    func describe(train: [(String, Double)], val: [(String, Double)]) -> String
+}
+
+/// One run's training data: batches into the executor, the task's loss on them, and what the
+/// epoch's steps measured along the way.
+public protocol TrainingData: AnyObject {
+    var classes: [String] { get }
+    /// e.g. "on 600 images in 10 classes, validating on 100".
+    var summary: String { get }
+    var stepsPerEpoch: Int { get }
+    /// Starts an epoch (its shuffle and augmentation are seeded by `epoch`).
+    func start(epoch: Int)
+    /// Loads the next batch into the trainer's executor and runs one optimization step with the
+    /// task's loss. Returns the loss and the batch's sample count; nil when the epoch ran out.
+    func step(_ trainer: Trainer) throws -> (loss: Float, samples: Int)?
+    /// Training metrics of the epoch so far (e.g. accuracy), reset by `start`.
+    var epochMetrics: [(String, Double)] { get }
+    func close()
+}
+
+/// Measures a model being trained, e.g. validation loss and accuracy or mAP.
+public protocol Validator {
+    func run() throws -> [(String, Double)]
+}
+
+extension TrainableTask {
+    public func describe(train: [(String, Double)], val: [(String, Double)]) -> String {
+        (train + val).map { String(format: "%@ %.4f", $0.0.replacingOccurrences(of: "_", with: " "), $0.1) }.joined(separator: ", ")
+    }
+}

@@ -1,0 +1,184 @@
+import Foundation
+import TaoGraph
+import TaoRuntime
+import TaoTensor
+import TaoTrain
+
+/// One training run of any task, writing everything into a results folder: the loop, resume and
+/// `--init_epoch`, pretrained / pruned / ONNX starting points, optimizer and schedule, checkpoints
+/// with their model card, metrics, plots, status and the divergence check. The task supplies
+/// only its hooks (`TrainableTask`).
+public struct TrainingRun<Task: TrainableTask> {
+    public let task: Task
+    public let resultsDir: String
+    public var quiet = false
+    /// Restart from this epoch's checkpoint (0: afresh); nil resumes from the latest one.
+    public var initEpoch: Int?
+
+    public init(task: Task, resultsDir: String, quiet: Bool = false, initEpoch: Int? = nil) {
+        self.task = task; self.resultsDir = resultsDir; self.quiet = quiet; self.initEpoch = initEpoch
+    }
+
+    /// Trains to the spec's last epoch; returns the last epoch's metrics (empty when all were done).
+    @discardableResult
+    public func run() throws -> [String: Double] {
+        let s = task.settings
+        let name = s.modelName
+        let results = try Results(dir: resultsDir, quiet: quiet)
+        try FileManager.default.createDirectory(atPath: "\(resultsDir)/weights", withIntermediateDirectories: true)
+        try results.saveSpec(task.specPath)
+        let data = try task.openData()
+        defer { data.close() }
+        try results.writeClassMap(data.classes)
+        var (optimizer, decay) = task.makeOptimizer()
+
+        // Where to start: the latest checkpoint here, the one --init_epoch names, or afresh.
+        var resumeFrom = results.latestWeights(name)
+        if let e = initEpoch {
+            guard e >= 0, e < s.epochs else { throw TaskError("--init_epoch \(e) is out of range: the spec trains \(s.epochs) epochs") }
+            let path = results.weightsPath(name, epoch: e)
+            guard e == 0 || FileManager.default.fileExists(atPath: path) else {
+                let have = results.savedEpochs(name)
+                throw TaskError("--init_epoch \(e): no checkpoint \(path)" + (have.isEmpty ? " (the folder has none)" : " (saved epochs: \(have.map(String.init).joined(separator: ", ")))"))
+            }
+            resumeFrom = e == 0 ? nil : (path, e)
+        }
+        try results.truncateMetrics(after: resumeFrom?.epoch ?? 0)
+        let superseded = try results.supersedeWeights(name, after: resumeFrom?.epoch ?? 0)
+        if !superseded.isEmpty { results.log("--init_epoch \(resumeFrom?.epoch ?? 0): renamed \(superseded.count) later checkpoint(s) to *.tao.superseded") }
+
+        let resumed = try resumeFrom.map { try Checkpoint.read(from: $0.path) }
+        let pretrained = try resumed == nil ? s.pretrainedModelPath.map { try task.readModel($0) } : nil
+        let start = resumed ?? pretrained
+        let startCard = try start?.card
+        if pretrained != nil, let path = s.pretrainedModelPath { for note in startCard?.onnx?.notes ?? [] { results.log("\(path): \(note)") } }
+        let carried = (pruned: startCard?.pruned, onnx: startCard?.onnx)
+
+        // Pruned and imported (ONNX) models train as they are: their own graph, not the one the spec describes.
+        var graph: Graph
+        if let ck = start, let card = startCard, card.carriesOwnGraph {
+            let source = resumeFrom?.path ?? s.pretrainedModelPath!
+            let kind = card.pruned != nil ? "a pruned model" : "an imported ONNX model"
+            guard ck.graph.shape(of: ck.graph.inputs[0]).dims == s.inputShape else {
+                throw TaskError("\(source) is \(kind) for input \(ck.graph.shape(of: ck.graph.inputs[0])), but the spec's input size is \(s.inputShape.map(String.init).joined(separator: ","))")
+            }
+            graph = try task.adapt(ck.graph, classes: data.classes, source: source, card: card)
+            if card.pruned == nil { results.log("training the graph of \(source) (\(graph.nodes.count) ops); the spec's architecture is not used") }
+        } else {
+            graph = try task.buildModel(classes: data.classes)
+        }
+
+        let store = ParameterStore(graph: graph, seed: s.seed)
+        var startEpoch = 0
+        if let latest = resumeFrom, let ck = resumed {
+            _ = try Weights.copy(ck, into: store, strict: true, source: latest.path)
+            optimizer.restore(ck.extras.filter { $0.key.hasPrefix("optimizer.") }.reduce(into: [:]) { $0[String($1.key.dropFirst(10))] = $1.value })
+            startEpoch = latest.epoch
+            results.log("resuming after epoch \(latest.epoch) from \(latest.path)")
+        } else if let pre = s.pretrainedModelPath, let ck = pretrained {
+            let isPruned = startCard?.pruned != nil
+            results.log(try Weights.copy(ck, into: store, strict: isPruned, source: pre))
+            if isPruned { results.log("retraining the pruned model \(pre) as it is (\(graph.trainableParameterCount) parameters)") }
+            // A head trained for other classes is meaningless here, even when the counts agree.
+            if let preClasses = startCard?.classes, !preClasses.isEmpty, preClasses != data.classes {
+                guard !isPruned else { throw TaskError("\(pre) is a pruned model of the classes \(preClasses.joined(separator: ", ")); this dataset has \(data.classes.joined(separator: ", "))") }
+                let fresh = ParameterStore(graph: graph, seed: s.seed)
+                let head = task.headParameters(graph)
+                for name in head { if let i = store.index(of: name) { store[i] = fresh[i] } }
+                results.log("the pretrained model's classes (\(preClasses.prefix(5).joined(separator: ", "))\(preClasses.count > 5 ? ", …" : "")) differ from this dataset's: re-initialized the head \(head.joined(separator: ", "))")
+            }
+        }
+
+        let (frozenParams, frozenBN) = task.frozen(graph)
+        let exec = try Executor(graph: graph, batch: s.batchSize, mode: .training, parameters: store, frozen: frozenParams,
+                                frozenBatchNorm: frozenBN, seed: s.seed)
+        let trainer = Trainer(executor: exec, optimizer: optimizer, learningRate: 0, regularizer: s.regularizer)
+        guard data.stepsPerEpoch > 0 else { throw TaskError("the training data has fewer samples than one batch of \(s.batchSize)") }
+        let validator = try task.makeValidator(graph: graph, store: store, data: data)
+        results.log("training \(name) (\(graph.trainableParameterCount) parameters) \(data.summary)")
+
+        let steps = data.stepsPerEpoch
+        var last: [String: Double] = [:]
+        for epoch in startEpoch..<s.epochs {
+            data.start(epoch: epoch)
+            exec.reseed(s.seed &+ UInt64(epoch) &* 7919)
+            var bar = ProgressBar(total: steps, label: "epoch \(epoch + 1)/\(s.epochs)", quiet: quiet)
+            let t0 = Date()
+            var lossSum = 0.0, seen = 0
+            var lr: Float = 0
+            for step in 0..<steps {
+                let iteration = epoch * steps + step
+                lr = s.schedule.rate(epoch: epoch, progress: Float(iteration) / Float(steps * s.epochs)) / (1 + decay * Float(iteration))
+                trainer.learningRate = lr
+                guard let (loss, samples) = try data.step(trainer) else { break }
+                guard loss.isFinite else { throw divergence(loss, epoch: epoch, step: step, lr: lr, graph, store, frozenBN) }
+                lossSum += Double(loss)
+                seen += samples
+                bar.update(step + 1, String(format: "loss %.4f  lr %.2e  %.0f img/s", lossSum / Double(step + 1), lr, Double(seen) / Date().timeIntervalSince(t0)))
+            }
+            let trainTime = Date().timeIntervalSince(t0)
+            let trainMetrics = [("loss", lossSum / Double(steps))] + data.epochMetrics
+            let valMetrics = try validator.run()
+            let path = results.weightsPath(name, epoch: epoch + 1)
+            var card = task.card(classes: data.classes, epoch: epoch + 1)
+            (card.pruned, card.onnx) = carried
+            try Checkpoint(graph: graph, parameters: store, card: card,
+                           extras: trainer.optimizer.state.reduce(into: [:]) { $0["optimizer." + $1.key] = $1.value }).write(to: path)
+            let row = [("epoch", Double(epoch + 1)), ("lr", Double(lr))] + trainMetrics + valMetrics
+                + [("seconds", trainTime), ("images_per_s", Double(seen) / trainTime)]
+            last = Dictionary(row, uniquingKeysWith: { a, _ in a })
+            try results.record(row)
+            try results.plotHistory()
+            results.log(String(format: "epoch %d/%d: %@ (%.0f s, %.0f img/s) -> %@", epoch + 1, s.epochs,
+                               task.describe(train: trainMetrics, val: valMetrics), trainTime, Double(seen) / trainTime, path))
+            var status: [String: Any] = ["state": epoch + 1 == s.epochs ? "done" : "training", "epoch": epoch + 1, "epochs": s.epochs, "checkpoint": path]
+            for (k, v) in valMetrics { status[k] = v }
+            try results.status(status)
+        }
+        if startEpoch >= s.epochs { results.log("all \(s.epochs) epochs are already done in \(resultsDir)") }
+        return last
+    }
+
+    /// The error for a loss that became inf or NaN, with the likeliest cause when there is one.
+    func divergence(_ loss: Float, epoch: Int, step: Int, lr: Float, _ graph: Graph, _ store: ParameterStore, _ frozenBN: Set<String>) -> TaskError {
+        var hint = ""
+        if let (name, gain) = FrozenBatchNorm.largestGain(graph, store, frozenBN), gain > 10 {
+            // Frozen batch norms divide by their running deviation: a channel whose running
+            // variance is near 0 multiplies the gradient of the layer before it as much.
+            hint = String(format: " (frozen batch norm '%@' multiplies a channel by %.0f: with freeze_bn, try a learning rate 10× lower, or freeze_bn: false)", name, gain)
+        }
+        return TaskError("training diverged: the loss became \(loss) at epoch \(epoch + 1), step \(step + 1) (learning rate \(lr)); lower the learning rate or check the data\(hint); checkpoints up to epoch \(epoch) are kept")
+    }
+}
+
+/// Frozen batch norms, as the divergence check sees them.
+enum FrozenBatchNorm {
+    /// The frozen batch norm with the largest |γ|/√(σ²+ε), and that factor.
+    static func largestGain(_ g: Graph, _ store: ParameterStore, _ frozen: Set<String>) -> (String, Float)? {
+        var best: (String, Float)?
+        for n in g.nodes where frozen.contains(n.name) {
+            guard case .batchNorm(let b) = n.op else { continue }
+            let (gamma, variance) = (store[n.inputs[1].index - g.inputs.count].scalars, store[n.inputs[4].index - g.inputs.count].scalars)
+            let gain = zip(gamma, variance).map { abs($0) / ($1 + b.epsilon).squareRoot() }.max() ?? 0
+            if gain > best?.1 ?? 0 { best = (n.name, gain) }
+        }
+        return best
+    }
+}
+
+/// Weights carried from one checkpoint into another graph's store.
+enum Weights {
+    /// Copies same-named, same-shaped tensors from a checkpoint; reports what was replaced.
+    static func copy(_ ck: Checkpoint, into store: ParameterStore, strict: Bool, source: String) throws -> String {
+        var loaded = 0
+        var replaced: [String] = []
+        for (i, p) in store.infos.enumerated() {
+            guard let j = ck.graph.parameterIndex(named: p.name) else { replaced.append(p.name); continue }
+            let t = ck.parameters[j]
+            if t.shape == p.shape { store[i] = t; loaded += 1 } else { replaced.append("\(p.name) \(p.shape) (was \(t.shape))") }
+        }
+        if strict && !replaced.isEmpty { throw TaskError("\(source) does not match this model: \(replaced.prefix(5).joined(separator: ", "))") }
+        guard loaded > 0 else { throw TaskError("\(source): no tensor matches this model (a different architecture?)") }
+        return "loaded \(loaded) of \(store.count) tensors from \(source)" + (replaced.isEmpty ? "" : "; newly initialized: \(replaced.joined(separator: ", "))")
+    }
+}
