@@ -28,22 +28,30 @@ let package = Package(
         .target(name: "TaoModels", dependencies: ["TaoGraph"]),
         .target(name: "TaoTrain", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor"]),
         .target(name: "TaoPrune", dependencies: ["TaoGraph"]),
+        // Top-k, confusion, AP/mAP: plain Swift over predictions and labels, no model types.
+        .target(name: "TaoMetrics"),
         // ONNX ⇄ Graph; Generated/onnx.pb.swift from ONNX's own onnx.proto (scripts/gen-protos.sh).
         .target(name: "TaoONNX", dependencies: ["TaoGraph", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["Protos"]),
-        .target(name: "TaoTasks", dependencies: ["TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoData", "TaoSpec", "TaoPrune", "TaoONNX"]),
+        .target(name: "TaoTasks", dependencies: ["TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoData", "TaoSpec", "TaoPrune", "TaoONNX", "TaoMetrics"]),
         .executableTarget(name: "tao", dependencies: [
             "TaoTasks", "TaoPrune", "TaoONNX", "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoTensor", "TaoData", "TaoSpec",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "TaoDataTests", dependencies: ["TaoData"]),
+        .testTarget(name: "taoTests", dependencies: ["tao", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "TaoMetricsTests", dependencies: ["TaoMetrics"], exclude: ["voc_ap.py"]),
         .testTarget(name: "TaoSpecTests", dependencies: ["TaoSpec"]),
         .testTarget(name: "TaoTasksTests", dependencies: ["TaoTasks", "TaoData", "TaoGraph", "TaoPrune", "TaoRuntime"]),
         .testTarget(name: "TaoGraphTests", dependencies: ["TaoGraph", "TaoTensor"]),
-        .testTarget(name: "TaoRuntimeTests", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor", "TaoModels", "TaoKernels"]),
+        // The Double reference interpreter that runtime and ONNX tests check against.
+        // Optimized even in debug builds: it computes deep nets in float64 for the ONNX tests.
+        .target(name: "TaoTestSupport", dependencies: ["TaoGraph", "TaoTensor"], path: "Tests/TaoTestSupport",
+                swiftSettings: [.unsafeFlags(["-O"])]),
+        .testTarget(name: "TaoRuntimeTests", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor", "TaoModels", "TaoKernels", "TaoTestSupport"]),
         .testTarget(name: "TaoModelsTests", dependencies: ["TaoModels", "TaoRuntime", "TaoGraph"]),
         .testTarget(name: "TaoPruneTests", dependencies: ["TaoPrune", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor"]),
-        .testTarget(name: "TaoONNXTests", dependencies: ["TaoONNX", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor", "TaoData"],
+        .testTarget(name: "TaoONNXTests", dependencies: ["TaoONNX", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor", "TaoData", "TaoTestSupport"],
                     exclude: ["onnx_check.py"]),
         .testTarget(name: "TaoTrainTests", dependencies: ["TaoTrain", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor"]),
     ]
