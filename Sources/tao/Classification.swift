@@ -9,9 +9,13 @@ import TaoTasks
 
 /// Options every classification subcommand shares, named as TAO names them.
 struct TaskOptions: ParsableArguments {
-    @Option(name: [.customShort("e"), .long], help: "The experiment spec file (TAO 3.0 protobuf text format).") var experimentSpec: String
-    @Option(name: [.customShort("r"), .long], help: "Folder for logs, metrics, checkpoints and reports.") var resultsDir: String
+    @Option(name: [.customShort("e"), .customLong("experiment_spec_file"), .long], help: "The experiment spec file (TAO 3.0 protobuf text format).")
+    var experimentSpec: String
+    @Option(name: [.customShort("r"), .customLong("results_dir"), .long],
+            help: "Folder for the log and reports (default: the run folder of the model, the parent of its weights/ folder).")
+    var resultsDir: String?
     @Flag(help: "Print nothing but errors (the log still goes to the results folder).") var quiet = false
+    @OptionGroup var tao: TaoFlags
 }
 
 struct Classification: ParsableCommand {
@@ -27,12 +31,18 @@ struct Classification: ParsableCommand {
             status.json, and weights/<model>_<epoch>.tao after every epoch. Run the same command again to resume \
             an interrupted run from its last checkpoint, or pass --init_epoch to restart from an earlier one.
             """)
-        @OptionGroup var options: TaskOptions
+        @Option(name: [.customShort("e"), .customLong("experiment_spec_file"), .long], help: "The experiment spec file (TAO 3.0 protobuf text format).")
+        var experimentSpec: String
+        @Option(name: [.customShort("r"), .customLong("results_dir"), .long], help: "Folder for logs, metrics, checkpoints and reports.")
+        var resultsDir: String
+        @Flag(help: "Print nothing but errors (the log still goes to the results folder).") var quiet = false
+        @OptionGroup var tao: TaoFlags
         @Option(name: [.customLong("init_epoch")], help: "Resume from the checkpoint of this epoch in the results folder (0: start afresh).")
         var initEpoch: Int?
         func run() throws {
-            let task = try ClassificationTask(specPath: options.experimentSpec)
-            try task.train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: initEpoch)
+            try tao.apply(quiet: quiet)
+            let task = try ClassificationTask(specPath: experimentSpec)
+            try task.train(resultsDir: resultsDir, quiet: quiet, initEpoch: initEpoch)
         }
     }
 
@@ -50,8 +60,10 @@ struct Classification: ParsableCommand {
             """)
         @Option(name: [.customShort("m"), .long], help: "The trained model (.tao).") var model: String
         @Option(name: [.customShort("o"), .long], help: "Where to write the pruned model (.tao).") var output: String
-        @Option(name: [.customShort("r"), .long], help: "Folder for the log and prune_report.json.") var resultsDir: String
-        @Option(name: [.customShort("e"), .long], help: "A spec whose validation set measures accuracy before and after pruning.") var experimentSpec: String?
+        @Option(name: [.customShort("r"), .customLong("results_dir"), .long], help: "Folder for the log and prune_report.json (default: the folder of -o).")
+        var resultsDir: String?
+        @Option(name: [.customShort("e"), .customLong("experiment_spec_path"), .long], help: "A spec whose validation set measures accuracy before and after pruning.")
+        var experimentSpec: String?
         @Option(name: [.customLong("pth", withSingleDash: true), .customLong("pruning_threshold")], help: "Normalized-norm threshold.") var threshold: Float = 0.1
         @Option(name: [.customShort("n"), .customLong("normalizer")], help: "max or L2.") var normalizer = "max"
         @Option(name: [.customLong("eq", withSingleDash: true), .customLong("equalization_criterion")],
@@ -64,8 +76,10 @@ struct Classification: ParsableCommand {
                 help: "With -e: training images on which the pruned model's batch-norm statistics are measured again (0: keep them).")
         var bnImages = 1024
         @Flag(help: "Print nothing but errors.") var quiet = false
+        @OptionGroup var tao: TaoFlags
 
         func run() throws {
+            try tao.apply(quiet: quiet)
             guard bnImages >= 0 else { throw ValidationError("--bn_images must be 0 or more, got \(bnImages)") }
             var o = PruneOptions()
             guard let n = PruneOptions.Normalizer(rawValue: normalizer == "l2" ? "L2" : normalizer) else {
@@ -77,7 +91,8 @@ struct Classification: ParsableCommand {
             o.threshold = threshold; o.normalizer = n; o.equalization = eq
             o.granularity = granularity; o.minFilters = minFilters; o.excludedLayers = excluded
             let task = try experimentSpec.map { try ClassificationTask(specPath: $0) }
-            try ClassificationTask.prune(modelPath: model, output: output, options: o, task: task, bnImages: bnImages, resultsDir: resultsDir, quiet: quiet)
+            try ClassificationTask.prune(modelPath: model, output: output, options: o, task: task, bnImages: bnImages,
+                                         resultsDir: resultsDir ?? defaultResultsDir(forModel: output), quiet: quiet)
         }
     }
 
@@ -91,8 +106,13 @@ struct Classification: ParsableCommand {
             and to --qdq_file, an INT8 ONNX model in QDQ form for TensorRT, onnxruntime or OpenVINO.
             """)
         @Option(name: [.customShort("m"), .long], help: "The trained model (.tao).") var model: String
-        @Option(name: [.customShort("o"), .customLong("output_file"), .long], help: "The .onnx file to write.") var output: String
+        @Option(name: [.customShort("o"), .customLong("output_file"), .long], help: "The .onnx file to write (default: the model's path with .onnx).")
+        var output: String?
         @Option(name: [.customShort("e"), .customLong("experiment_spec")], help: "The spec (its preprocessing is used for calibration).") var spec: String?
+        @OptionGroup var tao: TaoFlags
+        @Option(name: [.customLong("max_batch_size")], help: "TAO's TensorRT batch limit; the ONNX file has a dynamic batch, so any batch runs.") var maxBatchSize: Int?
+        @Option(name: [.customLong("max_workspace_size")], help: "TAO's TensorRT workspace; accepted, unused.") var maxWorkspaceSize: Int?
+        @Option(name: [.customLong("classmap_json")], help: "TAO's class map; checked against the classes the model was trained on.") var classmap: String?
         @Option(name: [.customLong("data_type")], help: "fp32 or int8.") var dataType = "fp32"
         @Option(name: [.customLong("cal_image_dir")], help: "Images for INT8 calibration.") var calImageDir: String?
         @Option(name: [.customLong("cal_cache_file")], help: "Calibration ranges (JSON): written, or read when no --cal_image_dir is given.") var calCacheFile: String?
@@ -110,6 +130,9 @@ struct Classification: ParsableCommand {
             guard dataType == "fp32" || dataType == "int8" else { throw ValidationError("--data_type must be fp32 or int8, got '\(dataType)'") }
             guard let chosen = Int8Engine.Tactics(rawValue: tactics), chosen != .alternatives else { throw ValidationError("--tactics must be timed or direct, got '\(tactics)'") }
             guard let method = Int8Calibration.Method(rawValue: calAlgorithm) else { throw ValidationError("--cal_algorithm must be max or entropy, got '\(calAlgorithm)'") }
+            try tao.apply()
+            if let classmap { try ClassificationTask.checkClassMap(classmap, modelPath: model) }
+            let output = output ?? (model as NSString).deletingPathExtension + ".onnx"
             try ClassificationTask.export(modelPath: model, output: output, log: say)
             guard dataType == "int8" else { return }
             var o = ClassificationTask.Int8Export(output: output)
@@ -126,8 +149,10 @@ struct Classification: ParsableCommand {
         @Option(name: [.customShort("m"), .long], help: "Model file (default: eval_config.model_path).") var model: String?
         @Option(name: [.customLong("engine_file")], help: "An INT8 engine file from `export --data_type int8`, instead of -m.") var engineFile: String?
         func run() throws {
+            try options.tao.apply(quiet: options.quiet)
             let task = try ClassificationTask(specPath: options.experimentSpec)
-            _ = try task.evaluate(modelPath: engineFile ?? model, resultsDir: options.resultsDir, quiet: options.quiet)
+            let path = try task.modelPath(engineFile ?? model)
+            _ = try task.evaluate(modelPath: path, resultsDir: options.resultsDir ?? defaultResultsDir(forModel: path), quiet: options.quiet)
         }
     }
 
@@ -135,11 +160,24 @@ struct Classification: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Classify one image or every image under a folder; writes inference.csv.")
         @OptionGroup var options: TaskOptions
         @Option(name: [.customShort("m"), .long], help: "Model file (default: eval_config.model_path).") var model: String?
-        @Option(name: [.customShort("i"), .long], help: "An image file or a folder of images.") var image: String
+        @Option(name: [.customShort("i"), .long], help: "An image file (or a folder of images).") var image: String?
+        @Option(name: [.customShort("d"), .customLong("directory")], help: "A folder of images (TAO's -d).") var directory: String?
+        @Option(name: [.customShort("b"), .customLong("batch_size")], help: "Images per batch (default: eval_config.batch_size).") var batchSize: Int?
+        @Option(name: [.customLong("cm", withSingleDash: true), .customLong("classmap")],
+                help: "TAO's classmap.json (written by train); checked against the classes the model was trained on.")
+        var classmap: String?
         @Option(name: [.customLong("engine_file")], help: "An INT8 engine file from `export --data_type int8`, instead of -m.") var engineFile: String?
+        func validate() throws {
+            guard (image == nil) != (directory == nil) else { throw ValidationError("give the images with -i IMAGE or -d FOLDER (one of them)") }
+            if let b = batchSize, b < 1 { throw ValidationError("-b must be at least 1, got \(b)") }
+        }
         func run() throws {
+            try options.tao.apply(quiet: options.quiet)
             let task = try ClassificationTask(specPath: options.experimentSpec)
-            _ = try task.inference(modelPath: engineFile ?? model, images: image, resultsDir: options.resultsDir, quiet: options.quiet)
+            let path = try task.modelPath(engineFile ?? model)
+            if let classmap { try ClassificationTask.checkClassMap(classmap, modelPath: path) }
+            _ = try task.inference(modelPath: path, images: (image ?? directory)!, resultsDir: options.resultsDir ?? defaultResultsDir(forModel: path),
+                                   batchSize: batchSize, quiet: options.quiet)
         }
     }
 
@@ -149,8 +187,10 @@ struct Classification: ParsableCommand {
             discussion: "Reports the first problem with its file, line and field, or a summary of what training would use.")
 
         @Option(name: .shortAndLong, help: "The experiment spec file (TAO 3.0 protobuf text format).") var experimentSpec: String
+        @OptionGroup var tao: TaoFlags
 
         func run() throws {
+            try tao.apply()
             let config = try ClassificationConfig(path: experimentSpec)
             let train = try ImageFolder(root: config.trainPath)
             let val = try ImageFolder(root: config.valPath, expectedClasses: train.classes)
