@@ -1,5 +1,6 @@
 import XCTest
 import TaoGraph
+import TaoTestSupport
 @testable import TaoRuntime
 
 final class BatchNormStatisticsTests: XCTestCase {

@@ -1,5 +1,6 @@
 import XCTest
 import TaoGraph
+import TaoTestSupport
 import TaoRuntime
 
 /// The shared op/graph checker: values against `Reference`, gradients against central finite
