@@ -29,6 +29,31 @@ public enum ImageCodec {
         throw DataError(name, bytes.isEmpty ? "the image file is empty" : "not a JPEG or PNG image")
     }
 
+    /// Width and height from a JPEG or PNG header, without decoding the pixels.
+    public static func size(path: String) throws -> (width: Int, height: Int) {
+        guard let data = FileManager.default.contents(atPath: path) else { throw DataError(path, "cannot read the image (missing or unreadable)") }
+        let bytes = [UInt8](data)
+        if bytes.count >= 3, bytes[0] == 0xFF, bytes[1] == 0xD8, bytes[2] == 0xFF {
+            guard let h = tjInitDecompress() else { throw DataError(path, "cannot start the JPEG decoder") }
+            defer { tjDestroy(h) }
+            var w: Int32 = 0, ht: Int32 = 0, sub: Int32 = 0, cs: Int32 = 0
+            guard tjDecompressHeader3(h, bytes, UInt(bytes.count), &w, &ht, &sub, &cs) == 0, w > 0, ht > 0 else {
+                throw DataError(path, "corrupt JPEG: \(String(cString: tjGetErrorStr2(h)))")
+            }
+            return (Int(w), Int(ht))
+        }
+        if bytes.count >= 8, bytes[0..<8].elementsEqual([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) {
+            guard let ctx = spng_ctx_new(0) else { throw DataError(path, "cannot start the PNG decoder") }
+            defer { spng_ctx_free(ctx) }
+            var ihdr = spng_ihdr()
+            var r = bytes.withUnsafeBytes { spng_set_png_buffer(ctx, $0.baseAddress, $0.count) }
+            if r == 0 { r = spng_get_ihdr(ctx, &ihdr) }
+            guard r == 0 else { throw DataError(path, "corrupt PNG: \(String(cString: spng_strerror(r)))") }
+            return (Int(ihdr.width), Int(ihdr.height))
+        }
+        throw DataError(path, bytes.isEmpty ? "the image file is empty" : "not a JPEG or PNG image")
+    }
+
     static func decodeJPEG(_ bytes: [UInt8], name: String, channels: Int) throws -> Image {
         guard let h = tjInitDecompress() else { throw DataError(name, "cannot start the JPEG decoder") }
         defer { tjDestroy(h) }
