@@ -9,6 +9,6 @@ struct Tao: ParsableCommand {
         Commands are shaped like NVIDIA TAO 3.0: `tao <task> <subtask> -e SPEC -r RESULTS_DIR`.
         This build provides the engine and its benchmark; tasks arrive one by one.
         """,
-        subcommands: [Classification.self, DataCommand.self, Benchmark.self]
+        subcommands: [Classification.self, DetectNetV2.self, DataCommand.self, Benchmark.self]
     )
 }

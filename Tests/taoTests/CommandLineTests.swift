@@ -1,6 +1,7 @@
 import XCTest
 import ArgumentParser
 import Foundation
+import TaoData
 @testable import tao
 
 /// TAO 3.0's classification notebook, command line by command line, as a TAO user types it
@@ -96,5 +97,36 @@ final class CommandLineTests: XCTestCase {
         XCTAssertNotEqual(tao("classification inference -e spec.txt -i a.png -d folder"), 0, "-i and -d together")
         XCTAssertNotEqual(tao("classification train -e \(dir!)/missing.txt -r \(dir!)/r --gpus 0"), 0)
         XCTAssertEqual(tao("classification prune --help"), 0)
+    }
+
+    /// `tao detectnet_v2 dataset_convert -d SPEC -o PREFIX` with a TAO conversion spec.
+    func testDetectNetDatasetConvertWritesTheFolds() throws {
+        for sub in ["kitti/images", "kitti/labels"] { try FileManager.default.createDirectory(atPath: "\(dir!)/\(sub)", withIntermediateDirectories: true) }
+        for i in 0..<5 {
+            let jpg = try ImageCodec.encodeJPEG(Image(width: 64, height: 48, channels: 3, pixels: Array(repeating: 90, count: 64 * 48 * 3)))
+            FileManager.default.createFile(atPath: "\(dir!)/kitti/images/\(i).jpg", contents: Data(jpg))
+            try "Car 0.00 0 0.00 4.00 5.00 30.00 40.00 0 0 0 0 0 0 0\n".write(toFile: "\(dir!)/kitti/labels/\(i).txt", atomically: true, encoding: .utf8)
+        }
+        let spec = "\(dir!)/convert.txt"
+        try """
+        kitti_config {
+          root_directory_path: "\(dir!)/kitti"
+          image_dir_name: "images"
+          label_dir_name: "labels"
+          image_extension: ".jpg"
+          partition_mode: "random"
+          num_partitions: 2
+          val_split: 40
+          num_shards: 2
+        }
+        image_directory_path: "\(dir!)/kitti"
+        """.write(toFile: spec, atomically: true, encoding: .utf8)
+        XCTAssertEqual(tao("detectnet_v2 dataset_convert -d \(spec) -o \(dir!)/tfrecords/kitti -k nvidia_tlt"), 0)
+        let files = try FileManager.default.contentsOfDirectory(atPath: "\(dir!)/tfrecords").sorted()
+        XCTAssertEqual(files, (0..<2).flatMap { f in (0..<2).map { String(format: "kitti-fold-%03d-of-002-shard-%05d-of-00002", f, $0) } })
+        let frames = try DetectionRecords.read(files.map { "\(dir!)/tfrecords/\($0)" }, imageDirectory: "\(dir!)/kitti", imageExtension: ".jpg")
+        XCTAssertEqual(frames.count, 5)
+        XCTAssertEqual(frames.map(\.width), Array(repeating: 64, count: 5))
+        XCTAssertNotEqual(tao("detectnet_v2 dataset_convert -d \(dir!)/missing.txt -o \(dir!)/x"), 0)
     }
 }
