@@ -41,25 +41,42 @@ public struct ResNetConfig: Sendable {
 public enum ResNet {
     /// Builds the classifier graph with input "image" and output logits.
     public static func build(_ cfg: ResNetConfig) throws -> Graph {
-        guard !cfg.blocks.isEmpty else { throw ModelError.unsupported("resnet depth \(cfg.depth) (choose 10, 18, 34, 50, 101 or 152)") }
         var b = GraphBuilder()
-        var x = b.input("image", cfg.inputShape)
-        x = b.conv2d(x, "conv1", out: 64, kernel: 7, stride: 2, padding: Padding2D(3), bias: cfg.useBias)
-        x = b.act(cfg, norm(&b, x, "bn1", cfg), "relu")
-        if cfg.stemMaxPool { x = b.maxPool(x, "maxpool", kernel: 3, stride: 2, padding: 1) }
-        for (stage, count) in cfg.blocks.enumerated() {
-            let planes = 64 << stage
-            for i in 0..<count {
-                let stride = (i == 0 && stage > 0) ? 2 : 1
-                let name = "layer\(stage + 1).\(i)"
-                x = cfg.bottleneck ? bottleneck(&b, x, name, planes: planes, stride: stride, cfg)
-                                   : basicBlock(&b, x, name, planes: planes, stride: stride, cfg)
-            }
-        }
-        x = b.globalAveragePool(x, "avgpool")
+        let features = try backbone(&b, b.input("image", cfg.inputShape), cfg, stageStrides: [1, 2, 2, 2])
+        var x = b.globalAveragePool(features.last!.value, "avgpool")
         if cfg.dropout > 0 { x = b.dropout(x, "dropout", rate: cfg.dropout) }
         x = b.dense(x, "fc", out: cfg.classes)
         return try b.build(outputs: [x])
+    }
+
+    /// The feature extractor of TAO's detection tasks (nvidia_tao_tf1/core/templates/resnet.py):
+    /// without `use_pooling` the first stage strides 2 in place of the stem's max pool and the last
+    /// keeps stride 1, so the deepest map is at stride 16; with it, max pool then strides 1, 2, 2, 2
+    /// (stride 32). Returns block_1 … block_4 with their strides.
+    public static func detectionBackbone(_ b: inout GraphBuilder, _ image: ValueID, _ cfg: ResNetConfig) throws -> [FeatureMap] {
+        try backbone(&b, image, cfg, stageStrides: cfg.stemMaxPool ? [1, 2, 2, 2] : [2, 2, 2, 1])
+    }
+
+    /// Stem, then the four stages with the given first-block strides; each stage's output as a feature map.
+    static func backbone(_ b: inout GraphBuilder, _ image: ValueID, _ cfg: ResNetConfig, stageStrides: [Int]) throws -> [FeatureMap] {
+        guard !cfg.blocks.isEmpty else { throw ModelError.unsupported("resnet depth \(cfg.depth) (choose 10, 18, 34, 50, 101 or 152)") }
+        var x = b.conv2d(image, "conv1", out: 64, kernel: 7, stride: 2, padding: Padding2D(3), bias: cfg.useBias)
+        x = b.act(cfg, norm(&b, x, "bn1", cfg), "relu")
+        var stride = 2
+        if cfg.stemMaxPool { x = b.maxPool(x, "maxpool", kernel: 3, stride: 2, padding: 1); stride *= 2 }
+        var features: [FeatureMap] = []
+        for (stage, count) in cfg.blocks.enumerated() {
+            let planes = 64 << stage
+            for i in 0..<count {
+                let s = i == 0 ? stageStrides[stage] : 1
+                let name = "layer\(stage + 1).\(i)"
+                x = cfg.bottleneck ? bottleneck(&b, x, name, planes: planes, stride: s, cfg)
+                                   : basicBlock(&b, x, name, planes: planes, stride: s, cfg)
+            }
+            stride *= stageStrides[stage]
+            features.append(FeatureMap(name: "block_\(stage + 1)", value: x, stride: stride, channels: b.shape(x)[0]))
+        }
+        return features
     }
 
     static func norm(_ b: inout GraphBuilder, _ x: ValueID, _ name: String, _ cfg: ResNetConfig) -> ValueID {

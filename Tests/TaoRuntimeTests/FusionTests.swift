@@ -1,6 +1,7 @@
 import XCTest
 import TaoGraph
 @testable import TaoRuntime
+import TaoModels
 
 /// Fused plans (conv+BN+activation+add at inference, BN+ReLU in training) against the reference
 /// and against the unfused plan.
@@ -141,5 +142,27 @@ extension FusionTests {
         XCTAssertNil(residual.fused["binary"], "\(residual.fused)")
         XCTAssertNil(residual.fused["eltwise"], "\(residual.fused)")
         XCTAssertEqual(residual.fused["convolution"], 1)
+    }
+
+    /// Two outputs from one trunk (DetectNet_v2's shape: a sigmoid map and a linear map): values and
+    /// gradients of a loss over both against the Double reference.
+    func testTwoHeadsOnOneTrunkGradientsMatchFiniteDifferences() throws {
+        try Harness.checkOutputs(batch: 2) { b in
+            let x = b.input("x", [3, 6, 6])
+            let t = b.activation(b.batchNorm(b.conv2d(x, "trunk", out: 4, kernel: 3), "trunk_bn"), .relu, "trunk_relu")
+            let cov = b.activation(b.conv2d(t, "output_cov", out: 2, kernel: 1, padding: .zero, bias: true), .sigmoid, "output_cov.sigmoid")
+            let bbox = b.conv2d(t, "output_bbox", out: 8, kernel: 1, padding: .zero, bias: true)
+            return [cov, bbox]
+        }
+    }
+
+    /// DetectNet_v2 (ResNet-10 trunk) planned for inference, with every fusion: both outputs equal the reference.
+    func testDetectNetV2FusedInferenceMatchesReference() throws {
+        try Harness.checkOutputs(batch: 1, training: false, tolerance: .init(forward: 1e-3)) { b in
+            let cfg = ResNetConfig(depth: 10, classes: 1, inputShape: [3, 32, 48], stemMaxPool: false)
+            let top = try! ResNet.detectionBackbone(&b, b.input("image", cfg.inputShape), cfg).last!.value
+            let cov = b.activation(b.conv2d(top, "output_cov", out: 2, kernel: 1, padding: .zero, bias: true), .sigmoid, "output_cov.sigmoid")
+            return [cov, b.conv2d(top, "output_bbox", out: 8, kernel: 1, padding: .zero, bias: true)]
+        }
     }
 }

@@ -13,9 +13,19 @@ enum Harness {
                       samples: Int = 40, inputScale: Float = 1, frozenBatchNorm: Set<String> = [],
                       file: StaticString = #filePath, line: UInt = #line,
                       _ build: (inout GraphBuilder) -> ValueID) throws {
+        try checkOutputs(batch: batch, seed: seed, training: training, tolerance: tolerance, samples: samples, inputScale: inputScale,
+                         frozenBatchNorm: frozenBatchNorm, file: file, line: line) { [build(&$0)] }
+    }
+
+    /// The same for a graph of several outputs: every output checked against the reference, and the
+    /// gradients of a loss that weighs all of them.
+    static func checkOutputs(batch: Int, seed: UInt64 = 7, training: Bool = true, tolerance: Tolerance = Tolerance(),
+                             samples: Int = 40, inputScale: Float = 1, frozenBatchNorm: Set<String> = [],
+                             file: StaticString = #filePath, line: UInt = #line,
+                             _ build: (inout GraphBuilder) -> [ValueID]) throws {
         var b = GraphBuilder()
-        let out = build(&b)
-        let g = try b.build(outputs: [out])
+        let outs = build(&b)
+        let g = try b.build(outputs: outs)
         var rng = SplitMix64(seed: seed)
         let store = ParameterStore(graph: g, seed: seed)
         for (i, p) in g.parameters.enumerated() {
@@ -27,25 +37,31 @@ enum Harness {
                                 frozenBatchNorm: frozenBatchNorm, inputGradients: true)
         for (i, t) in inputs.enumerated() { try exec.setInput(i, t) }
         exec.forward()
-        let y = exec.output()
         let refParams = (0..<store.count).map { RefTensor(store[$0]) }
         let refInputs = inputs.map(RefTensor.init)
-        let ref = Reference.run(g, inputs: refInputs, params: refParams, training: training, frozenBatchNorm: frozenBatchNorm)[0]
-        XCTAssertEqual(y.shape.dims, ref.shape, "output shape", file: file, line: line)
-        var worst = 0.0
-        for i in 0..<min(y.count, ref.count) {
-            worst = max(worst, abs(Double(y[flat: i]) - ref.data[i]) / max(1, abs(ref.data[i])))
+        let refs = Reference.run(g, inputs: refInputs, params: refParams, training: training, frozenBatchNorm: frozenBatchNorm)
+        var seeds: [Tensor] = []
+        for (o, ref) in refs.enumerated() {
+            let y = exec.output(o)
+            XCTAssertEqual(y.shape.dims, ref.shape, "output \(o) shape", file: file, line: line)
+            var worst = 0.0
+            for i in 0..<min(y.count, ref.count) {
+                worst = max(worst, abs(Double(y[flat: i]) - ref.data[i]) / max(1, abs(ref.data[i])))
+            }
+            XCTAssertLessThanOrEqual(worst, tolerance.forward, "output \(o) differs from the reference", file: file, line: line)
+            seeds.append(Tensor.randomNormal(y.shape, rng: &rng))
         }
-        XCTAssertLessThanOrEqual(worst, tolerance.forward, "forward differs from the reference", file: file, line: line)
         guard training else { return }
 
-        let seedGrad = Tensor.randomNormal(y.shape, rng: &rng)
-        seedGrad.withUnsafeBufferPointer { exec.outputGradientPointer().update(from: $0.baseAddress!, count: $0.count) }
+        for (o, seedGrad) in seeds.enumerated() {
+            seedGrad.withUnsafeBufferPointer { exec.outputGradientPointer(o).update(from: $0.baseAddress!, count: $0.count) }
+        }
         exec.backward()
         func loss(_ ins: [RefTensor], _ ps: [RefTensor]) -> Double {
-            let r = Reference.run(g, inputs: ins, params: ps, training: training, frozenBatchNorm: frozenBatchNorm)[0]
             var s = 0.0
-            for i in 0..<r.count { s += r.data[i] * Double(seedGrad[flat: i]) }
+            for (o, r) in Reference.run(g, inputs: ins, params: ps, training: training, frozenBatchNorm: frozenBatchNorm).enumerated() {
+                for i in 0..<r.count { s += r.data[i] * Double(seeds[o][flat: i]) }
+            }
             return s
         }
         func compare(_ what: String, analytic: Tensor, perturb: (Int, Double) -> Double) {
