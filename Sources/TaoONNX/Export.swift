@@ -67,8 +67,10 @@ public enum ONNXExport {
         return m
     }
 
-    public static func write(_ graph: Graph, _ store: ParameterStore, to path: String, metadata: [String: String] = [:]) throws {
-        let data = try model(graph, store, metadata: metadata).serializedData()
+    /// Writes the model; `outputNames` name the graph's outputs in order (a classifier's one is "logits").
+    public static func write(_ graph: Graph, _ store: ParameterStore, to path: String, metadata: [String: String] = [:],
+                             outputNames: [String] = ["logits"]) throws {
+        let data = try model(graph, store, metadata: metadata, outputNames: outputNames).serializedData()
         try AtomicFile.write(data, to: path)
     }
 

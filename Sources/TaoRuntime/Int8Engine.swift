@@ -20,7 +20,7 @@ public final class Int8Engine {
     private var steps: [Step] = []
     private var vals: [Int: Q] = [:]
     private let input: Memory
-    private var outputMem: Memory!
+    private var outputMems: [Memory] = []
     /// How many convolutions run in int8 (for reports and tests).
     public private(set) var int8Convolutions = 0
     /// Residual adds summed straight into their addend's buffer.
@@ -349,8 +349,8 @@ public final class Int8Engine {
                 throw Int8Error("the INT8 engine does not support '\(n.name)' (\(n.op.kind)) yet; use fp32 for this model")
             }
         }
-        let out = vals[g.outputs[0].index]!
-        outputMem = try dequantize(out, dims: g.shape(of: g.outputs[0]).batched(batch).dims)
+        // Every output in fp32, plain layout (a detector has several: coverage and boxes, …).
+        outputMems = try g.outputs.map { try dequantize(vals[$0.index]!, dims: g.shape(of: $0).batched(batch).dims) }
     }
 
     /// Primitives per kind ("convolution", "reorder", "binary", …), for tests and reports.
@@ -434,12 +434,15 @@ public final class Int8Engine {
 
     public func forward() { for s in steps { s.run() } }
 
-    public func output() -> Tensor {
-        let dims = outputMem.desc.dims
-        return Tensor(shape: Shape(dims), values: Array(UnsafeBufferPointer(start: outputMem.floats, count: dims.reduce(1, *))))
+    public func output(_ i: Int = 0) -> Tensor {
+        let dims = outputMems[i].desc.dims
+        return Tensor(shape: Shape(dims), values: Array(UnsafeBufferPointer(start: outputMems[i].floats, count: dims.reduce(1, *))))
     }
 
-    public func outputPointer() -> UnsafeMutablePointer<Float> { outputMem.floats }
+    public func outputPointer(_ i: Int = 0) -> UnsafeMutablePointer<Float> { outputMems[i].floats }
     public func inputPointer() -> UnsafeMutablePointer<Float> { input.floats }
-    public var outputShape: [Int] { outputMem.desc.dims }
+    public var outputShape: [Int] { outputMems[0].desc.dims }
+    /// The shape of output `i`, batch first.
+    public func outputShape(_ i: Int) -> [Int] { outputMems[i].desc.dims }
+    public var outputCount: Int { outputMems.count }
 }

@@ -71,6 +71,23 @@ final class ONNXExportTests: XCTestCase {
         return e.output().scalars
     }
 
+    /// Within 1e-4 of each other; where two fp32 computations of a deep net differ by more (ResNet-101:
+    /// ~2.4e-4 at logits ~1, rounding through 100 layers), the exact answer decides: onnxruntime
+    /// running the exported file must be as close to the float64 reference as our own fp32 result
+    /// is, within 4×.
+    static func checkWithinRoundingOfTheExactAnswer(_ g: Graph, _ s: ParameterStore, _ x: Tensor, ours mine: [Float], theirs: [Float], name: String,
+                                                    file: StaticString = #filePath, line: UInt = #line) throws {
+        let diff = zip(theirs, mine).map { abs($0 - $1) }.max() ?? .infinity
+        guard diff > 1e-4 else { return }
+        let exact = Reference.run(g, inputs: [RefTensor(x)], params: (0..<s.count).map { RefTensor(s[$0]) }, training: false).flatMap(\.data)
+        let scale = mine.map { abs(Double($0)) }.max() ?? 0
+        let oursError = zip(mine, exact).map { abs(Double($0) - $1) }.max()!
+        let theirError = zip(theirs, exact).map { abs(Double($0) - $1) }.max()!
+        print("onnx \(name): against the float64 reference, ours \(oursError), onnxruntime \(theirError)")
+        XCTAssertLessThanOrEqual(theirError, max(1e-4, 4 * oursError), "\(name): onnxruntime is \(theirError) from the float64 reference, ours \(oursError)", file: file, line: line)
+        XCTAssertLessThanOrEqual(oursError, 1e-3 * max(1, scale), "\(name): our fp32 result is far from the float64 reference", file: file, line: line)
+    }
+
     func checkAgainstONNXRuntime(_ name: String, res: Int, channels: Int = 3, batches: [Int] = [2]) throws {
         let g = try Zoo.build(name, classes: 7, inputShape: [channels, res, res])
         let s = Self.store(g, seed: 5)
@@ -87,17 +104,7 @@ final class ONNXExportTests: XCTestCase {
             let diff = zip(theirs, mine).map { abs($0 - $1) }.max() ?? .infinity
             let scale = mine.map(abs).max() ?? 0
             print("onnx \(name) batch \(n): max |onnxruntime − ours| = \(diff), logits up to \(scale), onnxruntime optimized vs not \(report["ort_self_difference"] ?? "?")")
-            // 1e-4; where two fp32 computations of a deep net differ by more (ResNet-101: ~2.4e-4 at
-            // logits ~1, rounding through 100 layers), the exact answer decides: onnxruntime running the
-            // exported file must be as close to the float64 reference as our own fp32 result is, within 4×.
-            if diff > 1e-4 {
-                let exact = Reference.run(g, inputs: [RefTensor(x)], params: (0..<s.count).map { RefTensor(s[$0]) }, training: false)[0].data
-                let oursError = zip(mine, exact).map { abs(Double($0) - $1) }.max()!
-                let theirError = zip(theirs, exact).map { abs(Double($0) - $1) }.max()!
-                print("onnx \(name): against the float64 reference, ours \(oursError), onnxruntime \(theirError)")
-                XCTAssertLessThanOrEqual(theirError, max(1e-4, 4 * oursError), "\(name) batch \(n): onnxruntime is \(theirError) from the float64 reference, ours \(oursError)")
-                XCTAssertLessThanOrEqual(oursError, 1e-3 * max(1, Double(scale)), "\(name): our fp32 result is far from the float64 reference")
-            }
+            try Self.checkWithinRoundingOfTheExactAnswer(g, s, x, ours: mine, theirs: theirs, name: "\(name) batch \(n)")
             XCTAssertGreaterThan(scale, 0.1, "\(name): logits should not vanish")
             XCTAssertEqual(report["opset"] as? Int, 17)
             XCTAssertEqual(report["input"] as? [AnyHashable], ["batch", channels, res, res] as [AnyHashable])
@@ -199,5 +206,33 @@ final class ONNXExportTests: XCTestCase {
         }
         try checkAgainstONNXRuntime("alexnet", res: 64)
         try checkAgainstONNXRuntime("resnet101", res: 64)
+    }
+
+    /// A detector's two outputs (DetectNet_v2 on ResNet-18, KITTI's aspect): exported with TAO's
+    /// output names, onnxruntime gives ours within 1e-4.
+    func testDetectNetV2ExportsBothOutputsAndMatchesONNXRuntime() throws {
+        let g = try DetectNetV2.build(DetectNetV2Config(backbone: ResNetConfig(depth: 18, classes: 1, inputShape: [3, 96, 320], stemMaxPool: false), classes: 3))
+        let s = Self.store(g, seed: 5)
+        var stats = SplitMix64(seed: 77)
+        try BatchNormStatistics.reestimate(g, s, batches: [Tensor.randomNormal([8, 3, 96, 320], rng: &stats)])
+        // Box outputs of the size a trained head gives (distances in units of the objective's scale: O(1)).
+        let w = s.index(of: "output_bbox.weight")!
+        s[w] = Tensor(shape: s[w].shape, values: s[w].scalars.map { $0 * 0.02 })
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("detectnet-\(UUID().uuidString).onnx").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try ONNXExport.write(g, s, to: path, outputNames: ["output_cov/Sigmoid", "output_bbox/BiasAdd"])
+        var rng = SplitMix64(seed: 3)
+        let x = Tensor.randomNormal([2, 3, 96, 320], rng: &rng)
+        let (theirs, report) = try PythonONNX.run(path, input: x)
+        let e = try Executor(graph: g, batch: 2, mode: .inference, parameters: s)
+        try e.setInput(0, x)
+        e.forward()
+        let mine = e.output(0).scalars + e.output(1).scalars
+        XCTAssertEqual(report["output_names"] as? [String], ["output_cov/Sigmoid", "output_bbox/BiasAdd"])
+        XCTAssertEqual(report["output_shapes"] as? [[Int]], [[2, 3, 6, 20], [2, 12, 6, 20]])
+        XCTAssertEqual(theirs.count, mine.count)
+        let diff = zip(theirs, mine).map { abs($0 - $1) }.max() ?? .infinity
+        print("onnx detectnet_v2 resnet18: max |onnxruntime − ours| = \(diff), box outputs up to \(e.output(1).scalars.map(abs).max()!)")
+        try Self.checkWithinRoundingOfTheExactAnswer(g, s, x, ours: mine, theirs: theirs, name: "detectnet_v2")
     }
 }

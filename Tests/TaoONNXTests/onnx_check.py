@@ -1,7 +1,8 @@
 """Test helper: validates an ONNX file with onnx.checker and runs it with onnxruntime.
 
 usage: onnx_check.py MODEL INPUT.f32 OUTPUT.f32 N C H W
-Writes the first output as raw float32 and prints one JSON line: opset, input/output shapes, metadata.
+Writes every output, flattened and concatenated in order, as raw float32, and prints one JSON line:
+opset, input/output shapes, metadata.
 """
 import collections
 import json
@@ -19,19 +20,21 @@ x = np.fromfile(input_path, dtype=np.float32).reshape(shape)
 options = ort.SessionOptions()
 options.intra_op_num_threads = 2
 session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
-y = session.run(None, {session.get_inputs()[0].name: x})[0]
-y.astype(np.float32).tofile(output_path)
+ys = session.run(None, {session.get_inputs()[0].name: x})
+y = ys[0]
+np.concatenate([o.astype(np.float32).ravel() for o in ys]).tofile(output_path)
 # onnxruntime against itself without its graph rewrites (batch-norm folding, fusions): the size of
 # float rounding differences for this model and input, a floor for any two implementations.
 options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
 plain = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
-y0 = plain.run(None, {plain.get_inputs()[0].name: x})[0]
+y0s = plain.run(None, {plain.get_inputs()[0].name: x})
 print(json.dumps({
     "opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
     "input": [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim],
     "output_names": [o.name for o in model.graph.output],
     "output_shape": list(y.shape),
-    "ort_self_difference": float(np.abs(y - y0).max()),
+    "output_shapes": [list(o.shape) for o in ys],
+    "ort_self_difference": float(max(np.abs(a - b).max() for a, b in zip(ys, y0s))),
     "op_counts": dict(collections.Counter(n.op_type for n in model.graph.node)),
     "metadata": {p.key: p.value for p in model.metadata_props},
 }))

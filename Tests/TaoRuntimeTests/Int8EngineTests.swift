@@ -99,6 +99,30 @@ final class Int8EngineTests: XCTestCase {
         }
     }
 
+    /// A detector's two outputs (DetectNet_v2 on ResNet-10: sigmoid coverage, linear boxes) both
+    /// come out of the INT8 engine close to fp32.
+    func testInt8EngineRunsBothOutputsOfADetector() throws {
+        let g = try DetectNetV2.build(DetectNetV2Config(backbone: ResNetConfig(depth: 10, classes: 1, inputShape: [3, 64, 96], stemMaxPool: false), classes: 2))
+        let s = store(g)
+        var rng = SplitMix64(seed: 9)
+        let ranges = try Int8Calibration.measure(g, s, batches: (0..<4).map { _ in Tensor.randomNormal([4, 3, 64, 96], rng: &rng) })
+        let engine = try Int8Engine(graph: g, parameters: s, maxAbs: ranges, batch: 4, tactics: .direct)
+        XCTAssertEqual(engine.outputCount, 2)
+        XCTAssertEqual(engine.outputShape(1), [4, 8, 4, 6])
+        let x = Tensor.randomNormal([4, 3, 64, 96], rng: &rng)
+        try engine.setInput(x)
+        engine.forward()
+        let fp = try Executor(graph: g, batch: 4, mode: .inference, parameters: s)
+        try fp.setInput(0, x)
+        fp.forward()
+        for o in 0..<2 {
+            let q = engine.output(o).scalars, f = fp.output(o).scalars
+            let err = zip(q, f).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot() / f.map { $0 * $0 }.reduce(0, +).squareRoot()
+            print("int8 detectnet_v2 output \(o): relative error \(err)")
+            XCTAssertLessThan(err, 0.05, "output \(o)")
+        }
+    }
+
     /// Each kernel choice follows fp32 on its own: the alternative kernels (Winograd, fused
     /// depthwise) forced wherever oneDNN has them, and the direct kernels everywhere.
     func testAlternativeAndDirectKernelsBothFollowFP32() throws {
