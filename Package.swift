@@ -44,7 +44,7 @@ let package = Package(
         .testTarget(name: "taoTests", dependencies: ["tao", "TaoData", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "TaoMetricsTests", dependencies: ["TaoMetrics"], exclude: ["voc_ap.py"]),
         .testTarget(name: "TaoSpecTests", dependencies: ["TaoSpec"], exclude: ["NVIDIA"]),
-        .testTarget(name: "TaoTasksTests", dependencies: ["TaoTasks", "TaoData", "TaoGraph", "TaoPrune", "TaoRuntime", "TaoMetrics"],
+        .testTarget(name: "TaoTasksTests", dependencies: ["TaoTasks", "TaoData", "TaoGraph", "TaoPrune", "TaoRuntime", "TaoMetrics", "TaoTensor"],
                     exclude: ["sklearn_dbscan.py"]),
         .testTarget(name: "TaoGraphTests", dependencies: ["TaoGraph", "TaoTensor"]),
         // The Double reference interpreter that runtime and ONNX tests check against.
