@@ -10,6 +10,9 @@ public enum LearningRateSchedule: Sendable, Equatable {
     /// Linear warm-up over `softStart`, then a cosine from `lr` down to `lr · minRatio`.
     case cosine(lr: Float, minRatio: Float, softStart: Float)
     case constant(Float)
+    /// TAO's soft_start_annealing_schedule (DetectNet_v2): exponential from `min` up to `max` over the
+    /// first `softStart` of training, `max` until `annealing`, then exponential back down to `min`.
+    case softStartAnnealing(min: Float, max: Float, softStart: Float, annealing: Float)
 
     /// The rate at `epoch` (0-based) and `progress` ∈ [0, 1) through the whole run.
     public func rate(epoch: Int, progress p: Float) -> Float {
@@ -25,6 +28,12 @@ public enum LearningRateSchedule: Sendable, Equatable {
             return lr * (minRatio + (1 - minRatio) * Float(0.5 * (1 + cos(Double.pi * t))))
         case let .constant(lr):
             return lr
+        case let .softStartAnnealing(lo, hi, start, anneal):
+            guard hi > 0, lo > 0 else { return hi }
+            var t: Float = 1
+            if p < start, start > 0 { t = p / start }
+            if p > anneal, anneal < 1 { t = (1 - p) / (1 - anneal) }
+            return Foundation.exp(Foundation.log(lo) + t * (Foundation.log(hi) - Foundation.log(lo)))
         }
     }
 }

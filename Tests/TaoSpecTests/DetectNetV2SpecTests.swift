@@ -57,4 +57,42 @@ final class DetectNetV2SpecTests: XCTestCase {
         XCTAssertEqual(c?.dbscanEps, 0.3)
         XCTAssertEqual(c?.dbscanMinSamples, 0.05)
     }
+
+    /// NVIDIA's default training spec, typed: TAO's defaults, the classes in the cost function's
+    /// order with their rasterizer, clustering and evaluation settings; what tao-swift does
+    /// differently is said in notes naming the line.
+    func testNVIDIADefaultSpecBecomesATypedConfig() throws {
+        let c = try DetectNetV2Config(path: "\(Self.nvidia)/detectnet_v2_default_spec.txt")
+        XCTAssertEqual(c.classes.map(\.name), ["car", "pedestrian"])
+        XCTAssertEqual(c.inputShape, [3, 384, 1248])
+        XCTAssertEqual(c.imageExtension, ".png")
+        XCTAssertEqual(c.validation, .fold(0))
+        XCTAssertEqual(c.classMapping["van"], "car")
+        XCTAssertEqual(c.numLayers, 18)
+        XCTAssertEqual(c.boxScale, 35); XCTAssertEqual(c.boxOffset, 0.5)
+        XCTAssertEqual(c.classes[0].boxWeight, 10); XCTAssertEqual(c.classes[0].foregroundWeight, 0.05)
+        XCTAssertEqual(c.classes[0].covRadiusX, 0.4); XCTAssertEqual(c.deadzone, 0.67)
+        XCTAssertEqual(c.classes[0].dbscanEps, 0.13); XCTAssertEqual(c.classes[0].minimumBoxHeight, 20)
+        XCTAssertEqual(c.classes[0].minimumOverlap, 0.7)
+        XCTAssertEqual(c.learningRate.max, 5e-4); XCTAssertEqual(c.learningRate.annealing, 0.7)
+        XCTAssertEqual(c.regularizer?.kind, "L1")
+        XCTAssertEqual(c.apMode, "integrate")
+        XCTAssertEqual(c.validationPeriod, 10); XCTAssertEqual(c.firstValidationEpoch, 110)
+        XCTAssertEqual(c.epochs, 120); XCTAssertEqual(c.batchSize, 8)
+        XCTAssertEqual(c.notes.count, 2, "\(c.notes)")
+        XCTAssertTrue(c.notes.contains { $0.contains("enable_autoweighting") && $0.contains("default_spec.txt:") })
+    }
+
+    func testDetectNetSpecValuesTAOWouldRejectAreErrorsNamingTheField() {
+        func error(_ patch: (String) -> String) -> String {
+            let base = try! String(contentsOfFile: "\(Self.nvidia)/detectnet_v2_default_spec.txt", encoding: .utf8)
+            do { _ = try DetectNetV2Config(text: SpecText(file: "s.txt", text: patch(base))); return "no error" } catch { return "\(error)" }
+        }
+        XCTAssertTrue(error { $0.replacingOccurrences(of: "output_image_width: 1248", with: "output_image_width: 1250") }.contains("multiples of 16"))
+        XCTAssertTrue(error { $0.replacingOccurrences(of: "name: \"pedestrian\"\n    class_weight", with: "name: \"cyclist\"\n    class_weight") }
+            .contains("'cyclist' is no target of dataset_config.target_class_mapping"))
+        XCTAssertTrue(error { $0.replacingOccurrences(of: "num_layers: 18", with: "num_layers: 19") }.contains("num_layers"))
+        XCTAssertTrue(error { $0.replacingOccurrences(of: "arch: \"resnet\"", with: "arch: \"vgg\"") }.contains("'vgg' is not available"))
+        XCTAssertTrue(error { $0.replacingOccurrences(of: "soft_start: 0.1", with: "soft_start: 0.8") }.contains("soft_start < annealing"))
+    }
 }

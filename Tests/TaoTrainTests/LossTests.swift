@@ -129,4 +129,15 @@ final class ScheduleTests: XCTestCase {
         XCTAssertEqual(s.rate(epoch: 0, progress: 0.5), 0.2 * (0.1 + 0.9 * 0.5), accuracy: 1e-6)
         XCTAssertEqual(s.rate(epoch: 0, progress: 0.99999), 0.02, accuracy: 1e-5)
     }
+
+    /// TAO's soft start annealing (min 5e-6, max 5e-4, soft start 0.1, annealing 0.7): geometric
+    /// ramps, so halfway up the rate is the geometric mean of the two.
+    func testSoftStartAnnealingRampsGeometrically() {
+        let s = LearningRateSchedule.softStartAnnealing(min: 5e-6, max: 5e-4, softStart: 0.1, annealing: 0.7)
+        XCTAssertEqual(s.rate(epoch: 0, progress: 0), 5e-6, accuracy: 1e-10)
+        XCTAssertEqual(s.rate(epoch: 0, progress: 0.05), (5e-6 * 5e-4 as Float).squareRoot(), accuracy: 1e-8)
+        XCTAssertEqual(s.rate(epoch: 0, progress: 0.4), 5e-4, accuracy: 1e-9)
+        XCTAssertEqual(s.rate(epoch: 0, progress: 0.85), (5e-6 * 5e-4 as Float).squareRoot(), accuracy: 1e-8)
+        XCTAssertEqual(s.rate(epoch: 0, progress: 1), 5e-6, accuracy: 1e-10)
+    }
 }
