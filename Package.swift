@@ -40,7 +40,7 @@ let package = Package(
             "TaoTasks", "TaoPrune", "TaoONNX", "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoTensor", "TaoData", "TaoSpec",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "TaoDataTests", dependencies: ["TaoData"], exclude: ["tfrecord_read.py"]),
+        .testTarget(name: "TaoDataTests", dependencies: ["TaoData", "TaoTensor"], exclude: ["tfrecord_read.py"]),
         .testTarget(name: "taoTests", dependencies: ["tao", "TaoData", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "TaoMetricsTests", dependencies: ["TaoMetrics"], exclude: ["voc_ap.py"]),
         .testTarget(name: "TaoSpecTests", dependencies: ["TaoSpec"], exclude: ["NVIDIA"]),

@@ -4,7 +4,7 @@
 import TaoGraph
 
 /// What DetectNet_v2's graph is built from.
-public struct DetectNetV2Config: Sendable {
+public struct DetectNetV2ModelConfig: Sendable {
     public var backbone: ResNetConfig
     public var classes: Int
     public init(backbone: ResNetConfig, classes: Int) { self.backbone = backbone; self.classes = classes }
@@ -17,7 +17,7 @@ public enum DetectNetV2 {
     /// The graph: input "image" [C, H, W] (H and W multiples of 16), outputs coverage [classes, H/16, W/16]
     /// in (0, 1) and boxes [4·classes, H/16, W/16] (per class: distances to the left, top, right and
     /// bottom edges, in units of the objective's scale).
-    public static func build(_ cfg: DetectNetV2Config) throws -> Graph {
+    public static func build(_ cfg: DetectNetV2ModelConfig) throws -> Graph {
         let s = cfg.backbone.inputShape
         guard s[1] % 16 == 0, s[2] % 16 == 0 else {
             throw ModelError.unsupported("DetectNet_v2 input \(s[1])×\(s[2]): height and width must be multiples of 16")

@@ -59,6 +59,9 @@ public struct ModelCard: Codable, Sendable, Equatable {
     public enum HeadDecoding: Codable, Sendable, Equatable {
         /// One output of class logits [N, classes]; softmax gives scores.
         case classifierLogits
+        /// DetectNet_v2: coverage [N, C, H/stride, W/stride] and box distances [N, 4C, …] in units of
+        /// `scale` from each cell's anchor (column·stride + offset, row·stride + offset).
+        case detectNetV2(stride: Int, scale: Float, offset: Float)
     }
 
     /// The graph trains as it is (pruned or imported), not as the spec would build it.

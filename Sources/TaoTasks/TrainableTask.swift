@@ -23,6 +23,8 @@ public struct TrainingSettings: Sendable {
     public var pretrainedModelPath: String?
     public var schedule: LearningRateSchedule
     public var regularizer: Regularizer?
+    /// What the run does differently from TAO for accepted spec fields, logged when it starts.
+    public var notes: [String] = []
 
     public init(task: String, modelName: String, epochs: Int, batchSize: Int, seed: UInt64, inputShape: [Int],
                 pretrainedModelPath: String?, schedule: LearningRateSchedule, regularizer: Regularizer?) {

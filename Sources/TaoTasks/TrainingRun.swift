@@ -27,6 +27,7 @@ public struct TrainingRun<Task: TrainableTask> {
         let results = try Results(dir: resultsDir, quiet: quiet)
         try FileManager.default.createDirectory(atPath: "\(resultsDir)/weights", withIntermediateDirectories: true)
         try results.saveSpec(task.specPath)
+        for n in s.notes { results.log("note: \(n)") }
         let data = try task.openData()
         defer { data.close() }
         try results.writeClassMap(data.classes)

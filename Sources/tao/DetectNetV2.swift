@@ -2,13 +2,13 @@ import ArgumentParser
 import Foundation
 import TaoTasks
 
-/// `tao detectnet_v2 …`: TAO's DetectNet_v2 object detector. Data conversion works today; training,
+/// `tao detectnet_v2 …`: TAO's DetectNet_v2 object detector. Data conversion and training work today;
 /// evaluation, inference, pruning and export arrive on the shared task skeleton.
 struct DetectNetV2: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "detectnet_v2",
         abstract: "Object detection with TAO's DetectNet_v2 (PeopleNet, TrafficCamNet, DashCamNet, …).",
-        subcommands: [DatasetConvertCommand.self])
+        subcommands: [DatasetConvertCommand.self, Train.self])
 
     struct DatasetConvertCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -31,6 +31,33 @@ struct DetectNetV2: ParsableCommand {
         func run() throws {
             try tao.apply()
             try DatasetConvert.run(specPath: spec, outputPrefix: output) { print($0) }
+        }
+    }
+
+    struct Train: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train DetectNet_v2 as a TAO DetectNet_v2 spec says.",
+            discussion: """
+            Reads the TFRecords of dataset_config (written by dataset_convert), holds out validation_fold, and writes \
+            into the results folder what classification's train writes: spec.txt, train.log, metrics.csv with the \
+            validation mAP and AP per class, status.json, classmap.json and weights/<model>_<epoch>.tao. Run it again \
+            to resume; --init_epoch restarts from an earlier epoch.
+            """)
+        @Option(name: [.customShort("e"), .customLong("experiment_spec_file"), .long], help: "The experiment spec (TAO's DetectNet_v2 Experiment).")
+        var experimentSpec: String
+        @Option(name: [.customShort("r"), .customLong("results_dir"), .long], help: "Folder for logs, metrics, checkpoints and reports.")
+        var resultsDir: String
+        @Option(name: [.customShort("n"), .customLong("model_name")], help: "TAO's model name; accepted, checkpoints are named after the architecture.")
+        var modelName: String?
+        @Flag(help: "Print nothing but errors (the log still goes to the results folder).") var quiet = false
+        @OptionGroup var tao: TaoFlags
+        @Option(name: [.customLong("init_epoch")], help: "Resume from the checkpoint of this epoch in the results folder (0: start afresh).")
+        var initEpoch: Int?
+
+        func run() throws {
+            try tao.apply(quiet: quiet)
+            let task = try DetectNetV2Task(specPath: experimentSpec)
+            try task.train(resultsDir: resultsDir, quiet: quiet, initEpoch: initEpoch)
         }
     }
 }

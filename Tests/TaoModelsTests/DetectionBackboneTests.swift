@@ -21,7 +21,7 @@ final class DetectionBackboneTests: XCTestCase {
     /// DetectNet_v2 on TAO's KITTI input (1248×384): a 78×24 grid of coverage per class and four box
     /// distances per class; the backbone's parameters are ResNet-18's without its classifier.
     func testDetectNetV2OutputsTheGridAndItsParameters() throws {
-        let cfg = DetectNetV2Config(backbone: ResNetConfig(depth: 18, classes: 1, inputShape: [3, 384, 1248], stemMaxPool: false), classes: 3)
+        let cfg = DetectNetV2ModelConfig(backbone: ResNetConfig(depth: 18, classes: 1, inputShape: [3, 384, 1248], stemMaxPool: false), classes: 3)
         let g = try DetectNetV2.build(cfg)
         XCTAssertEqual(g.outputs.map { g.shape(of: $0).dims }, [[3, 24, 78], [12, 24, 78]])
         let classifier = try ResNet.build(ResNetConfig(depth: 18, classes: 1000))
@@ -30,7 +30,7 @@ final class DetectionBackboneTests: XCTestCase {
         XCTAssertEqual(g.trainableParameterCount, classifier.trainableParameterCount - (512 * 1000 + 1000) + heads + projection)
         XCTAssertTrue(g.parameters.contains { $0.name == "layer1.0.downsample.0.weight" })
         XCTAssertTrue(g.parameters.contains { $0.name == "output_cov.weight" })
-        XCTAssertThrowsError(try DetectNetV2.build(DetectNetV2Config(backbone: ResNetConfig(depth: 18, inputShape: [3, 100, 160], stemMaxPool: false), classes: 1)))
-        XCTAssertThrowsError(try DetectNetV2.build(DetectNetV2Config(backbone: ResNetConfig(depth: 18, inputShape: [3, 96, 160], stemMaxPool: true), classes: 1)))
+        XCTAssertThrowsError(try DetectNetV2.build(DetectNetV2ModelConfig(backbone: ResNetConfig(depth: 18, inputShape: [3, 100, 160], stemMaxPool: false), classes: 1)))
+        XCTAssertThrowsError(try DetectNetV2.build(DetectNetV2ModelConfig(backbone: ResNetConfig(depth: 18, inputShape: [3, 96, 160], stemMaxPool: true), classes: 1)))
     }
 }

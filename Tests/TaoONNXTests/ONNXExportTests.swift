@@ -211,7 +211,7 @@ final class ONNXExportTests: XCTestCase {
     /// A detector's two outputs (DetectNet_v2 on ResNet-18, KITTI's aspect): exported with TAO's
     /// output names, onnxruntime gives ours within 1e-4.
     func testDetectNetV2ExportsBothOutputsAndMatchesONNXRuntime() throws {
-        let g = try DetectNetV2.build(DetectNetV2Config(backbone: ResNetConfig(depth: 18, classes: 1, inputShape: [3, 96, 320], stemMaxPool: false), classes: 3))
+        let g = try DetectNetV2.build(DetectNetV2ModelConfig(backbone: ResNetConfig(depth: 18, classes: 1, inputShape: [3, 96, 320], stemMaxPool: false), classes: 3))
         let s = Self.store(g, seed: 5)
         var stats = SplitMix64(seed: 77)
         try BatchNormStatistics.reestimate(g, s, batches: [Tensor.randomNormal([8, 3, 96, 320], rng: &stats)])

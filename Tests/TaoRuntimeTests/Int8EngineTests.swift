@@ -102,7 +102,7 @@ final class Int8EngineTests: XCTestCase {
     /// A detector's two outputs (DetectNet_v2 on ResNet-10: sigmoid coverage, linear boxes) both
     /// come out of the INT8 engine close to fp32.
     func testInt8EngineRunsBothOutputsOfADetector() throws {
-        let g = try DetectNetV2.build(DetectNetV2Config(backbone: ResNetConfig(depth: 10, classes: 1, inputShape: [3, 64, 96], stemMaxPool: false), classes: 2))
+        let g = try DetectNetV2.build(DetectNetV2ModelConfig(backbone: ResNetConfig(depth: 10, classes: 1, inputShape: [3, 64, 96], stemMaxPool: false), classes: 2))
         let s = store(g)
         var rng = SplitMix64(seed: 9)
         let ranges = try Int8Calibration.measure(g, s, batches: (0..<4).map { _ in Tensor.randomNormal([4, 3, 64, 96], rng: &rng) })

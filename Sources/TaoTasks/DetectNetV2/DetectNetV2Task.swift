@@ -1,0 +1,313 @@
+import Foundation
+import TaoData
+import TaoGraph
+import TaoMetrics
+import TaoModels
+import TaoRuntime
+import TaoSpec
+import TaoTensor
+import TaoTrain
+
+/// `tao detectnet_v2 train`: DetectNet_v2's hooks on the shared training run — TFRecord frames
+/// with TAO's augmentation, the rasterized coverage and box targets, TAO's cost, and mAP on the
+/// validation fold.
+public struct DetectNetV2Task {
+    public let config: DetectNetV2Config
+    public let specPath: String
+
+    public init(specPath: String) throws {
+        config = try DetectNetV2Config(path: specPath)
+        self.specPath = specPath
+    }
+
+    public var modelName: String { "\(config.arch)\(config.numLayers)" }
+    var grid: DetectNetGrid {
+        var g = DetectNetGrid(inputWidth: config.inputShape[2], inputHeight: config.inputShape[1])
+        g.scale = Double(config.boxScale); g.offset = Double(config.boxOffset)
+        return g
+    }
+
+    var rasterizer: [RasterizerClassConfig] {
+        config.classes.map { c in
+            var r = RasterizerClassConfig()
+            (r.centerX, r.centerY, r.radiusX, r.radiusY, r.minRadius) = (Double(c.covCenterX), Double(c.covCenterY), Double(c.covRadiusX), Double(c.covRadiusY), Double(c.minRadius))
+            return r
+        }
+    }
+
+    var loss: DetectNetLoss {
+        DetectNetLoss(classes: config.classes.map { c in
+            var w = DetectNetLoss.ClassWeights()
+            (w.classWeight, w.foregroundWeight, w.coverageWeight, w.boxWeight) = (Double(c.classWeight), Double(c.foregroundWeight), Double(c.coverageWeight), Double(c.boxWeight))
+            return w
+        })
+    }
+
+    /// The clustering of each class's grid predictions (`postprocessing_config`).
+    public var clustering: [ClusteringConfig] {
+        config.classes.map { c in
+            var k = ClusteringConfig()
+            k.coverageThreshold = Double(c.coverageThreshold); k.eps = Double(c.dbscanEps); k.minSamples = c.dbscanMinSamples
+            k.minimumBoxHeight = Double(c.minimumBoxHeight); k.confidenceThreshold = Double(c.dbscanConfidence)
+            k.algorithm = c.nms ? .nms : .dbscan
+            k.nmsIoUThreshold = Double(c.nmsIoU); k.nmsConfidenceThreshold = Double(c.nmsConfidence)
+            return k
+        }
+    }
+
+    var augmentation: DetectionAugmentation {
+        let c = config
+        var a = DetectionAugmentation(width: c.inputShape[2], height: c.inputShape[1], channels: c.inputShape[0])
+        a.crop = c.crop
+        (a.hflip, a.vflip, a.zoomMin, a.zoomMax) = (Double(c.hflip), Double(c.vflip), Double(c.zoomMin), Double(c.zoomMax))
+        (a.translateX, a.translateY, a.rotateMax, a.rotateProbability) = (Double(c.translateX), Double(c.translateY), Double(c.rotateMax), Double(c.rotateProbability))
+        (a.hueRotation, a.saturationShift, a.contrastScale, a.contrastCenter, a.colorShift) =
+            (Double(c.hueRotation), Double(c.saturationShift), Double(c.contrastScale), Double(c.contrastCenter), Double(c.colorShift))
+        (a.minBoxWidth, a.minBoxHeight) = (Double(c.minBoxWidth), Double(c.minBoxHeight))
+        return a
+    }
+
+    /// Detections per image and class from the two outputs of a batch: every cell whose coverage is
+    /// above the class's threshold proposes its decoded box, and the proposals are clustered.
+    public func detections(coverage: UnsafePointer<Float>, boxes: UnsafePointer<Float>, batch: Int) -> [[[ScoredBox]]] {
+        let g = grid, (h, w, n) = (g.height, g.width, config.classes.count), cells = g.height * g.width
+        let clusters = clustering
+        return (0..<batch).map { img in
+            (0..<n).map { c in
+                var proposals: [ScoredBox] = []
+                for i in 0..<h {
+                    for j in 0..<w {
+                        let cov = Double(coverage[(img * n + c) * cells + i * w + j])
+                        guard cov > clusters[c].coverageThreshold else { continue }
+                        let v = (0..<4).map { Double(boxes[((img * 4 * n) + 4 * c + $0) * cells + i * w + j]) }
+                        proposals.append(ScoredBox(g.decode(v, row: i, column: j), score: cov))
+                    }
+                }
+                return BoxClustering.cluster(proposals, clusters[c])
+            }
+        }
+    }
+}
+
+extension DetectNetV2Task: TrainableTask {
+    public var settings: TrainingSettings {
+        let c = config
+        let reg = c.regularizer.map { Regularizer($0.kind == "L1" ? .l1 : .l2, weight: $0.weight, scope: [.convWeight]) }
+        var s = TrainingSettings(task: "detectnet_v2", modelName: modelName, epochs: c.epochs, batchSize: c.batchSize, seed: c.seed,
+                                inputShape: c.inputShape, pretrainedModelPath: c.pretrainedModel,
+                                schedule: .softStartAnnealing(min: c.learningRate.min, max: c.learningRate.max, softStart: c.learningRate.softStart,
+                                                              annealing: c.learningRate.annealing),
+                                regularizer: reg)
+        s.notes = c.notes
+        return s
+    }
+
+    /// Trains as the spec says into `resultsDir` (resuming as classification does).
+    @discardableResult
+    public func train(resultsDir: String, quiet: Bool = false, initEpoch: Int? = nil) throws -> [String: Double] {
+        try TrainingRun(task: self, resultsDir: resultsDir, quiet: quiet, initEpoch: initEpoch).run()
+    }
+
+    public func makeOptimizer() -> (any Optimizer, decay: Float) {
+        (Adam(beta1: config.adam.beta1, beta2: config.adam.beta2, epsilon: config.adam.epsilon), 0)
+    }
+
+    public func openData() throws -> any TrainingData { try DetectionData(self) }
+
+    public func buildModel(classes: [String]) throws -> Graph {
+        var r = ResNetConfig(depth: config.numLayers, classes: 1, inputShape: Shape(config.inputShape), stemMaxPool: false)
+        r.useBatchNorm = config.useBatchNorm; r.allProjections = config.allProjections
+        return try DetectNetV2.build(DetectNetV2ModelConfig(backbone: r, classes: classes.count))
+    }
+
+    public func readModel(_ path: String) throws -> Checkpoint {
+        guard !path.lowercased().hasSuffix(".onnx") else {
+            throw TaskError("\(path): a DetectNet_v2 backbone from an ONNX file is not available yet; pretrain with tao classification and name its .tao file")
+        }
+        return try Checkpoint.read(from: path)
+    }
+
+    public func adapt(_ graph: Graph, classes: [String], source: String, card: ModelCard) throws -> Graph {
+        guard card.task == "detectnet_v2", graph.outputs.count == 2, graph.shape(of: graph.outputs[0])[0] == classes.count else {
+            throw TaskError("\(source) is a \(card.task) model of \(card.classes.count) classes; retrain a pruned DetectNet_v2 model on the classes it was trained for")
+        }
+        return graph
+    }
+
+    public func headParameters(_ graph: Graph) -> [String] {
+        graph.parameters.map(\.name).filter { n in DetectNetV2.headLayers.contains { n.hasPrefix($0 + ".") } }
+    }
+
+    public func frozen(_ g: Graph) -> (params: Set<String>, batchNorms: Set<String>) {
+        let prefixes = config.freezeBlocks.flatMap { $0 == 0 ? ["conv1.", "bn1."] : ["layer\($0)."] }
+        var params = Set(g.parameters.map(\.name).filter { n in prefixes.contains { n.hasPrefix($0) } })
+        var bns = Set<String>()
+        for n in g.nodes {
+            guard case .batchNorm = n.op else { continue }
+            if config.freezeBN || prefixes.contains(where: { (n.name + ".").hasPrefix($0) }) {
+                bns.insert(n.name)
+                params.formUnion([n.name + ".weight", n.name + ".bias"])
+            }
+        }
+        return (params, bns)
+    }
+
+    public func card(classes: [String], epoch: Int) -> ModelCard {
+        ModelCard(task: "detectnet_v2", arch: modelName, classes: classes, inputShape: config.inputShape, preprocessMode: "unit", epoch: epoch,
+                  decoding: .detectNetV2(stride: grid.stride, scale: config.boxScale, offset: config.boxOffset))
+    }
+
+    public func makeValidator(graph: Graph, store: ParameterStore, data: any TrainingData) throws -> any Validator {
+        let d = data as! DetectionData
+        return DetectNetValidator(task: self, frames: d.val, exec: try Executor(graph: graph, batch: min(config.batchSize, max(d.val.count, 1)), mode: .inference, parameters: store))
+    }
+
+    public func describe(train: [(String, Double)], val: [(String, Double)]) -> String {
+        (train + val).map { k, v in k == "val_mAP" || k.hasPrefix("val_AP") ? String(format: "%@ %.2f%%", k, 100 * v) : String(format: "%@ %.4f", k, v) }.joined(separator: ", ")
+    }
+}
+
+/// One image ready for the network: its pixels on the canvas and its objects in canvas pixels.
+struct DetectionSample {
+    var input: [Float]
+    var objects: [(classIndex: Int, box: Box)]
+}
+
+/// TFRecord frames split into training and validation, loaded and augmented in batches.
+final class DetectionData: TrainingData {
+    let task: DetectNetV2Task
+    let train: [DetectionFrame]
+    let val: [DetectionFrame]
+    let mapping: ClassMapping
+    var order: [Int] = []
+    var position = 0
+    var epoch = 0
+    var coverageLoss = 0.0, steps = 0
+
+    init(_ task: DetectNetV2Task) throws {
+        let c = task.config
+        self.task = task
+        mapping = ClassMapping(c.classMapping, targets: c.classes.map(\.name))
+        var folds: [(frame: DetectionFrame, fold: Int?)] = []
+        for s in c.sources {
+            for file in try DetectionRecords.files(matching: s.tfrecords) {
+                // TAO's file names carry the fold: <prefix>-fold-000-of-002[-shard-…].
+                let fold = file.range(of: "-fold-").flatMap { Int(file[$0.upperBound...].prefix(3)) }
+                folds += try DetectionRecords.read([file], imageDirectory: s.images, imageExtension: c.imageExtension).map { ($0, fold) }
+            }
+        }
+        switch c.validation {
+        case .fold(let f)?:
+            train = folds.filter { $0.fold != f }.map(\.frame)
+            val = folds.filter { $0.fold == f }.map(\.frame)
+            guard !val.isEmpty else { throw TaskError("validation_fold \(f): no TFRecord file of \(c.sources.map(\.tfrecords).joined(separator: ", ")) is named -fold-\(String(format: "%03d", f))-") }
+        case .source(let s)?:
+            train = folds.map(\.frame)
+            val = try DetectionRecords.read(try DetectionRecords.files(matching: s.tfrecords), imageDirectory: s.images, imageExtension: c.imageExtension)
+        case nil:
+            train = folds.map(\.frame); val = []
+        }
+        guard train.count >= c.batchSize else { throw TaskError("the training data has \(train.count) frames, fewer than one batch of \(c.batchSize)") }
+    }
+
+    var classes: [String] { task.config.classes.map(\.name) }
+    var summary: String { "on \(train.count) frames (\(classes.joined(separator: ", "))), validating on \(val.count)" }
+    var stepsPerEpoch: Int { train.count / task.config.batchSize }
+    var epochMetrics: [(String, Double)] { [] }
+
+    func start(epoch: Int) {
+        self.epoch = epoch
+        var rng = SplitMix64(seed: task.config.seed &+ UInt64(epoch) &* 31337)
+        order = Array(train.indices)
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        position = 0
+    }
+
+    /// A frame on the canvas: decoded, augmented when `rng` is given, its boxes mapped to classes.
+    static func sample(_ f: DetectionFrame, _ aug: DetectionAugmentation, mapping: ClassMapping, rng: inout SplitMix64?) throws -> DetectionSample {
+        var img = try ImageCodec.decode(path: f.imagePath, channels: aug.channels)
+        guard img.width == f.width, img.height == f.height else {
+            throw TaskError("\(f.imagePath) is \(img.width)×\(img.height), but its TFRecord says \(f.width)×\(f.height): convert the dataset again")
+        }
+        var m = aug.base
+        if var r = rng {
+            m = aug.transform(rng: &r)
+            aug.jitterColor(&img, rng: &r)
+            rng = r
+        }
+        let canvas = aug.warp(img, m)
+        let plane = aug.width * aug.height
+        var input = [Float](repeating: 0, count: aug.channels * plane)
+        for c in 0..<aug.channels { for i in 0..<plane { input[c * plane + i] = Float(canvas.pixels[i * aug.channels + c]) / 255 } }
+        let objects: [(classIndex: Int, box: Box)] = f.objects.compactMap { o in
+            guard let k = mapping.target(of: o.className),
+                  let b = aug.transform(box: (Double(o.x1), Double(o.y1), Double(o.x2), Double(o.y2)), m) else { return nil }
+            return (k, Box(b.x1, b.y1, b.x2, b.y2))
+        }
+        return DetectionSample(input: input, objects: objects)
+    }
+
+    func step(_ trainer: Trainer) throws -> (loss: Float, samples: Int)? {
+        let n = task.config.batchSize
+        guard position + n <= order.count else { return nil }
+        let idx = Array(order[position..<(position + n)])
+        position += n
+        let aug = task.augmentation, grid = task.grid, raster = task.rasterizer, deadzone = Double(task.config.deadzone)
+        let (seed, epoch, frames, mapping) = (task.config.seed, self.epoch, train, self.mapping)
+        let prepared = try parallelMap(n) { k -> (DetectionSample, DetectNetTargets) in
+            var rng: SplitMix64? = SplitMix64(seed: seed &+ UInt64(epoch) &* 1_000_003 &+ UInt64(idx[k]) &* 7919)
+            let s = try Self.sample(frames[idx[k]], aug, mapping: mapping, rng: &rng)
+            return (s, DetectNetTargets(objects: s.objects, grid: grid, classes: raster, deadzone: deadzone))
+        }
+        let samples = prepared.map(\.0), t = prepared.map(\.1)
+        let exec = trainer.executor
+        let input = exec.inputPointer(0), per = samples[0].input.count
+        for (k, s) in samples.enumerated() { s.input.withUnsafeBufferPointer { input.advanced(by: k * per).update(from: $0.baseAddress!, count: per) } }
+        let cells = grid.width * grid.height
+        let value = trainer.step { ex in
+            self.task.loss(coverage: ex.outputPointer(0), boxes: ex.outputPointer(1), targets: t, cells: cells,
+                           coverageGradient: ex.outputGradientPointer(0), boxGradient: ex.outputGradientPointer(1))
+        }
+        return (value, n)
+    }
+
+    func close() {}
+}
+
+/// mAP on the validation frames, as `evaluate` computes it: clustered detections against the labels
+/// on the network's canvas, each class at its minimum overlap.
+struct DetectNetValidator: Validator {
+    let task: DetectNetV2Task
+    let frames: [DetectionFrame]
+    let exec: Executor
+
+    func run() throws -> [(String, Double)] {
+        guard !frames.isEmpty else { return [] }
+        let aug = task.augmentation, mapping = ClassMapping(task.config.classMapping, targets: task.config.classes.map(\.name))
+        var detections: [Detection] = [], truth: [GroundTruth] = []
+        let b = exec.batch
+        for start in stride(from: 0, to: frames.count, by: b) {
+            let chunk = Array(frames[start..<min(start + b, frames.count)])
+            let input = exec.inputPointer(0)
+            let per = aug.channels * aug.width * aug.height
+            input.update(repeating: 0, count: b * per)
+            for (k, f) in chunk.enumerated() {
+                var none: SplitMix64? = nil
+                let s = try DetectionData.sample(f, aug, mapping: mapping, rng: &none)
+                s.input.withUnsafeBufferPointer { input.advanced(by: k * per).update(from: $0.baseAddress!, count: per) }
+                for o in s.objects { truth.append(GroundTruth(image: start + k, classIndex: o.classIndex, box: o.box)) }
+            }
+            exec.forward()
+            let found = task.detections(coverage: exec.outputPointer(0), boxes: exec.outputPointer(1), batch: chunk.count)
+            for (k, perClass) in found.enumerated() {
+                for (c, boxes) in perClass.enumerated() {
+                    for d in boxes { detections.append(Detection(image: start + k, classIndex: c, box: d.box, score: d.score)) }
+                }
+            }
+        }
+        let aps = AveragePrecision.evaluate(detections: detections, groundTruth: truth, classes: task.config.classes.count,
+                                            iouThreshold: task.config.classes.map { Double($0.minimumOverlap) },
+                                            mode: task.config.apMode == "integrate" ? .integrate : .sample)
+        return [("val_mAP", AveragePrecision.mean(aps))] + zip(task.config.classes, aps).map { ("val_AP_\($0.name)", $1.ap ?? 0) }
+    }
+}
