@@ -100,16 +100,7 @@ public struct ClassificationTask {
             }
             else { prefixes.append("features.\(b).") }
         }
-        var params = Set(g.parameters.map(\.name).filter { n in prefixes.contains { n.hasPrefix($0) } })
-        var bns = Set<String>()
-        for n in g.nodes {
-            guard case .batchNorm = n.op else { continue }
-            if config.freezeBN || prefixes.contains(where: { (n.name + ".").hasPrefix($0) }) {
-                bns.insert(n.name)
-                params.formUnion([n.name + ".weight", n.name + ".bias"])
-            }
-        }
-        return (params, bns)
+        return frozenLayers(g, prefixes: prefixes, freezeBN: config.freezeBN)
     }
 
     public func makeOptimizer() -> (any Optimizer, decay: Float) {

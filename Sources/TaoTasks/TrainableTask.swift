@@ -91,3 +91,18 @@ extension TrainableTask {
         (train + val).map { String(format: "%@ %.4f", $0.0.replacingOccurrences(of: "_", with: " "), $0.1) }.joined(separator: ", ")
     }
 }
+
+/// TAO's `freeze_blocks` and `freeze_bn` for any graph: the parameters under the given name
+/// prefixes, and the batch norms there (or all of them with `freezeBN`) with their scale and shift.
+func frozenLayers(_ g: Graph, prefixes: [String], freezeBN: Bool) -> (params: Set<String>, batchNorms: Set<String>) {
+    var params = Set(g.parameters.map(\.name).filter { n in prefixes.contains { n.hasPrefix($0) } })
+    var bns = Set<String>()
+    for n in g.nodes {
+        guard case .batchNorm = n.op else { continue }
+        if freezeBN || prefixes.contains(where: { (n.name + ".").hasPrefix($0) }) {
+            bns.insert(n.name)
+            params.formUnion([n.name + ".weight", n.name + ".bias"])
+        }
+    }
+    return (params, bns)
+}

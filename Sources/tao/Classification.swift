@@ -31,18 +31,10 @@ struct Classification: ParsableCommand {
             status.json, and weights/<model>_<epoch>.tao after every epoch. Run the same command again to resume \
             an interrupted run from its last checkpoint, or pass --init_epoch to restart from an earlier one.
             """)
-        @Option(name: [.customShort("e"), .customLong("experiment_spec_file"), .long], help: "The experiment spec file (TAO 3.0 protobuf text format).")
-        var experimentSpec: String
-        @Option(name: [.customShort("r"), .customLong("results_dir"), .long], help: "Folder for logs, metrics, checkpoints and reports.")
-        var resultsDir: String
-        @Flag(help: "Print nothing but errors (the log still goes to the results folder).") var quiet = false
-        @OptionGroup var tao: TaoFlags
-        @Option(name: [.customLong("init_epoch")], help: "Resume from the checkpoint of this epoch in the results folder (0: start afresh).")
-        var initEpoch: Int?
+        @OptionGroup var options: TrainOptions
         func run() throws {
-            try tao.apply(quiet: quiet)
-            let task = try ClassificationTask(specPath: experimentSpec)
-            try task.train(resultsDir: resultsDir, quiet: quiet, initEpoch: initEpoch)
+            try options.tao.apply(quiet: options.quiet)
+            try ClassificationTask(specPath: options.experimentSpec).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch)
         }
     }
 

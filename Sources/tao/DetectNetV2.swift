@@ -43,21 +43,13 @@ struct DetectNetV2: ParsableCommand {
             validation mAP and AP per class, status.json, classmap.json and weights/<model>_<epoch>.tao. Run it again \
             to resume; --init_epoch restarts from an earlier epoch.
             """)
-        @Option(name: [.customShort("e"), .customLong("experiment_spec_file"), .long], help: "The experiment spec (TAO's DetectNet_v2 Experiment).")
-        var experimentSpec: String
-        @Option(name: [.customShort("r"), .customLong("results_dir"), .long], help: "Folder for logs, metrics, checkpoints and reports.")
-        var resultsDir: String
+        @OptionGroup var options: TrainOptions
         @Option(name: [.customShort("n"), .customLong("model_name")], help: "TAO's model name; accepted, checkpoints are named after the architecture.")
         var modelName: String?
-        @Flag(help: "Print nothing but errors (the log still goes to the results folder).") var quiet = false
-        @OptionGroup var tao: TaoFlags
-        @Option(name: [.customLong("init_epoch")], help: "Resume from the checkpoint of this epoch in the results folder (0: start afresh).")
-        var initEpoch: Int?
 
         func run() throws {
-            try tao.apply(quiet: quiet)
-            let task = try DetectNetV2Task(specPath: experimentSpec)
-            try task.train(resultsDir: resultsDir, quiet: quiet, initEpoch: initEpoch)
+            try options.tao.apply(quiet: options.quiet)
+            try DetectNetV2Task(specPath: options.experimentSpec).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch)
         }
     }
 }

@@ -45,3 +45,15 @@ func defaultResultsDir(forModel model: String) -> String {
     if (dir as NSString).lastPathComponent == "weights" { return (dir as NSString).deletingLastPathComponent }
     return dir.isEmpty ? "." : dir
 }
+
+/// What every task's `train` takes, as TAO's train commands name it.
+struct TrainOptions: ParsableArguments {
+    @Option(name: [.customShort("e"), .customLong("experiment_spec_file"), .long], help: "The experiment spec file (TAO 3.0 protobuf text format).")
+    var experimentSpec: String
+    @Option(name: [.customShort("r"), .customLong("results_dir"), .long], help: "Folder for logs, metrics, checkpoints and reports.")
+    var resultsDir: String
+    @Flag(help: "Print nothing but errors (the log still goes to the results folder).") var quiet = false
+    @OptionGroup var tao: TaoFlags
+    @Option(name: [.customLong("init_epoch")], help: "Resume from the checkpoint of this epoch in the results folder (0: start afresh).")
+    var initEpoch: Int?
+}

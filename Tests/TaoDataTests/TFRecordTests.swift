@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 @testable import TaoData
+import TaoTestSupport
 
 final class TFRecordTests: XCTestCase {
     var dir: String!
@@ -94,19 +95,7 @@ final class TFRecordTests: XCTestCase {
     }
 
     static func independentRead(_ files: [String]) throws -> [[[String: Any]]] {
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let python = ProcessInfo.processInfo.environment["TAO_PYTHON"] ?? repo.appendingPathComponent(".venv/bin/python").path
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = [repo.appendingPathComponent("Tests/TaoDataTests/tfrecord_read.py").path] + files
-        let output = Pipe(), err = Pipe()
-        (p.standardOutput, p.standardError) = (output, err)
-        try p.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw DataError("tfrecord_read.py", String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
-        }
+        let out = try PythonReference.run("Tests/TaoDataTests/tfrecord_read.py", arguments: files)
         return try JSONSerialization.jsonObject(with: out) as! [[[String: Any]]]
     }
 }

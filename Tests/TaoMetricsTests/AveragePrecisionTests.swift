@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 @testable import TaoMetrics
+import TaoTestSupport
 
 final class AveragePrecisionTests: XCTestCase {
     func ap(_ d: [Detection], _ g: [GroundTruth], classes: Int = 1, iou: [Double]? = nil, _ mode: APMode) -> [ClassAP] {
@@ -97,26 +98,12 @@ final class AveragePrecisionTests: XCTestCase {
     }
 
     static func reference(_ d: [Detection], _ g: [GroundTruth], classes: Int, iou: [Double], mode: APMode) throws -> [Double?] {
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let python = ProcessInfo.processInfo.environment["TAO_PYTHON"] ?? repo.appendingPathComponent(".venv/bin/python").path
         let spec: [String: Any] = [
             "classes": classes, "iou": iou, "mode": mode.rawValue,
             "detections": d.map { [Double($0.image), Double($0.classIndex), $0.box.x1, $0.box.y1, $0.box.x2, $0.box.y2, $0.score] },
             "ground_truth": g.map { [Double($0.image), Double($0.classIndex), $0.box.x1, $0.box.y1, $0.box.x2, $0.box.y2, $0.difficult ? 1 : 0] },
         ]
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = [repo.appendingPathComponent("Tests/TaoMetricsTests/voc_ap.py").path]
-        let input = Pipe(), output = Pipe(), err = Pipe()
-        (p.standardInput, p.standardOutput, p.standardError) = (input, output, err)
-        try p.run()
-        input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: spec))
-        try input.fileHandleForWriting.close()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw NSError(domain: "voc_ap.py", code: 1, userInfo: [NSLocalizedDescriptionKey: String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)])
-        }
+        let out = try PythonReference.run("Tests/TaoMetricsTests/voc_ap.py", input: try JSONSerialization.data(withJSONObject: spec))
         return (try JSONSerialization.jsonObject(with: out) as! [Any]).map { $0 as? Double }
     }
 }

@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import TaoMetrics
 @testable import TaoTasks
+import TaoTestSupport
 
 final class ClusteringTests: XCTestCase {
     /// Random clumps of jittered boxes (as a detector's neighbouring grid cells predict them), with
@@ -57,23 +58,9 @@ final class ClusteringTests: XCTestCase {
     }
 
     static func sklearn(_ boxes: [ScoredBox], eps: Double, minSamples: Double) throws -> [Int] {
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let python = ProcessInfo.processInfo.environment["TAO_PYTHON"] ?? repo.appendingPathComponent(".venv/bin/python").path
         let spec: [String: Any] = ["eps": eps, "min_samples": minSamples,
                                    "boxes": boxes.map { [$0.box.x1, $0.box.y1, $0.box.x2, $0.box.y2, $0.score] }]
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = [repo.appendingPathComponent("Tests/TaoTasksTests/sklearn_dbscan.py").path]
-        let input = Pipe(), output = Pipe(), err = Pipe()
-        (p.standardInput, p.standardOutput, p.standardError) = (input, output, err)
-        try p.run()
-        input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: spec))
-        try input.fileHandleForWriting.close()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw TaskError("sklearn_dbscan.py failed (scikit-learn is installed into .venv by scripts/install-deps.sh): " + String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
-        }
+        let out = try PythonReference.run("Tests/TaoTasksTests/sklearn_dbscan.py", input: try JSONSerialization.data(withJSONObject: spec))
         return try JSONDecoder().decode([Int].self, from: out)
     }
 }

@@ -54,11 +54,11 @@ final class DetectNetV2TaskTests: XCTestCase {
         let text = """
         random_seed: 42
         dataset_config {
-          data_sources: { tfrecords_path: "\(dir!)/tfrecords/scenes-fold-001*" image_directory_path: "\(dir!)/kitti" }
+          data_sources: { tfrecords_path: "\(dir!)/tfrecords/scenes*" image_directory_path: "\(dir!)/kitti" }
           image_extension: "png"
           target_class_mapping { key: "box" value: "box" }
           target_class_mapping { key: "bar" value: "bar" }
-          validation_data_source: { tfrecords_path: "\(dir!)/tfrecords/scenes-fold-001*" image_directory_path: "\(dir!)/kitti" }
+          validation_fold: 0
         }
         augmentation_config {
           preprocessing { output_image_width: 96 output_image_height: 64 output_image_channel: 3 min_bbox_width: 1.0 min_bbox_height: 1.0 }

@@ -139,17 +139,7 @@ extension DetectNetV2Task: TrainableTask {
     }
 
     public func frozen(_ g: Graph) -> (params: Set<String>, batchNorms: Set<String>) {
-        let prefixes = config.freezeBlocks.flatMap { $0 == 0 ? ["conv1.", "bn1."] : ["layer\($0)."] }
-        var params = Set(g.parameters.map(\.name).filter { n in prefixes.contains { n.hasPrefix($0) } })
-        var bns = Set<String>()
-        for n in g.nodes {
-            guard case .batchNorm = n.op else { continue }
-            if config.freezeBN || prefixes.contains(where: { (n.name + ".").hasPrefix($0) }) {
-                bns.insert(n.name)
-                params.formUnion([n.name + ".weight", n.name + ".bias"])
-            }
-        }
-        return (params, bns)
+        frozenLayers(g, prefixes: config.freezeBlocks.flatMap { $0 == 0 ? ["conv1.", "bn1."] : ["layer\($0)."] }, freezeBN: config.freezeBN)
     }
 
     public func card(classes: [String], epoch: Int) -> ModelCard {
