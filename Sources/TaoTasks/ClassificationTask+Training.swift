@@ -122,7 +122,7 @@ struct ClassificationValidator: Validator {
     let evaluator: Evaluator
     let folder: ImageFolder
     let labelSmoothing: Float
-    func run() throws -> [(String, Double)] {
+    func run(epoch: Int, last: Bool) throws -> [(String, Double)] {
         let r = try evaluator.run(folder, labelSmoothing: labelSmoothing)
         return [("val_loss", r.loss), ("val_accuracy", r.top1)]
     }

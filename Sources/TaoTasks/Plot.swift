@@ -87,8 +87,9 @@ enum Plots {
         c.text("\(n)", x: px(n - 1) - 6, y: bottom + 10)
         for (k, s) in series.enumerated() {
             let color = colors[k % colors.count]
-            for i in 0..<s.count {
-                if i > 0 { c.line(px(i - 1), py(s[i - 1]), px(i), py(s[i]), color) }
+            // Epochs without a value (no validation that epoch) are gaps.
+            for i in 0..<s.count where s[i].isFinite {
+                if i > 0, s[i - 1].isFinite { c.line(px(i - 1), py(s[i - 1]), px(i), py(s[i]), color) }
                 c.fill(px(i) - 3, py(s[i]) - 3, px(i) + 4, py(s[i]) + 4, color)
             }
         }

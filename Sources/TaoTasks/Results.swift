@@ -39,7 +39,7 @@ public final class Results {
             FileManager.default.createFile(atPath: csv, contents: Data((row.map(\.0).joined(separator: ",") + "\n").utf8))
         }
         try append(csv, row.map { String(format: "%.6g", $0.1) }.joined(separator: ",") + "\n")
-        let json = "{" + row.map { "\"\($0.0)\": \(String(format: "%.6g", $0.1))" }.joined(separator: ", ") + "}\n"
+        let json = "{" + row.map { "\"\($0.0)\": \($0.1.isFinite ? String(format: "%.6g", $0.1) : "null")" }.joined(separator: ", ") + "}\n"
         try append("\(dir)/metrics.jsonl", json)
     }
 
@@ -68,7 +68,12 @@ public final class Results {
         }
         try FileManager.default.createDirectory(atPath: "\(dir)/plots", withIntermediateDirectories: true)
         try AtomicFile.write(try Plots.curves([column("loss"), column("val_loss")]), to: "\(dir)/plots/loss.png")
-        try AtomicFile.write(try Plots.curves([column("accuracy"), column("val_accuracy")], percent: true), to: "\(dir)/plots/accuracy.png")
+        if header.contains("val_accuracy") {
+            try AtomicFile.write(try Plots.curves([column("accuracy"), column("val_accuracy")], percent: true), to: "\(dir)/plots/accuracy.png")
+        }
+        if header.contains("val_mAP") {
+            try AtomicFile.write(try Plots.curves([column("val_mAP")] + header.filter { $0.hasPrefix("val_AP_") }.map(column), percent: true), to: "\(dir)/plots/mAP.png")
+        }
     }
 
     private func append(_ path: String, _ text: String) throws {

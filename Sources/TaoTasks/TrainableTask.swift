@@ -83,7 +83,9 @@ public protocol TrainingData: AnyObject {
 
 /// Measures a model being trained, e.g. validation loss and accuracy or mAP.
 public protocol Validator {
-    func run() throws -> [(String, Double)]
+    /// The metrics after `epoch` (1-based; `last` for the final one). The same names every epoch;
+    /// a validator that skips an epoch (TAO's validation period) gives NaN for each.
+    func run(epoch: Int, last: Bool) throws -> [(String, Double)]
 }
 
 extension TrainableTask {

@@ -119,7 +119,7 @@ public struct TrainingRun<Task: TrainableTask> {
             }
             let trainTime = Date().timeIntervalSince(t0)
             let trainMetrics = [("loss", lossSum / Double(steps))] + data.epochMetrics
-            let valMetrics = try validator.run()
+            let valMetrics = try validator.run(epoch: epoch + 1, last: epoch + 1 == s.epochs)
             let path = results.weightsPath(name, epoch: epoch + 1)
             var card = task.card(classes: data.classes, epoch: epoch + 1)
             (card.pruned, card.onnx) = carried
@@ -133,7 +133,7 @@ public struct TrainingRun<Task: TrainableTask> {
             results.log(String(format: "epoch %d/%d: %@ (%.0f s, %.0f img/s) -> %@", epoch + 1, s.epochs,
                                task.describe(train: trainMetrics, val: valMetrics), trainTime, Double(seen) / trainTime, path))
             var status: [String: Any] = ["state": epoch + 1 == s.epochs ? "done" : "training", "epoch": epoch + 1, "epochs": s.epochs, "checkpoint": path]
-            for (k, v) in valMetrics { status[k] = v }
+            for (k, v) in valMetrics where v.isFinite { status[k] = v }
             try results.status(status)
         }
         if startEpoch >= s.epochs { results.log("all \(s.epochs) epochs are already done in \(resultsDir)") }

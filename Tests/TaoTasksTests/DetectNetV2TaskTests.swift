@@ -71,7 +71,7 @@ final class DetectNetV2TaskTests: XCTestCase {
           objective_set { bbox { scale: 35.0 offset: 0.5 } cov { } }
         }
         evaluation_config {
-          validation_period_during_training: 1 first_validation_epoch: 1
+          validation_period_during_training: 5 first_validation_epoch: 5
           minimum_detection_ground_truth_overlap { key: "box" value: 0.5 }
           minimum_detection_ground_truth_overlap { key: "bar" value: 0.5 }
           average_precision_mode: INTEGRATE
@@ -107,6 +107,10 @@ final class DetectNetV2TaskTests: XCTestCase {
         let first = Double(rows[1][2])!, last = m["loss"]!
         XCTAssertLessThan(last, first / 4, "the cost falls: \(first) → \(last)")
         XCTAssertTrue((0...1).contains(m["val_mAP"]!))
+        // TAO's evaluation_config: validated from epoch 5, every 5 epochs; the other rows have no value.
+        XCTAssertEqual(rows.dropFirst().map { $0[3] == "nan" }, (1...20).map { $0 % 5 != 0 })
+        let plot = try ImageCodec.decode(path: "\(out)/plots/mAP.png", channels: 3)
+        XCTAssertEqual(plot.width, 640)
         let model = "\(out)/weights/resnet10_020.tao"
         let ck = try Checkpoint.read(from: model)
         let card = try XCTUnwrap(try ck.card)

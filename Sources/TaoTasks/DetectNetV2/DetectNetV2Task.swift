@@ -153,7 +153,7 @@ extension DetectNetV2Task: TrainableTask {
     }
 
     public func describe(train: [(String, Double)], val: [(String, Double)]) -> String {
-        (train + val).map { k, v in k == "val_mAP" || k.hasPrefix("val_AP") ? String(format: "%@ %.2f%%", k, 100 * v) : String(format: "%@ %.4f", k, v) }.joined(separator: ", ")
+        (train + val).filter { $0.1.isFinite }.map { k, v in k == "val_mAP" || k.hasPrefix("val_AP") ? String(format: "%@ %.2f%%", k, 100 * v) : String(format: "%@ %.4f", k, v) }.joined(separator: ", ")
     }
 }
 
@@ -271,8 +271,13 @@ struct DetectNetValidator: Validator {
     let frames: [DetectionFrame]
     let exec: Executor
 
-    func run() throws -> [(String, Double)] {
+    func run(epoch: Int, last: Bool) throws -> [(String, Double)] {
         guard !frames.isEmpty else { return [] }
+        // TAO's evaluation_config: from first_validation_epoch, every validation_period epochs (and the last).
+        let c = task.config
+        guard last || (epoch >= c.firstValidationEpoch && (epoch - c.firstValidationEpoch) % c.validationPeriod == 0) else {
+            return [("val_mAP", .nan)] + c.classes.map { ("val_AP_\($0.name)", .nan) }
+        }
         let aug = task.augmentation, mapping = ClassMapping(task.config.classMapping, targets: task.config.classes.map(\.name))
         var detections: [Detection] = [], truth: [GroundTruth] = []
         let b = exec.batch
