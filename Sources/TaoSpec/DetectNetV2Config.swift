@@ -7,7 +7,7 @@ public struct DetectNetV2Config: Sendable {
     /// their `frame/id`s are relative to.
     public struct DataSource: Sendable, Equatable { public var tfrecords: String; public var images: String }
     public enum Validation: Sendable, Equatable { case fold(Int), source(DataSource) }
-    public struct TargetClass: Sendable, Equatable {
+    public struct TargetClass: Sendable {
         public var name: String
         public var classWeight: Float, foregroundWeight: Float, coverageWeight: Float, boxWeight: Float
         // Rasterizer (bbox_rasterizer_config.target_class_config)
@@ -19,7 +19,6 @@ public struct DetectNetV2Config: Sendable {
         // Evaluation
         public var minimumOverlap: Float
         public var evaluationBox: (minHeight: Int, maxHeight: Int, minWidth: Int, maxWidth: Int)?
-        public static func == (a: TargetClass, b: TargetClass) -> Bool { a.name == b.name }
     }
 
     public var seed: UInt64

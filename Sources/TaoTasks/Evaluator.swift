@@ -106,11 +106,6 @@ extension ClassificationTask {
         return try Checkpoint(graph: r.graph, parameters: r.parameters, card: card)
     }
 
-    /// What importing an ONNX model changed (dropped Softmax, fake quantization run as identities, …), logged.
-    static func logImportNotes(_ card: ModelCard, _ path: String, _ results: Results) {
-        for line in card.onnx?.notes ?? [] { results.log("\(path): \(line)") }
-    }
-
     /// Every .jpg/.jpeg/.png under a folder, sorted.
     static func imageFiles(under dir: String) -> [String] {
         var files: [String] = []
@@ -144,16 +139,15 @@ extension ClassificationTask {
         return path
     }
 
-    /// Checks a TAO classmap.json ({"class": index, …}) against the classes the model was trained on.
-    public static func checkClassMap(_ path: String, modelPath: String) throws {
+    /// Checks a TAO classmap.json ({"class": index, …}) against the classes a model was trained on.
+    public static func checkClassMap(_ path: String, classes: [String], model: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else { throw TaskError("classmap \(path) cannot be read") }
         guard let map = try? JSONDecoder().decode([String: Int].self, from: data) else {
             throw TaskError("classmap \(path) is not a TAO class map (a JSON object of class name to index)")
         }
         let named = map.sorted { $0.value < $1.value }.map(\.key)
-        let (_, card) = try loadModel(modelPath)
-        guard named == card.classes, Set(map.values) == Set(0..<named.count) else {
-            throw TaskError("classmap \(path) lists \(named.joined(separator: ", ")), but \(modelPath) was trained on \(card.classes.joined(separator: ", "))")
+        guard named == classes, Set(map.values) == Set(0..<named.count) else {
+            throw TaskError("classmap \(path) lists \(named.joined(separator: ", ")), but \(model) was trained on \(classes.joined(separator: ", "))")
         }
     }
 
@@ -164,7 +158,7 @@ extension ClassificationTask {
         guard let data = datasetPath ?? config.evalPath else { throw TaskError("no dataset: set eval_config.eval_dataset_path") }
         let (ck, card) = try Self.loadModel(path)
         let classes = card.classes
-        Self.logImportNotes(card, path, results)
+        results.logImportNotes(card, path)
         let folder = try ImageFolder(root: data, expectedClasses: classes)
         let ev = try Evaluator(graph: ck.graph, store: ck.parameters, batch: config.evalBatchSize, prep: preprocessing(training: false),
                                workers: config.workers, int8: Self.int8Settings(card))
@@ -189,12 +183,14 @@ extension ClassificationTask {
     }
 
     /// Top-k classes with softmax scores for each image (a file or every image under a folder); writes inference.csv.
-    public func inference(modelPath: String?, images: String, resultsDir: String, batchSize: Int? = nil, quiet: Bool = false) throws -> [(String, [(String, Float)])] {
+    public func inference(modelPath: String?, images: String, resultsDir: String, batchSize: Int? = nil, classMap: String? = nil,
+                          quiet: Bool = false) throws -> [(String, [(String, Float)])] {
         let results = try Results(dir: resultsDir, quiet: quiet)
         let path = try self.modelPath(modelPath)
         let (ck, card) = try Self.loadModel(path)
         let classes = card.classes
-        Self.logImportNotes(card, path, results)
+        if let classMap { try Self.checkClassMap(classMap, classes: classes, model: path) }
+        results.logImportNotes(card, path)
         var files: [String] = []
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: images, isDirectory: &isDir) else { throw TaskError("\(images): no such file or folder") }

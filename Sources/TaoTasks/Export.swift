@@ -7,8 +7,9 @@ import TaoRuntime
 extension ClassificationTask {
     /// `tao classification export`: writes a trained model as ONNX (opset 17, dynamic batch), with
     /// its class labels, input size and preprocessing in the metadata.
-    public static func export(modelPath: String, output: String, log: (String) -> Void = { _ in }) throws {
+    public static func export(modelPath: String, output: String, classMap: String? = nil, log: (String) -> Void = { _ in }) throws {
         let (ck, card) = try loadModel(modelPath)
+        if let classMap { try checkClassMap(classMap, classes: card.classes, model: modelPath) }
         let classes = card.classes
         try ONNXExport.write(ck.graph, ck.parameters, to: output, metadata: try onnxMetadata(card))
         let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0

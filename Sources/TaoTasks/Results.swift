@@ -27,6 +27,11 @@ public final class Results {
         LogFile.write(line)
     }
 
+    /// What importing an ONNX model changed (dropped Softmax, fake quantization run as identities, …).
+    public func logImportNotes(_ card: ModelCard?, _ path: String) {
+        for line in card?.onnx?.notes ?? [] { log("\(path): \(line)") }
+    }
+
     public func saveSpec(_ path: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else { return }
         try AtomicFile.write(data, to: "\(dir)/spec.txt")

@@ -88,11 +88,6 @@ public protocol Validator {
     func run(epoch: Int, last: Bool) throws -> [(String, Double)]
 }
 
-extension TrainableTask {
-    public func describe(train: [(String, Double)], val: [(String, Double)]) -> String {
-        (train + val).map { String(format: "%@ %.4f", $0.0.replacingOccurrences(of: "_", with: " "), $0.1) }.joined(separator: ", ")
-    }
-}
 
 /// TAO's `freeze_blocks` and `freeze_bn` for any graph: the parameters under the given name
 /// prefixes, and the batch norms there (or all of them with `freezeBN`) with their scale and shift.

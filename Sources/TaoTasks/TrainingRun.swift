@@ -52,7 +52,7 @@ public struct TrainingRun<Task: TrainableTask> {
         let pretrained = try resumed == nil ? s.pretrainedModelPath.map { try task.readModel($0) } : nil
         let start = resumed ?? pretrained
         let startCard = try start?.card
-        if pretrained != nil, let path = s.pretrainedModelPath { for note in startCard?.onnx?.notes ?? [] { results.log("\(path): \(note)") } }
+        if pretrained != nil, let path = s.pretrainedModelPath { results.logImportNotes(startCard, path) }
         let carried = (pruned: startCard?.pruned, onnx: startCard?.onnx)
 
         // Pruned and imported (ONNX) models train as they are: their own graph, not the one the spec describes.

@@ -123,9 +123,8 @@ struct Classification: ParsableCommand {
             guard let chosen = Int8Engine.Tactics(rawValue: tactics), chosen != .alternatives else { throw ValidationError("--tactics must be timed or direct, got '\(tactics)'") }
             guard let method = Int8Calibration.Method(rawValue: calAlgorithm) else { throw ValidationError("--cal_algorithm must be max or entropy, got '\(calAlgorithm)'") }
             try tao.apply()
-            if let classmap { try ClassificationTask.checkClassMap(classmap, modelPath: model) }
             let output = output ?? (model as NSString).deletingPathExtension + ".onnx"
-            try ClassificationTask.export(modelPath: model, output: output, log: say)
+            try ClassificationTask.export(modelPath: model, output: output, classMap: classmap, log: say)
             guard dataType == "int8" else { return }
             var o = ClassificationTask.Int8Export(output: output)
             (o.spec, o.imageDir, o.cacheFile, o.batches, o.batchSize) = (spec, calImageDir, calCacheFile, batches, batchSize)
@@ -167,9 +166,8 @@ struct Classification: ParsableCommand {
             try options.tao.apply(quiet: options.quiet)
             let task = try ClassificationTask(specPath: options.experimentSpec)
             let path = try task.modelPath(engineFile ?? model)
-            if let classmap { try ClassificationTask.checkClassMap(classmap, modelPath: path) }
             _ = try task.inference(modelPath: path, images: (image ?? directory)!, resultsDir: options.resultsDir ?? defaultResultsDir(forModel: path),
-                                   batchSize: batchSize, quiet: options.quiet)
+                                   batchSize: batchSize, classMap: classmap, quiet: options.quiet)
         }
     }
 

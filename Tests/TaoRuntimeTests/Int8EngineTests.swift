@@ -81,7 +81,7 @@ final class Int8EngineTests: XCTestCase {
         try fp.setInput(0, x)
         fp.forward()
         let f = fp.output().scalars
-        let err = zip(q, f).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot() / f.map { $0 * $0 }.reduce(0, +).squareRoot()
+        let err = relativeError(q, f)
         var agree = 0
         for i in 0..<16 {
             let a = Array(q[(i * 10)..<(i * 10 + 10)]), b = Array(f[(i * 10)..<(i * 10 + 10)])
@@ -117,7 +117,7 @@ final class Int8EngineTests: XCTestCase {
         fp.forward()
         for o in 0..<2 {
             let q = engine.output(o).scalars, f = fp.output(o).scalars
-            let err = zip(q, f).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot() / f.map { $0 * $0 }.reduce(0, +).squareRoot()
+            let err = relativeError(q, f)
             print("int8 detectnet_v2 output \(o): relative error \(err)")
             XCTAssertLessThan(err, 0.05, "output \(o)")
         }
@@ -171,7 +171,7 @@ final class Int8EngineTests: XCTestCase {
             try fp.setInput(0, input)
             fp.forward()
             let (q, f) = (engine.output().scalars, fp.output().scalars)
-            let err = zip(q, f).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot() / f.map { $0 * $0 }.reduce(0, +).squareRoot()
+            let err = relativeError(q, f)
             print("int8 \(pre) … \(post)\(reuse ? ", addend copied" : ""): relative error \(err)")
             XCTAssertLessThan(err, 0.02, "\(pre), \(post)")
         }
@@ -219,5 +219,10 @@ extension Int8EngineTests {
         // Uniform on [0, 1]: nothing to clip.
         let uniform = [Double](repeating: 100, count: bins)
         XCTAssertGreaterThanOrEqual(Int8Calibration.threshold(uniform), bins * 9 / 10)
+    }
+
+    /// ‖q − f‖ / ‖f‖.
+    func relativeError(_ q: [Float], _ f: [Float]) -> Float {
+        zip(q, f).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot() / f.map { $0 * $0 }.reduce(0, +).squareRoot()
     }
 }

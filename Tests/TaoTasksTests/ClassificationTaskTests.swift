@@ -129,9 +129,9 @@ final class ClassificationTaskTests: XCTestCase {
         XCTAssertEqual(try Checkpoint.read(from: "\(out)/old_pruned.tao").card?.pruned?.threshold, 0.3)
         try ClassificationTask.export(modelPath: old, output: "\(out)/old.onnx")
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/old.onnx"))
-        try ClassificationTask.checkClassMap("\(out)/classmap.json", modelPath: old)
+        try ClassificationTask.export(modelPath: old, output: "\(out)/old.onnx", classMap: "\(out)/classmap.json")
         try JSONSerialization.data(withJSONObject: ["left": 0, "top": 1, "right": 2]).write(to: URL(fileURLWithPath: "\(out)/other.json"))
-        XCTAssertThrowsError(try ClassificationTask.checkClassMap("\(out)/other.json", modelPath: old)) {
+        XCTAssertThrowsError(try task.inference(modelPath: old, images: "\(dir.path)/val/left", resultsDir: out, classMap: "\(out)/other.json", quiet: true)) {
             XCTAssertTrue("\($0)".contains("lists left, top, right, but"), "\($0)")
         }
     }
