@@ -29,8 +29,8 @@ extension ONNXExport {
     }
 
     public static func writeQDQ(_ graph: Graph, _ store: ParameterStore, ranges: [String: Float], to path: String,
-                                metadata: [String: String] = [:]) throws {
-        try AtomicFile.write(try qdqModel(graph, store, ranges: ranges, metadata: metadata).serializedData(), to: path)
+                                metadata: [String: String] = [:], outputNames: [String] = ["logits"]) throws {
+        try AtomicFile.write(try qdqModel(graph, store, ranges: ranges, metadata: metadata, outputNames: outputNames).serializedData(), to: path)
     }
 }
 

@@ -26,7 +26,7 @@ extension ClassificationTask: TrainableTask {
 
     public func buildModel(classes: [String]) throws -> Graph { try Self.buildModel(config, classes: classes.count) }
 
-    public func readModel(_ path: String) throws -> Checkpoint { try Self.readCheckpoint(path, inputShape: config.inputShape) }
+    public func readModel(_ path: String) throws -> Checkpoint { try Self.readClassifier(path, inputShape: config.inputShape) }
 
     public func adapt(_ graph: Graph, classes: [String], source: String, card: ModelCard) throws -> Graph {
         let modelClasses = graph.shape(of: graph.outputs[0])

@@ -19,29 +19,46 @@ public struct EvaluationResult: Sendable {
     public var perClass: [(precision: Double, recall: Double, f1: Double)] { ConfusionMatrix(counts: confusion).perClass }
 }
 
-/// Runs a graph in inference mode (fp32, or through the INT8 engine when calibration ranges are
-/// given) over folders of images, in order.
-final class Evaluator {
+/// A model in inference mode, fp32 through the executor or through the INT8 engine when
+/// calibration ranges are given, with its input and outputs as pointers.
+final class ModelRunner {
     let exec: Executor?
     let int8: Int8Engine?
     let batch: Int
-    let prep: Preprocessing
-    let workers: Int
 
-    init(graph: Graph, store: ParameterStore, batch: Int, prep: Preprocessing, workers: Int,
-         int8 settings: (ranges: [String: Float], tactics: Int8Engine.Tactics)? = nil) throws {
+    init(graph: Graph, store: ParameterStore, batch: Int, int8 settings: (ranges: [String: Float], tactics: Int8Engine.Tactics)? = nil) throws {
         if let (r, tactics) = settings {
             (exec, int8) = (nil, try Int8Engine(graph: graph, parameters: store, maxAbs: r, batch: batch, tactics: tactics))
         } else {
             (exec, int8) = (try Executor(graph: graph, batch: batch, mode: .inference, parameters: store), nil)
         }
-        self.batch = batch; self.prep = prep; self.workers = workers
+        self.batch = batch
     }
 
     func inputPointer() -> UnsafeMutablePointer<Float> { exec?.inputPointer(0) ?? int8!.inputPointer() }
     func forward() { if let exec { exec.forward() } else { int8!.forward() } }
-    func outputPointer() -> UnsafeMutablePointer<Float> { exec?.outputPointer() ?? int8!.outputPointer() }
-    func outputShape() -> [Int] { exec?.outputShape().dims ?? int8!.outputShape }
+    func outputPointer(_ i: Int = 0) -> UnsafeMutablePointer<Float> { exec?.outputPointer(i) ?? int8!.outputPointer(i) }
+    func outputShape(_ i: Int = 0) -> [Int] { exec?.outputShape(i).dims ?? int8!.outputShape(i) }
+}
+
+/// Runs a classifier over folders of images, in order.
+final class Evaluator {
+    let runner: ModelRunner
+    let prep: Preprocessing
+    let workers: Int
+    var batch: Int { runner.batch }
+    var int8: Int8Engine? { runner.int8 }
+
+    init(graph: Graph, store: ParameterStore, batch: Int, prep: Preprocessing, workers: Int,
+         int8 settings: (ranges: [String: Float], tactics: Int8Engine.Tactics)? = nil) throws {
+        runner = try ModelRunner(graph: graph, store: store, batch: batch, int8: settings)
+        self.prep = prep; self.workers = workers
+    }
+
+    func inputPointer() -> UnsafeMutablePointer<Float> { runner.inputPointer() }
+    func forward() { runner.forward() }
+    func outputPointer() -> UnsafeMutablePointer<Float> { runner.outputPointer() }
+    func outputShape() -> [Int] { runner.outputShape() }
 
     /// Logits of every image of `folder`, in its order, passed to `visit(batch, logits pointer)`.
     func forEachBatch(_ folder: ImageFolder, _ visit: (Batch, UnsafePointer<Float>) throws -> Void) throws {
@@ -89,10 +106,14 @@ final class Evaluator {
     }
 }
 
-extension ClassificationTask {
+extension ClassificationTask: ModelTask {
+    public static var taskName: String { "classification" }
+
+    public static func readCheckpoint(_ path: String) throws -> Checkpoint { try readClassifier(path) }
+
     /// A checkpoint of ours, or an ONNX model imported into one (class labels from its metadata:
-    /// our "classes" JSON or a PaddleOCR-style "character" list).
-    static func readCheckpoint(_ path: String, inputShape: [Int]? = nil) throws -> Checkpoint {
+    /// our model card, our "classes" JSON or a PaddleOCR-style "character" list).
+    static func readClassifier(_ path: String, inputShape: [Int]? = nil) throws -> Checkpoint {
         guard path.lowercased().hasSuffix(".onnx") else { return try Checkpoint.read(from: path) }
         let r = try ONNXImport.read(path, inputShape: inputShape)
         let outputs = r.graph.shape(of: r.graph.outputs[0])
@@ -102,53 +123,18 @@ extension ClassificationTask {
         if labels?.count != outputs[0] { labels = (0..<outputs[0]).map { "class_\($0)" } }
         var card = ModelCard(task: "classification", arch: "onnx", classes: labels!, inputShape: r.graph.shape(of: r.graph.inputs[0]).dims,
                              preprocessMode: r.metadata["preprocess_mode"], decoding: .classifierLogits)
+        if let json = r.metadata[ModelCard.key], let own = try? JSONDecoder().decode(ModelCard.self, from: Data(json.utf8)),
+           own.task == taskName, own.classes.count == outputs[0] {
+            card = own
+        }
         card.onnx = ModelCard.ONNXOrigin(path: path, notes: r.notes)
         return try Checkpoint(graph: r.graph, parameters: r.parameters, card: card)
-    }
-
-    /// Every .jpg/.jpeg/.png under a folder, sorted.
-    static func imageFiles(under dir: String) -> [String] {
-        var files: [String] = []
-        let e = FileManager.default.enumerator(atPath: dir)
-        while let f = e?.nextObject() as? String {
-            let name = (f as NSString).lastPathComponent
-            if !name.hasPrefix("."), ImageFolder.extensions.contains((f as NSString).pathExtension.lowercased()) { files.append("\(dir)/\(f)") }
-        }
-        return files.sorted()
-    }
-
-    /// The calibration ranges and kernel choice of an INT8 engine file (nil for an fp32 model).
-    static func int8Settings(_ card: ModelCard) throws -> (ranges: [String: Float], tactics: Int8Engine.Tactics)? {
-        guard let r = card.int8 else { return nil }
-        guard let t = Int8Engine.Tactics(rawValue: r.tactics) else { throw TaskError("the engine file names unknown INT8 tactics '\(r.tactics)'") }
-        return (r.ranges, t)
-    }
-
-    /// Loads a classification model of ours (or an ONNX model) with its card.
-    static func loadModel(_ path: String) throws -> (Checkpoint, ModelCard) {
-        let ck = try readCheckpoint(path)
-        guard let card = try ck.card, card.task == "classification", !card.classes.isEmpty else {
-            throw TaskError("\(path) is not a classification model of tao-swift")
-        }
-        return (ck, card)
     }
 
     /// The model a command runs: `given` (-m), else the spec's eval_config.model_path.
     public func modelPath(_ given: String?) throws -> String {
         guard let path = given ?? config.evalModelPath else { throw TaskError("no model: pass -m MODEL or set eval_config.model_path") }
         return path
-    }
-
-    /// Checks a TAO classmap.json ({"class": index, …}) against the classes a model was trained on.
-    public static func checkClassMap(_ path: String, classes: [String], model: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw TaskError("classmap \(path) cannot be read") }
-        guard let map = try? JSONDecoder().decode([String: Int].self, from: data) else {
-            throw TaskError("classmap \(path) is not a TAO class map (a JSON object of class name to index)")
-        }
-        let named = map.sorted { $0.value < $1.value }.map(\.key)
-        guard named == classes, Set(map.values) == Set(0..<named.count) else {
-            throw TaskError("classmap \(path) lists \(named.joined(separator: ", ")), but \(model) was trained on \(classes.joined(separator: ", "))")
-        }
     }
 
     /// Evaluates a trained model on the spec's eval_config dataset (or `datasetPath`); writes evaluation.json.
@@ -191,14 +177,7 @@ extension ClassificationTask {
         let classes = card.classes
         if let classMap { try Self.checkClassMap(classMap, classes: classes, model: path) }
         results.logImportNotes(card, path)
-        var files: [String] = []
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: images, isDirectory: &isDir) else { throw TaskError("\(images): no such file or folder") }
-        if isDir.boolValue {
-            files = Self.imageFiles(under: images)
-        } else {
-            files = [images]
-        }
+        let files = try imageFiles(under: images)
         guard !files.isEmpty else { throw TaskError("\(images): no .jpg, .jpeg or .png images found") }
         let folder = ImageFolder(paths: files)
         let ev = try Evaluator(graph: ck.graph, store: ck.parameters, batch: min(batchSize ?? config.evalBatchSize, files.count), prep: preprocessing(training: false),

@@ -62,6 +62,14 @@ public struct ModelCard: Codable, Sendable, Equatable {
         /// DetectNet_v2: coverage [N, C, H/stride, W/stride] and box distances [N, 4C, …] in units of
         /// `scale` from each cell's anchor (column·stride + offset, row·stride + offset).
         case detectNetV2(stride: Int, scale: Float, offset: Float)
+
+        /// The outputs' names in exported ONNX files (DetectNet_v2's as TAO's export names its nodes).
+        public var outputNames: [String] {
+            switch self {
+            case .classifierLogits: ["logits"]
+            case .detectNetV2: ["output_cov", "output_bbox"]
+            }
+        }
     }
 
     /// The graph trains as it is (pruned or imported), not as the spec would build it.

@@ -1,5 +1,6 @@
 import Foundation
 import TaoData
+import TaoMetrics
 
 /// A small RGB raster for the results folder's plots (PNG through libspng): lines, boxes and a
 /// 3×5 digit font for tick labels. Curves are labelled by file name and color, not by text.
@@ -19,7 +20,9 @@ struct Canvas {
     }
 
     mutating func fill(_ x0: Int, _ y0: Int, _ x1: Int, _ y1: Int, _ c: (UInt8, UInt8, UInt8)) {
-        for y in max(0, y0)..<min(height, y1) { for x in max(0, x0)..<min(width, x1) { set(x, y, c) } }
+        let (ya, yb, xa, xb) = (max(0, y0), min(height, y1), max(0, x0), min(width, x1))
+        guard ya < yb, xa < xb else { return }
+        for y in ya..<yb { for x in xa..<xb { set(x, y, c) } }
     }
 
     /// A line two pixels thick (Bresenham).
@@ -114,5 +117,59 @@ enum Plots {
             }
         }
         return try c.png()
+    }
+}
+
+extension Plots {
+    /// Precision (y) against recall (x), both 0…1, one curve per class in the class colours.
+    static func precisionRecall(_ curves: [(recall: [Double], precision: [Double])]) throws -> Data {
+        var c = Canvas(width: 520, height: 440)
+        let (left, right, top, bottom) = (60, 500, 20, 400)
+        func px(_ v: Double) -> Int { left + Int(v * Double(right - left)) }
+        func py(_ v: Double) -> Int { bottom - Int(v * Double(bottom - top)) }
+        for t in 0...4 {
+            let v = Double(t) / 4
+            c.line(left, py(v), right, py(v), (225, 225, 225), thick: false)
+            c.line(px(v), top, px(v), bottom, (225, 225, 225), thick: false)
+            c.text(String(format: "%.2f", v), x: 4, y: py(v) - 5)
+            c.text(String(format: "%.2f", v), x: px(v) - 14, y: bottom + 10)
+        }
+        c.line(left, top, left, bottom, (0, 0, 0), thick: false)
+        c.line(left, bottom, right, bottom, (0, 0, 0), thick: false)
+        for (k, curve) in curves.enumerated() {
+            let color = colors[k % colors.count]
+            var last: (Int, Int)? = nil
+            for (r, p) in zip(curve.recall, curve.precision) {
+                let point = (px(r), py(p))
+                if let l = last { c.line(l.0, l.1, point.0, point.1, color) }
+                last = point
+            }
+        }
+        return try c.png()
+    }
+}
+
+/// Boxes drawn on an image (RGB out, a grayscale image is expanded), each with its score above it.
+enum Annotation {
+    static func draw(_ img: Image, boxes: [(box: Box, color: (UInt8, UInt8, UInt8), score: Double)], lineWidth: Int) -> Image {
+        var c = Canvas(width: img.width, height: img.height)
+        for i in 0..<(img.width * img.height) {
+            for k in 0..<3 { c.pixels[i * 3 + k] = img.pixels[i * img.channels + (img.channels == 3 ? k : 0)] }
+        }
+        let w = max(1, lineWidth)
+        for (b, color, score) in boxes {
+            let (x1, y1, x2, y2) = (Int(b.x1.rounded()), Int(b.y1.rounded()), Int(b.x2.rounded()) - 1, Int(b.y2.rounded()) - 1)
+            for t in 0..<w {
+                c.fill(x1 - t, y1 - t, x2 + t + 1, y1 - t + 1, color)
+                c.fill(x1 - t, y2 + t, x2 + t + 1, y2 + t + 1, color)
+                c.fill(x1 - t, y1 - t, x1 - t + 1, y2 + t + 1, color)
+                c.fill(x2 + t, y1 - t, x2 + t + 1, y2 + t + 1, color)
+            }
+            let label = String(format: "%.2f", score)
+            let ty = y1 - w - 12 >= 0 ? y1 - w - 12 : y1 + w + 1
+            c.fill(x1 - w, ty, x1 - w + label.count * 8 + 2, ty + 12, color)
+            c.text(label, x: x1 - w + 2, y: ty + 1, scale: 2, (255, 255, 255))
+        }
+        return Image(width: img.width, height: img.height, channels: 3, pixels: c.pixels)
     }
 }

@@ -4,8 +4,7 @@ import TaoData
 import TaoGraph
 import TaoMetrics
 @testable import TaoTasks
-import TaoRuntime
-import TaoTensor
+import TaoPrune
 import TaoRuntime
 import TaoTensor
 
@@ -39,7 +38,7 @@ final class DetectNetV2TaskTests: XCTestCase {
     }
     override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
-    func spec(epochs: Int) throws -> String {
+    func spec(epochs: Int, extraModel: String = "", extraEval: String = "") throws -> String {
         func cls(_ name: String) -> String {
             """
             target_classes { name: "\(name)" class_weight: 1.0 coverage_foreground_weight: 0.5
@@ -69,12 +68,14 @@ final class DetectNetV2TaskTests: XCTestCase {
         model_config {
           arch: "resnet" num_layers: 10 use_batch_norm: true all_projections: true
           objective_set { bbox { scale: 35.0 offset: 0.5 } cov { } }
+          \(extraModel)
         }
         evaluation_config {
           validation_period_during_training: 5 first_validation_epoch: 5
           minimum_detection_ground_truth_overlap { key: "box" value: 0.5 }
           minimum_detection_ground_truth_overlap { key: "bar" value: 0.5 }
           average_precision_mode: INTEGRATE
+          \(extraEval)
         }
         cost_function_config { \(cls("box")) \(cls("bar")) enable_autoweighting: false max_objective_weight: 0.9999 min_objective_weight: 0.0001 }
         training_config {
@@ -88,7 +89,7 @@ final class DetectNetV2TaskTests: XCTestCase {
         }
         bbox_rasterizer_config { \(raster("box")) \(raster("bar")) deadzone_radius: 0.67 }
         """
-        let path = "\(dir!)/spec-\(epochs).txt"
+        let path = "\(dir!)/spec-\(epochs)-\(abs((extraModel + extraEval).hashValue)).txt"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
@@ -142,5 +143,97 @@ final class DetectNetV2TaskTests: XCTestCase {
         let again = try Checkpoint.read(from: model)
         for i in 0..<ck.parameters.count { XCTAssertEqual(ck.parameters[i].scalars, again.parameters[i].scalars, ck.graph.parameters[i].name) }
         XCTAssertTrue(try String(contentsOfFile: "\(out)/train.log", encoding: .utf8).contains("resuming after epoch 19"))
+    }
+
+    /// evaluate, inference, prune (and retraining the pruned model), ONNX and INT8 export on a
+    /// briefly trained model, each checked against what it must equal: evaluate against the
+    /// training run's validation, inference on a 2× image against the same image at 1×, the
+    /// evaluation box filter against its definition.
+    func testEvaluateInferencePruneAndExportAModel() throws {
+        let specPath = try spec(epochs: 3)
+        let task = try DetectNetV2Task(specPath: specPath)
+        let out = "\(dir!)/run"
+        let m = try task.train(resultsDir: out, quiet: true)
+        let model = "\(out)/weights/resnet10_003.tao"
+
+        // evaluate: the training run's last validation, with evaluation.json and the PR curves.
+        let e = try task.evaluate(modelPath: model, resultsDir: out, quiet: true)
+        XCTAssertEqual(e.mAP, m["val_mAP"]!, accuracy: 1e-12)
+        XCTAssertEqual(e.images, 15)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(out)/evaluation.json"))) as! [String: Any]
+        let perClass = try XCTUnwrap(json["per_class"] as? [[String: Any]])
+        XCTAssertEqual(perClass.map { $0["class"] as? String }, ["box", "bar"])
+        let truth = try DetectionData(task).val.flatMap(\.objects)
+        XCTAssertEqual(perClass.map { $0["ground_truth"] as? Int }, [truth.filter { $0.className == "box" }.count, truth.filter { $0.className == "bar" }.count])
+        XCTAssertEqual(try ImageCodec.decode(path: "\(out)/plots/pr_curves.png", channels: 3).width, 520)
+        // evaluation_box_config: no box is 1000 pixels tall, so "box" has no ground truth and no AP; "bar" is unchanged.
+        let filtered = try DetectNetV2Task(specPath: try spec(epochs: 3, extraEval: "evaluation_box_config { key: \"box\" value { minimum_height: 1000 maximum_height: 9999 minimum_width: 0 maximum_width: 9999 } }"))
+        let f = try filtered.evaluate(modelPath: model, resultsDir: "\(dir!)/filtered", quiet: true)
+        XCTAssertNil(f.perClass[0].ap)
+        XCTAssertEqual(f.perClass[0].groundTruth, 0)
+        XCTAssertEqual(f.perClass[1].ap, e.perClass[1].ap)
+
+        // inference: a validation image and the same image at twice the size (each pixel 2×2) give
+        // the same network input, so the second's boxes are the first's, doubled.
+        let images = "\(dir!)/infer", frame = try DetectionData(task).val[0]
+        try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
+        let img = try ImageCodec.decode(path: frame.imagePath, channels: 3)
+        var big = Image(width: 2 * img.width, height: 2 * img.height, channels: 3, pixels: [UInt8](repeating: 0, count: 4 * img.pixels.count))
+        for y in 0..<big.height { for x in 0..<big.width { for c in 0..<3 { big.pixels[(y * big.width + x) * 3 + c] = img.pixels[((y / 2) * img.width + x / 2) * 3 + c] } } }
+        try Data(try ImageCodec.encodePNG(img)).write(to: URL(fileURLWithPath: "\(images)/a.png"))
+        try Data(try ImageCodec.encodePNG(big)).write(to: URL(fileURLWithPath: "\(images)/b.png"))
+        let inferSpec = "\(dir!)/infer.txt"
+        let handler = { (name: String, color: String) in
+            "classwise_bbox_handler_config { key: \"\(name)\" value: { confidence_model: \"aggregate_cov\" output_map: \"\(name)\" bbox_color { \(color) } clustering_config { coverage_threshold: 0.005 dbscan_eps: 0.5 dbscan_min_samples: 0.05 dbscan_confidence_threshold: 0.01 minimum_bounding_box_height: 2 } } }"
+        }
+        try """
+        inferencer_config { target_classes: "box" target_classes: "bar" image_width: 96 image_height: 64 image_channels: 3 batch_size: 2 gpu_index: 0
+          tlt_config { model: "\(model)" } }
+        bbox_handler_config { kitti_dump: true disable_overlay: false overlay_linewidth: 2 \(handler("box", "R: 0 G: 255 B: 0")) \(handler("default", "R: 255 G: 0 B: 0")) }
+        """.write(toFile: inferSpec, atomically: true, encoding: .utf8)
+        let found = try DetectNetV2Task.inference(specPath: inferSpec, modelPath: nil, images: images, outputDir: "\(dir!)/inferred", quiet: true)
+        XCTAssertEqual(found.map { ($0.0 as NSString).lastPathComponent }, ["a.png", "b.png"])
+        let small = try KITTI.read("\(dir!)/inferred/labels/a.txt"), large = try KITTI.read("\(dir!)/inferred/labels/b.txt")
+        XCTAssertFalse(small.isEmpty, "a low confidence threshold lets detections through")
+        XCTAssertEqual(small.count, large.count)
+        for (s, l) in zip(small, large) {
+            XCTAssertEqual(s.className, l.className)
+            XCTAssertTrue(["box", "bar"].contains(s.className))
+            for (a, b) in [(s.x1, l.x1), (s.y1, l.y1), (s.x2, l.x2), (s.y2, l.y2)] { XCTAssertEqual(2 * a, b, accuracy: 0.03) }
+            XCTAssertEqual(try XCTUnwrap(s.score), try XCTUnwrap(l.score), accuracy: 1e-4)
+        }
+        let annotated = try ImageCodec.decode(path: "\(dir!)/inferred/images_annotated/b.png", channels: 3)
+        XCTAssertEqual([annotated.width, annotated.height], [192, 128])
+        XCTAssertThrowsError(try DetectNetV2Task.inference(specPath: specPath, modelPath: model, images: images, outputDir: "\(dir!)/x", quiet: true)) {
+            XCTAssertTrue("\($0)".contains(":1: random_seed: unknown field"), "a training spec is not an inference spec: \($0)")
+        }
+
+        // prune: the heads keep their channels, the report has the mAP before and after; the pruned model retrains.
+        var o = PruneOptions(); o.threshold = 0.5; o.minFilters = 8
+        let pruned = "\(dir!)/pruned.tao"
+        let r = try DetectNetV2Task.prune(modelPath: model, output: pruned, options: o, task: task, bnImages: 16, resultsDir: "\(dir!)/prune", quiet: true)
+        XCTAssertLessThan(r.parametersAfter, r.parametersBefore)
+        let p = try Checkpoint.read(from: pruned), full = try Checkpoint.read(from: model)
+        XCTAssertEqual(p.graph.outputs.map { p.graph.shape(of: $0) }, full.graph.outputs.map { full.graph.shape(of: $0) })
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir!)/prune/prune_report.json"))) as! [String: Any]
+        XCTAssertEqual(try XCTUnwrap(report["val_mAP_before"] as? Double), e.mAP, accuracy: 1e-12)
+        XCTAssertNotNil(report["val_mAP_after_pruning"] as? Double)
+        let retrained = try DetectNetV2Task(specPath: try spec(epochs: 1, extraModel: "pretrained_model_file: \"\(pruned)\"")).train(resultsDir: "\(dir!)/retrain", quiet: true)
+        XCTAssertNotNil(retrained["val_mAP"])
+        let again = try Checkpoint.read(from: "\(dir!)/retrain/weights/resnet10_001.tao")
+        XCTAssertEqual(again.graph.parameters.map(\.shape), p.graph.parameters.map(\.shape), "the pruned graph trains as it is")
+
+        // export: the ONNX file carries the card and evaluates as the checkpoint does; INT8 engine evaluates close to fp32.
+        let onnx = "\(dir!)/model.onnx"
+        try DetectNetV2Task.export(modelPath: model, output: onnx)
+        XCTAssertEqual(try DetectNetV2Task.loadModel(onnx).1.classes, ["box", "bar"])
+        XCTAssertEqual(try task.evaluate(modelPath: onnx, resultsDir: "\(dir!)/onnx", quiet: true).mAP, e.mAP, accuracy: 0.02)
+        var x = Int8ExportOptions(output: onnx)
+        (x.spec, x.imageDir, x.batches, x.batchSize, x.tactics) = (specPath, "\(dir!)/kitti/images", 2, 8, .direct)
+        let files = try DetectNetV2Task.exportInt8(modelPath: model, x)
+        let int8 = try task.evaluate(modelPath: files.engine, resultsDir: "\(dir!)/int8", quiet: true)
+        XCTAssertEqual(int8.mAP, e.mAP, accuracy: 0.1)
+        XCTAssertTrue(try String(contentsOfFile: "\(dir!)/int8/train.log", encoding: .utf8).contains("(INT8 engine)"))
+        XCTAssertThrowsError(try ClassificationTask.loadModel(model)) { XCTAssertTrue("\($0)".contains("it is a detectnet_v2 model"), "\($0)") }
     }
 }

@@ -69,9 +69,9 @@ public struct DetectNetV2Task {
 
     /// Detections per image and class from the two outputs of a batch: every cell whose coverage is
     /// above the class's threshold proposes its decoded box, and the proposals are clustered.
-    public func detections(coverage: UnsafePointer<Float>, boxes: UnsafePointer<Float>, batch: Int) -> [[[ScoredBox]]] {
-        let g = grid, (h, w, n) = (g.height, g.width, config.classes.count), cells = g.height * g.width
-        let clusters = clustering
+    public static func detections(coverage: UnsafePointer<Float>, boxes: UnsafePointer<Float>, batch: Int,
+                                  grid g: DetectNetGrid, clustering clusters: [ClusteringConfig]) -> [[[ScoredBox]]] {
+        let (h, w, n) = (g.height, g.width, clusters.count), cells = g.height * g.width
         return (0..<batch).map { img in
             (0..<n).map { c in
                 var proposals: [ScoredBox] = []
@@ -86,6 +86,11 @@ public struct DetectNetV2Task {
                 return BoxClustering.cluster(proposals, clusters[c])
             }
         }
+    }
+
+    /// The detections of a batch with this spec's grid and postprocessing_config.
+    public func detections(coverage: UnsafePointer<Float>, boxes: UnsafePointer<Float>, batch: Int) -> [[[ScoredBox]]] {
+        Self.detections(coverage: coverage, boxes: boxes, batch: batch, grid: grid, clustering: clustering)
     }
 }
 
@@ -149,7 +154,7 @@ extension DetectNetV2Task: TrainableTask {
 
     public func makeValidator(graph: Graph, store: ParameterStore, data: any TrainingData) throws -> any Validator {
         let d = data as! DetectionData
-        return DetectNetValidator(task: self, frames: d.val, exec: try Executor(graph: graph, batch: min(config.batchSize, max(d.val.count, 1)), mode: .inference, parameters: store))
+        return DetectNetValidator(task: self, frames: d.val, runner: try ModelRunner(graph: graph, store: store, batch: min(config.batchSize, max(d.val.count, 1))))
     }
 
     public func describe(train: [(String, Double)], val: [(String, Double)]) -> String {
@@ -178,25 +183,7 @@ final class DetectionData: TrainingData {
         let c = task.config
         self.task = task
         mapping = ClassMapping(c.classMapping, targets: c.classes.map(\.name))
-        var folds: [(frame: DetectionFrame, fold: Int?)] = []
-        for s in c.sources {
-            for file in try DetectionRecords.files(matching: s.tfrecords) {
-                // TAO's file names carry the fold: <prefix>-fold-000-of-002[-shard-…].
-                let fold = file.range(of: "-fold-").flatMap { Int(file[$0.upperBound...].prefix(3)) }
-                folds += try DetectionRecords.read([file], imageDirectory: s.images, imageExtension: c.imageExtension).map { ($0, fold) }
-            }
-        }
-        switch c.validation {
-        case .fold(let f)?:
-            train = folds.filter { $0.fold != f }.map(\.frame)
-            val = folds.filter { $0.fold == f }.map(\.frame)
-            guard !val.isEmpty else { throw TaskError("validation_fold \(f): no TFRecord file of \(c.sources.map(\.tfrecords).joined(separator: ", ")) is named -fold-\(String(format: "%03d", f))-") }
-        case .source(let s)?:
-            train = folds.map(\.frame)
-            val = try DetectionRecords.read(try DetectionRecords.files(matching: s.tfrecords), imageDirectory: s.images, imageExtension: c.imageExtension)
-        case nil:
-            train = folds.map(\.frame); val = []
-        }
+        (train, val) = try task.frames()
         guard train.count >= c.batchSize else { throw TaskError("the training data has \(train.count) frames, fewer than one batch of \(c.batchSize)") }
     }
 
@@ -269,7 +256,7 @@ final class DetectionData: TrainingData {
 struct DetectNetValidator: Validator {
     let task: DetectNetV2Task
     let frames: [DetectionFrame]
-    let exec: Executor
+    let runner: ModelRunner
 
     func run(epoch: Int, last: Bool) throws -> [(String, Double)] {
         guard !frames.isEmpty else { return [] }
@@ -278,31 +265,7 @@ struct DetectNetValidator: Validator {
         guard last || (epoch >= c.firstValidationEpoch && (epoch - c.firstValidationEpoch) % c.validationPeriod == 0) else {
             return [("val_mAP", .nan)] + c.classes.map { ("val_AP_\($0.name)", .nan) }
         }
-        let aug = task.augmentation, mapping = ClassMapping(task.config.classMapping, targets: task.config.classes.map(\.name))
-        var detections: [Detection] = [], truth: [GroundTruth] = []
-        let b = exec.batch
-        for start in stride(from: 0, to: frames.count, by: b) {
-            let chunk = Array(frames[start..<min(start + b, frames.count)])
-            let input = exec.inputPointer(0)
-            let per = aug.channels * aug.width * aug.height
-            input.update(repeating: 0, count: b * per)
-            for (k, f) in chunk.enumerated() {
-                var none: SplitMix64? = nil
-                let s = try DetectionData.sample(f, aug, mapping: mapping, rng: &none)
-                s.input.withUnsafeBufferPointer { input.advanced(by: k * per).update(from: $0.baseAddress!, count: per) }
-                for o in s.objects { truth.append(GroundTruth(image: start + k, classIndex: o.classIndex, box: o.box)) }
-            }
-            exec.forward()
-            let found = task.detections(coverage: exec.outputPointer(0), boxes: exec.outputPointer(1), batch: chunk.count)
-            for (k, perClass) in found.enumerated() {
-                for (c, boxes) in perClass.enumerated() {
-                    for d in boxes { detections.append(Detection(image: start + k, classIndex: c, box: d.box, score: d.score)) }
-                }
-            }
-        }
-        let aps = AveragePrecision.evaluate(detections: detections, groundTruth: truth, classes: task.config.classes.count,
-                                            iouThreshold: task.config.classes.map { Double($0.minimumOverlap) },
-                                            mode: task.config.apMode == "integrate" ? .integrate : .sample)
-        return [("val_mAP", AveragePrecision.mean(aps))] + zip(task.config.classes, aps).map { ("val_AP_\($0.name)", $1.ap ?? 0) }
+        let aps = try task.evaluate(frames, runner, grid: task.grid)
+        return [("val_mAP", AveragePrecision.mean(aps))] + zip(c.classes, aps).map { ("val_AP_\($0.name)", $1.ap ?? 0) }
     }
 }

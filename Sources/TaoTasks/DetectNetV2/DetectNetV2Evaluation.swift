@@ -1,0 +1,301 @@
+import Foundation
+import TaoData
+import TaoGraph
+import TaoMetrics
+import TaoRuntime
+import TaoSpec
+import TaoTensor
+
+/// The AP of every class of a DetectNet_v2 model on a set of frames, with its precision-recall curves.
+public struct DetectionEvaluation: Sendable {
+    public var classes: [String]
+    public var perClass: [ClassAP]
+    public var images: Int
+    /// Mean over the classes with ground truth.
+    public var mAP: Double { AveragePrecision.mean(perClass) }
+}
+
+extension DetectNetV2Task {
+    /// The training and validation frames of dataset_config: the validation fold's files (TAO names
+    /// them <prefix>-fold-000-of-002…) or the validation data source.
+    func frames() throws -> (train: [DetectionFrame], val: [DetectionFrame]) {
+        let c = config
+        var folds: [(frame: DetectionFrame, fold: Int?)] = []
+        for s in c.sources {
+            for file in try DetectionRecords.files(matching: s.tfrecords) {
+                let fold = file.range(of: "-fold-").flatMap { Int(file[$0.upperBound...].prefix(3)) }
+                folds += try DetectionRecords.read([file], imageDirectory: s.images, imageExtension: c.imageExtension).map { ($0, fold) }
+            }
+        }
+        switch c.validation {
+        case .fold(let f)?:
+            let val = folds.filter { $0.fold == f }.map(\.frame)
+            guard !val.isEmpty else { throw TaskError("validation_fold \(f): no TFRecord file of \(c.sources.map(\.tfrecords).joined(separator: ", ")) is named -fold-\(String(format: "%03d", f))-") }
+            return (folds.filter { $0.fold != f }.map(\.frame), val)
+        case .source(let s)?:
+            return (folds.map(\.frame), try DetectionRecords.read(try DetectionRecords.files(matching: s.tfrecords), imageDirectory: s.images, imageExtension: c.imageExtension))
+        case nil:
+            return (folds.map(\.frame), [])
+        }
+    }
+
+    /// TAO's evaluation_box_config: a box (ground truth or detection) counts only within the class's
+    /// height and width limits.
+    func withinEvaluationBox(_ b: Box, classIndex: Int) -> Bool {
+        guard let e = config.classes[classIndex].evaluationBox else { return true }
+        let (w, h) = (b.x2 - b.x1, b.y2 - b.y1)
+        return h >= Double(e.minHeight) && w >= Double(e.minWidth) && h <= Double(e.maxHeight) && w <= Double(e.maxWidth)
+    }
+
+    /// Runs `frames` (on the training canvas, unaugmented) through `runner` and matches the clustered
+    /// detections to the labels as TAO's evaluator does: coordinates rounded to pixels, boxes
+    /// outside evaluation_box_config left out, each class at its minimum overlap.
+    func evaluate(_ frames: [DetectionFrame], _ runner: ModelRunner, grid: DetectNetGrid) throws -> [ClassAP] {
+        let aug = augmentation, mapping = ClassMapping(config.classMapping, targets: config.classes.map(\.name))
+        var detections: [Detection] = [], truth: [GroundTruth] = []
+        let b = runner.batch, per = aug.channels * aug.width * aug.height
+        func rounded(_ x: Box) -> Box { Box(x.x1.rounded(), x.y1.rounded(), x.x2.rounded(), x.y2.rounded()) }
+        for start in stride(from: 0, to: frames.count, by: b) {
+            let chunk = Array(frames[start..<min(start + b, frames.count)])
+            let samples = try parallelMap(chunk.count) { k -> DetectionSample in
+                var none: SplitMix64? = nil
+                return try DetectionData.sample(chunk[k], aug, mapping: mapping, rng: &none)
+            }
+            let input = runner.inputPointer()
+            input.update(repeating: 0, count: b * per)
+            for (k, s) in samples.enumerated() {
+                s.input.withUnsafeBufferPointer { input.advanced(by: k * per).update(from: $0.baseAddress!, count: per) }
+                for o in s.objects where withinEvaluationBox(rounded(o.box), classIndex: o.classIndex) {
+                    truth.append(GroundTruth(image: start + k, classIndex: o.classIndex, box: rounded(o.box)))
+                }
+            }
+            runner.forward()
+            let found = Self.detections(coverage: runner.outputPointer(0), boxes: runner.outputPointer(1), batch: chunk.count, grid: grid, clustering: clustering)
+            for (k, perClass) in found.enumerated() {
+                for (c, boxes) in perClass.enumerated() {
+                    for d in boxes where withinEvaluationBox(rounded(d.box), classIndex: c) {
+                        detections.append(Detection(image: start + k, classIndex: c, box: rounded(d.box), score: d.score))
+                    }
+                }
+            }
+        }
+        return AveragePrecision.evaluate(detections: detections, groundTruth: truth, classes: config.classes.count,
+                                         iouThreshold: config.classes.map { Double($0.minimumOverlap) },
+                                         mode: config.apMode == "integrate" ? .integrate : .sample)
+    }
+
+    /// The grid a model's card decodes with, on this spec's canvas.
+    func grid(for card: ModelCard) throws -> DetectNetGrid {
+        guard case let .detectNetV2(cellSize, scale, offset) = card.decoding else { throw TaskError("the model's outputs are not DetectNet_v2's coverage and boxes") }
+        var g = DetectNetGrid(inputWidth: config.inputShape[2], inputHeight: config.inputShape[1], stride: cellSize)
+        g.scale = Double(scale); g.offset = Double(offset)
+        return g
+    }
+
+    /// Checks that a model fits this spec: its classes and input size.
+    func checkModel(_ card: ModelCard, _ graph: Graph, path: String) throws {
+        let names = config.classes.map(\.name)
+        guard card.classes == names else {
+            throw TaskError("\(path) detects \(card.classes.joined(separator: ", ")), but the spec's classes are \(names.joined(separator: ", "))")
+        }
+        let shape = graph.shape(of: graph.inputs[0]).dims
+        guard shape == config.inputShape else { throw TaskError("\(path) takes \(shape) images; the spec's preprocessing gives \(config.inputShape)") }
+    }
+
+    /// `tao detectnet_v2 evaluate`: AP per class and mAP of a model (a checkpoint, an engine file or
+    /// an exported ONNX file) on the validation frames (or the training frames), as the spec's
+    /// postprocessing_config and evaluation_config say. Writes evaluation.json and plots/pr_curves.png.
+    public func evaluate(modelPath: String, resultsDir: String, useTrainingSet: Bool = false, quiet: Bool = false) throws -> DetectionEvaluation {
+        let results = try Results(dir: resultsDir, quiet: quiet)
+        for n in config.notes { results.log(n) }
+        let (ck, card) = try Self.loadModel(modelPath)
+        results.logImportNotes(card, modelPath)
+        try checkModel(card, ck.graph, path: modelPath)
+        let (train, val) = try frames()
+        let set = useTrainingSet ? train : val
+        guard !set.isEmpty else { throw TaskError("no frames to evaluate on: the spec has no validation data (validation_fold or validation_data_source); pass --use_training_set to evaluate on the training data") }
+        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: min(config.batchSize, set.count), int8: Self.int8Settings(card))
+        let t0 = Date()
+        let aps = try evaluate(set, runner, grid: grid(for: card))
+        let r = DetectionEvaluation(classes: card.classes, perClass: aps, images: set.count)
+        results.log(String(format: "evaluated %@%@ on %d %@ frames in %.1f s: mAP %.2f%% (%@, per-class minimum overlap)", modelPath,
+                           runner.int8 == nil ? "" : " (INT8 engine)", set.count, useTrainingSet ? "training" : "validation",
+                           Date().timeIntervalSince(t0), 100 * r.mAP, config.apMode == "integrate" ? "INTEGRATE" : "SAMPLE, 11 points"))
+        let width = max(10, card.classes.map(\.count).max() ?? 0)
+        results.log("class".padding(toLength: width, withPad: " ", startingAt: 0) + "      AP  ground truth  true pos  false pos")
+        for (name, a) in zip(card.classes, aps) {
+            results.log(name.padding(toLength: width, withPad: " ", startingAt: 0)
+                        + (a.ap.map { String(format: "  %5.2f%%", 100 * $0) } ?? "       -") + String(format: "  %12d  %8d  %9d", a.groundTruth, a.truePositives, a.falsePositives))
+        }
+        try FileManager.default.createDirectory(atPath: "\(resultsDir)/plots", withIntermediateDirectories: true)
+        try AtomicFile.write(try Plots.precisionRecall(aps.map { ($0.recall, $0.precision) }), to: "\(resultsDir)/plots/pr_curves.png")
+        try results.writeJSON("evaluation.json", [
+            "model": modelPath, "frames": set.count, "data": useTrainingSet ? "training" : "validation", "mAP": r.mAP,
+            "ap_mode": config.apMode,
+            "per_class": zip(card.classes, aps).map { name, a -> [String: Any] in
+                ["class": name, "ap": a.ap ?? NSNull(), "ground_truth": a.groundTruth, "true_positives": a.truePositives,
+                 "false_positives": a.falsePositives, "precision": a.precision, "recall": a.recall]
+            },
+        ])
+        return r
+    }
+}
+
+// MARK: - Inference
+
+/// One detected object in an original image's pixels.
+public struct DetectedObject: Sendable, Equatable {
+    public var className: String
+    public var box: Box
+    public var score: Double
+}
+
+extension DetectNetV2Task {
+    /// `tao detectnet_v2 inference -e INFERENCE_SPEC -i IMAGES -o OUT`: each image resized to the
+    /// spec's input size, its detections clustered as bbox_handler_config says and mapped back to
+    /// the image's own pixels; `labels/NAME.txt` holds them as KITTI lines with the score in the
+    /// 16th column (kitti_dump), `images_annotated/NAME` the image with the boxes drawn.
+    @discardableResult
+    public static func inference(specPath: String, modelPath: String?, images: String, outputDir: String, batchSize: Int? = nil,
+                                 quiet: Bool = false) throws -> [(String, [DetectedObject])] {
+        let spec = try DetectNetV2InferenceConfig(path: specPath)
+        let results = try Results(dir: outputDir, quiet: quiet)
+        for n in spec.notes { results.log(n) }
+        guard let path = modelPath ?? spec.model else { throw TaskError("no model: pass -m MODEL or set inferencer_config.tlt_config.model") }
+        let (ck, card) = try loadModel(path)
+        results.logImportNotes(card, path)
+        guard card.classes == spec.targetClasses else {
+            throw TaskError("\(path) detects \(card.classes.joined(separator: ", ")); the spec's target_classes are \(spec.targetClasses.joined(separator: ", ")) (they must be the same, in the same order)")
+        }
+        let shape = ck.graph.shape(of: ck.graph.inputs[0]).dims
+        guard shape == [spec.channels, spec.height, spec.width] else {
+            throw TaskError("\(path) takes \(shape) images; the spec says image_channels \(spec.channels), image_height \(spec.height), image_width \(spec.width)")
+        }
+        guard case let .detectNetV2(cellSize, scale, offset) = card.decoding else { throw TaskError("\(path): not a DetectNet_v2 model") }
+        var grid = DetectNetGrid(inputWidth: spec.width, inputHeight: spec.height, stride: cellSize)
+        grid.scale = Double(scale); grid.offset = Double(offset)
+        let clustering = spec.targetClasses.map { name -> ClusteringConfig in
+            let h = spec.handler(name)
+            var k = ClusteringConfig()
+            k.coverageThreshold = Double(h.coverageThreshold); k.eps = Double(h.dbscanEps); k.minSamples = h.dbscanMinSamples
+            k.minimumBoxHeight = Double(h.minimumBoxHeight); k.confidenceThreshold = Double(h.dbscanConfidence)
+            k.algorithm = h.nms ? .nms : .dbscan
+            k.nmsIoUThreshold = Double(h.nmsIoU); k.nmsConfidenceThreshold = Double(h.nmsConfidence)
+            return k
+        }
+        let files = try imageFiles(under: images)
+        guard !files.isEmpty else { throw TaskError("\(images): no .jpg, .jpeg or .png images found") }
+        let keep = Set(spec.postprocClasses.isEmpty ? spec.targetClasses : spec.postprocClasses)
+        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: min(batchSize ?? spec.batchSize, files.count), int8: int8Settings(card))
+        let canvas = DetectionAugmentation(width: spec.width, height: spec.height, channels: spec.channels)
+        let per = spec.channels * spec.width * spec.height, plane = spec.width * spec.height
+        for sub in ["labels", "images_annotated"] where sub == "labels" ? spec.kittiDump : spec.overlay {
+            try FileManager.default.createDirectory(atPath: "\(outputDir)/\(sub)", withIntermediateDirectories: true)
+        }
+        var out: [(String, [DetectedObject])] = []
+        var progress = ProgressBar(total: files.count, label: "inference", quiet: quiet)
+        let t0 = Date()
+        for start in stride(from: 0, to: files.count, by: runner.batch) {
+            let chunk = Array(files[start..<min(start + runner.batch, files.count)])
+            let decoded = try parallelMap(chunk.count) { k -> (Image, [Float]) in
+                let img = try ImageCodec.decode(path: chunk[k], channels: spec.channels)
+                let small = canvas.warp(img, Affine.scaling(Double(spec.width) / Double(img.width), Double(spec.height) / Double(img.height)))
+                var x = [Float](repeating: 0, count: per)
+                for c in 0..<spec.channels { for i in 0..<plane { x[c * plane + i] = Float(small.pixels[i * spec.channels + c]) / 255 } }
+                return (img, x)
+            }
+            let input = runner.inputPointer()
+            input.update(repeating: 0, count: runner.batch * per)
+            for (k, d) in decoded.enumerated() { d.1.withUnsafeBufferPointer { input.advanced(by: k * per).update(from: $0.baseAddress!, count: per) } }
+            runner.forward()
+            let found = detections(coverage: runner.outputPointer(0), boxes: runner.outputPointer(1), batch: chunk.count, grid: grid, clustering: clustering)
+            let written = try parallelMap(chunk.count) { k -> [DetectedObject] in
+                let img = decoded[k].0
+                let (sx, sy) = (Double(img.width) / Double(spec.width), Double(img.height) / Double(spec.height))
+                var objects: [DetectedObject] = []
+                for (c, boxes) in found[k].enumerated() where keep.contains(spec.targetClasses[c]) {
+                    let name = spec.handler(spec.targetClasses[c]).outputName ?? spec.targetClasses[c]
+                    for d in boxes {
+                        let b = Box(max(0, d.box.x1 * sx), max(0, d.box.y1 * sy), min(Double(img.width), d.box.x2 * sx), min(Double(img.height), d.box.y2 * sy))
+                        objects.append(DetectedObject(className: name, box: b, score: d.score))
+                    }
+                }
+                let stem = ((chunk[k] as NSString).lastPathComponent as NSString).deletingPathExtension
+                if spec.kittiDump {
+                    let lines = objects.map { o in
+                        String(format: "%@ 0.00 0 0.00 %.2f %.2f %.2f %.2f 0.00 0.00 0.00 0.00 0.00 0.00 0.00 %.5f", o.className, o.box.x1, o.box.y1, o.box.x2, o.box.y2, o.score)
+                    }
+                    try AtomicFile.write(Data(lines.map { $0 + "\n" }.joined().utf8), to: "\(outputDir)/labels/\(stem).txt")
+                }
+                if spec.overlay {
+                    let colors = objects.map { o -> (UInt8, UInt8, UInt8) in
+                        let c = spec.targetClasses.firstIndex { (spec.handler($0).outputName ?? $0) == o.className } ?? 0
+                        return spec.handler(spec.targetClasses[c]).color.map { ($0.r, $0.g, $0.b) } ?? Plots.colors[c % Plots.colors.count]
+                    }
+                    let annotated = Annotation.draw(img, boxes: zip(objects, colors).map { ($0.box, $1, $0.score) }, lineWidth: spec.lineWidth)
+                    let name = (chunk[k] as NSString).lastPathComponent
+                    let jpeg = ["jpg", "jpeg"].contains((name as NSString).pathExtension.lowercased())
+                    try AtomicFile.write(Data(jpeg ? try ImageCodec.encodeJPEG(annotated) : try ImageCodec.encodePNG(annotated)), to: "\(outputDir)/images_annotated/\(name)")
+                }
+                return objects
+            }
+            for (k, objects) in written.enumerated() { out.append((chunk[k], objects)) }
+            progress.update(out.count, "")
+        }
+        let total = out.reduce(0) { $0 + $1.1.count }
+        results.log(String(format: "inference with %@%@ on %d images of %@ in %.1f s: %d objects%@%@", path, runner.int8 == nil ? "" : " (INT8 engine)",
+                           files.count, images, Date().timeIntervalSince(t0), total,
+                           spec.kittiDump ? "; labels in \(outputDir)/labels" : "", spec.overlay ? "; annotated images in \(outputDir)/images_annotated" : ""))
+        return out
+    }
+}
+
+extension DetectNetV2Task: ModelTask {
+    public static var taskName: String { "detectnet_v2" }
+
+    /// Images of `imageDir` (spread over the folder) resized to the canvas, as inference feeds them.
+    public func calibrationBatches(imageDir: String, images: Int, batchSize: Int, inputShape: [Int]) throws -> [Tensor] {
+        guard inputShape == config.inputShape else { throw TaskError("the model takes \(inputShape) images; the spec's preprocessing gives \(config.inputShape)") }
+        let all = try imageFiles(under: imageDir), want = min(all.count, images)
+        let files = (0..<want).map { all[$0 * all.count / max(want, 1)] }
+        let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
+        let canvas = DetectionAugmentation(width: w, height: h, channels: c)
+        return try stride(from: 0, to: files.count, by: batchSize).map { start in
+            let chunk = Array(files[start..<min(start + batchSize, files.count)])
+            let xs = try parallelMap(chunk.count) { k -> [Float] in
+                let img = try ImageCodec.decode(path: chunk[k], channels: c)
+                let small = canvas.warp(img, Affine.scaling(Double(w) / Double(img.width), Double(h) / Double(img.height)))
+                var x = [Float](repeating: 0, count: c * h * w)
+                for ch in 0..<c { for i in 0..<(h * w) { x[ch * h * w + i] = Float(small.pixels[i * c + ch]) / 255 } }
+                return x
+            }
+            return Tensor(shape: Shape([chunk.count] + inputShape), values: xs.flatMap { $0 })
+        }
+    }
+
+    /// Validation mAP, as training's validation measures it.
+    public func validationScore(_ graph: Graph, _ store: ParameterStore, classes: [String]) throws -> (name: String, value: Double)? {
+        let (_, val) = try frames()
+        guard !val.isEmpty else { return nil }
+        let runner = try ModelRunner(graph: graph, store: store, batch: min(config.batchSize, val.count))
+        return ("val_mAP", AveragePrecision.mean(try evaluate(val, runner, grid: grid)))
+    }
+
+    /// Training frames in their order, unaugmented on the canvas, in batches of the spec's batch size.
+    public func batchNormSource(images: Int, inputShape: [Int], classes: [String]) throws -> BatchSource {
+        let (train, _) = try frames()
+        let aug = augmentation, mapping = ClassMapping(config.classMapping, targets: config.classes.map(\.name))
+        let batch = max(1, min(config.batchSize, images, train.count))
+        var position = 0
+        return BatchSource(next: {
+            guard position + batch <= min(images, train.count) else { return nil }
+            let chunk = Array(train[position..<(position + batch)])
+            position += batch
+            let xs = try parallelMap(chunk.count) { k -> [Float] in
+                var none: SplitMix64? = nil
+                return try DetectionData.sample(chunk[k], aug, mapping: mapping, rng: &none).input
+            }
+            return Tensor(shape: Shape([batch] + inputShape), values: xs.flatMap { $0 })
+        })
+    }
+}

@@ -1,0 +1,203 @@
+import Foundation
+import TaoData
+import TaoGraph
+import TaoONNX
+import TaoRuntime
+
+/// The hooks that the commands working on a trained model — ONNX export, INT8 calibration, the
+/// INT8 engine and QDQ file, prune — need from a task. Those commands are written once, in this
+/// protocol's extension; a task supplies how its images become input batches and how it scores a
+/// model on its validation data.
+public protocol ModelTask {
+    /// The task as model cards and the CLI name it ("classification", "detectnet_v2").
+    static var taskName: String { get }
+    init(specPath: String) throws
+    /// A model file of this task: a checkpoint of ours, or an ONNX file where the task reads one.
+    static func readCheckpoint(_ path: String) throws -> Checkpoint
+    /// INT8 calibration input: up to `images` images of `imageDir` in batches of `batchSize`
+    /// ([N, C, H, W] each), preprocessed as evaluation preprocesses them, for a model taking `inputShape`.
+    func calibrationBatches(imageDir: String, images: Int, batchSize: Int, inputShape: [Int]) throws -> [Tensor]
+    /// The validation score prune reports before and after pruning (e.g. "val_accuracy", "val_mAP"),
+    /// of a model of `classes`; nil where the spec has no validation data.
+    func validationScore(_ graph: Graph, _ store: ParameterStore, classes: [String]) throws -> (name: String, value: Double)?
+    /// Training images without augmentation, for measuring a pruned model's batch-norm statistics
+    /// again: batches until `images` are used (or the data runs out), then nil.
+    func batchNormSource(images: Int, inputShape: [Int], classes: [String]) throws -> BatchSource
+}
+
+/// Input batches one after another; `close` releases the loader behind them.
+public struct BatchSource {
+    public var next: () throws -> Tensor?
+    public var close: () -> Void
+    public init(next: @escaping () throws -> Tensor?, close: @escaping () -> Void = {}) { self.next = next; self.close = close }
+}
+
+/// What `export --data_type int8` writes and from what.
+public struct Int8ExportOptions: Sendable {
+    public var output: String
+    /// The spec whose preprocessing calibration uses (needed with `imageDir`).
+    public var spec: String?
+    /// Images to calibrate on; without them, the ranges come from `cacheFile`.
+    public var imageDir: String?
+    /// Calibration ranges (JSON): written after calibrating (default OUTPUT with .calib.json), else read.
+    public var cacheFile: String?
+    public var batches = 10, batchSize = 8
+    public var method = Int8Calibration.Method.max
+    public var tactics = Int8Engine.Tactics.timed
+    /// Default OUTPUT with .int8.onnx and .int8.tao.
+    public var qdqFile: String?, engineFile: String?
+    public init(output: String) { self.output = output }
+}
+
+extension ModelTask {
+    public typealias Int8Export = Int8ExportOptions
+
+    /// A checkpoint of ours, or an ONNX file that carries a card of this task (one that `export` wrote).
+    public static func readCheckpoint(_ path: String) throws -> Checkpoint {
+        guard path.lowercased().hasSuffix(".onnx") else { return try Checkpoint.read(from: path) }
+        let r = try ONNXImport.read(path, logits: false)
+        guard let json = r.metadata[ModelCard.key], var card = try? JSONDecoder().decode(ModelCard.self, from: Data(json.utf8)) else {
+            throw TaskError("\(path) is an ONNX file without a \(taskName) model card (tao-swift's export writes one); it cannot be read as a \(taskName) model")
+        }
+        card.onnx = ModelCard.ONNXOrigin(path: path, notes: r.notes)
+        return try Checkpoint(graph: r.graph, parameters: r.parameters, card: card)
+    }
+
+    /// Loads a model of this task (ours, an engine file, or an ONNX file) with its card.
+    public static func loadModel(_ path: String) throws -> (Checkpoint, ModelCard) {
+        let ck = try readCheckpoint(path)
+        guard let card = try ck.card, card.task == taskName, !card.classes.isEmpty else {
+            let other = (try? ck.card)??.task
+            throw TaskError("\(path) is not a \(taskName) model of tao-swift\(other.map { " (it is a \($0) model)" } ?? "")")
+        }
+        return (ck, card)
+    }
+
+    /// The calibration ranges and kernel choice of an INT8 engine file (nil for an fp32 model).
+    static func int8Settings(_ card: ModelCard) throws -> (ranges: [String: Float], tactics: Int8Engine.Tactics)? {
+        guard let r = card.int8 else { return nil }
+        guard let t = Int8Engine.Tactics(rawValue: r.tactics) else { throw TaskError("the engine file names unknown INT8 tactics '\(r.tactics)'") }
+        return (r.ranges, t)
+    }
+
+    /// Checks a TAO classmap.json ({"class": index, …}) against the classes a model was trained on.
+    public static func checkClassMap(_ path: String, classes: [String], model: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { throw TaskError("classmap \(path) cannot be read") }
+        guard let map = try? JSONDecoder().decode([String: Int].self, from: data) else {
+            throw TaskError("classmap \(path) is not a TAO class map (a JSON object of class name to index)")
+        }
+        let named = map.sorted { $0.value < $1.value }.map(\.key)
+        guard named == classes, Set(map.values) == Set(0..<named.count) else {
+            throw TaskError("classmap \(path) lists \(named.joined(separator: ", ")), but \(model) was trained on \(classes.joined(separator: ", "))")
+        }
+    }
+}
+
+// MARK: - Export
+
+extension ModelTask {
+    /// Class labels, input shape, preprocessing, architecture and the whole model card, for an ONNX file's metadata_props.
+    static func onnxMetadata(_ card: ModelCard) throws -> [String: String] {
+        var plain = card
+        plain.int8 = nil; plain.onnx = nil
+        var meta: [String: String] = ["classes": String(decoding: try JSONSerialization.data(withJSONObject: card.classes), as: UTF8.self),
+                                      "input_shape": card.inputShape.map(String.init).joined(separator: ","), "arch": card.arch,
+                                      "task": card.task, ModelCard.key: String(decoding: try ModelCard.encoder.encode(plain), as: UTF8.self)]
+        if let p = card.preprocessMode { meta["preprocess_mode"] = p }
+        return meta
+    }
+
+    /// `export`: writes a trained model as ONNX (opset 17, dynamic batch), its outputs named as the
+    /// task's head decoding names them, with class labels, input size, preprocessing and the model
+    /// card in the metadata.
+    public static func export(modelPath: String, output: String, classMap: String? = nil, log: (String) -> Void = { _ in }) throws {
+        let (ck, card) = try loadModel(modelPath)
+        if let classMap { try checkClassMap(classMap, classes: card.classes, model: modelPath) }
+        let names = card.decoding.outputNames
+        try ONNXExport.write(ck.graph, ck.parameters, to: output, metadata: try onnxMetadata(card), outputNames: names)
+        let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+        let dims = { (s: [Int]) in "[batch," + s.map(String.init).joined(separator: ",") + "]" }
+        let outputs = zip(names, ck.graph.outputs).map { "'\($0)' \(dims(ck.graph.shape(of: $1).dims))" }.joined(separator: ", ")
+        log("wrote \(output) (ONNX opset \(ONNXExport.opset), input 'image' \(dims(ck.graph.shape(of: ck.graph.inputs[0]).dims)), output\(names.count > 1 ? "s" : "") \(outputs), \(size / 1024) KiB)")
+    }
+
+    /// `export --data_type int8`: the model as INT8 ONNX in QDQ form (batch norms folded; int8
+    /// convolution inputs and weights with the calibration's scales), for TensorRT's explicit
+    /// quantization, onnxruntime or OpenVINO.
+    public static func exportQDQ(modelPath: String, ranges: [String: Float], output: String) throws {
+        let (ck, card) = try loadModel(modelPath)
+        var meta = try onnxMetadata(card)
+        meta["quantization"] = "int8 QDQ: convolution inputs per tensor, weights per output channel, zero points 0"
+        try ONNXExport.writeQDQ(ck.graph, ck.parameters, ranges: ranges, to: output, metadata: meta, outputNames: card.decoding.outputNames)
+    }
+
+    /// INT8 calibration: fp32 inference over up to `batches` × `batchSize` images of `imageDir`
+    /// (preprocessed as this spec says), recording each activation's range.
+    public func calibrate(modelPath: String, imageDir: String, batches: Int, batchSize: Int,
+                          method: Int8Calibration.Method = .max) throws -> [String: Float] {
+        guard batches >= 1, batchSize >= 1 else { throw TaskError("--batches and --batch_size must be at least 1") }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: imageDir, isDirectory: &isDir), isDir.boolValue else {
+            throw TaskError("calibration folder \(imageDir) does not exist")
+        }
+        let (ck, _) = try Self.loadModel(modelPath)
+        let tensors = try calibrationBatches(imageDir: imageDir, images: batches * batchSize, batchSize: batchSize,
+                                             inputShape: ck.graph.shape(of: ck.graph.inputs[0]).dims)
+        guard !tensors.isEmpty else { throw TaskError("calibration folder \(imageDir) has no .jpg, .jpeg or .png images") }
+        return try Int8Calibration.measure(ck.graph, ck.parameters, batches: tensors, method: method)
+    }
+
+    /// Writes an INT8 engine file: the model with its calibration ranges, which `evaluate` and
+    /// `inference --engine_file` run through the INT8 engine, which picks its kernels by `tactics`
+    /// each time it is built. Builds the engine once to check it.
+    public static func writeEngine(modelPath: String, ranges: [String: Float], tactics: Int8Engine.Tactics = .timed, to path: String) throws {
+        var (ck, card) = try loadModel(modelPath)
+        _ = try Int8Engine(graph: ck.graph, parameters: ck.parameters, maxAbs: ranges, batch: 1, tactics: .direct)
+        card.int8 = ModelCard.Int8Record(ranges: ranges, tactics: tactics.rawValue)
+        try ck.setCard(card)
+        try ck.write(to: path)
+    }
+
+    /// `export --data_type int8`: calibration (or a cached one), then the INT8 ONNX in QDQ form and
+    /// the INT8 engine file. Returns the paths of the cache, the QDQ file and the engine file.
+    @discardableResult
+    public static func exportInt8(modelPath: String, _ o: Int8ExportOptions, log: (String) -> Void = { _ in }) throws -> (cache: String, qdq: String, engine: String) {
+        let stem = (o.output as NSString).deletingPathExtension
+        let cache = o.cacheFile ?? stem + ".calib.json"
+        let ranges: [String: Float]
+        if let dir = o.imageDir {
+            guard let spec = o.spec else { throw TaskError("INT8 calibration needs the spec (-e) for its preprocessing") }
+            ranges = try Self(specPath: spec).calibrate(modelPath: modelPath, imageDir: dir, batches: o.batches, batchSize: o.batchSize, method: o.method)
+            let e = JSONEncoder(); e.outputFormatting = .sortedKeys   // the same ranges give the same bytes
+            try AtomicFile.write(try e.encode(ranges), to: cache)
+            log("calibrated (\(o.method.rawValue)) on \(dir): ranges of \(ranges.count) activations -> \(cache)")
+        } else if let file = o.cacheFile {
+            guard let data = FileManager.default.contents(atPath: file) else { throw TaskError("--cal_cache_file \(file) cannot be read") }
+            guard let r = try? JSONDecoder().decode([String: Float].self, from: data) else { throw TaskError("--cal_cache_file \(file) is not a calibration file of tao-swift") }
+            ranges = r
+        } else {
+            throw TaskError("--data_type int8 needs --cal_image_dir (to calibrate) or --cal_cache_file (an earlier calibration)")
+        }
+        let qdq = o.qdqFile ?? stem + ".int8.onnx"
+        try exportQDQ(modelPath: modelPath, ranges: ranges, output: qdq)
+        log("wrote \(qdq) (INT8 ONNX in QDQ form, batch norms folded, for TensorRT, onnxruntime or OpenVINO)")
+        let engine = o.engineFile ?? stem + ".int8.tao"
+        try writeEngine(modelPath: modelPath, ranges: ranges, tactics: o.tactics, to: engine)
+        log("wrote the INT8 engine file \(engine); run it with: tao \(taskName) evaluate|inference --engine_file \(engine)")
+        return (cache, qdq, engine)
+    }
+}
+
+/// Every .jpg/.jpeg/.png under a folder (or the file itself), sorted.
+func imageFiles(under path: String) throws -> [String] {
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw TaskError("\(path): no such file or folder") }
+    guard isDir.boolValue else { return [path] }
+    var files: [String] = []
+    let e = FileManager.default.enumerator(atPath: path)
+    while let f = e?.nextObject() as? String {
+        let name = (f as NSString).lastPathComponent
+        if !name.hasPrefix("."), ImageFolder.extensions.contains((f as NSString).pathExtension.lowercased()) { files.append("\(path)/\(f)") }
+    }
+    return files.sorted()
+}
