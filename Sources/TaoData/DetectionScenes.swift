@@ -15,12 +15,16 @@ public enum DetectionScenes {
     public static let classNames = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot"]
 
     public struct Options: Sendable {
-        public var width = 256, height = 160
-        public var train = 1000, test = 200
-        public var objectsPerScene = 2...5
+        public var width = 160, height = 96
+        public var train = 2000, test = 300
+        public var objectsPerScene = 1...4
         /// Pasted object size in pixels (a 28-pixel Fashion-MNIST image scaled to this).
-        public var objectSize = 36...80
+        public var objectSize = 28...56
         public var seed: UInt64 = 7
+        /// Single-object crops for pretraining a classifier backbone (TAO's flow: a classification
+        /// model as the detector's pretrained weights): per split, in folders by class; 0 for none.
+        public var cropsTrain = 0, cropsVal = 0
+        public var cropSize = 32
         public init() {}
     }
 
@@ -39,6 +43,8 @@ public enum DetectionScenes {
         let test = try LabelledImages(idxImages: "\(source)/t10k-images-idx3-ubyte.gz", idxLabels: "\(source)/t10k-labels-idx1-ubyte.gz")
         let a = try split(train, backgrounds, count: o.train, to: "\(output)/train", o, seed: o.seed)
         let b = try split(test, backgrounds, count: o.test, to: "\(output)/test", o, seed: o.seed &+ 1_000_003)
+        if o.cropsTrain > 0 { try crops(train, backgrounds, count: o.cropsTrain, to: "\(output)/crops/train", o, seed: o.seed &+ 2_000_003) }
+        if o.cropsVal > 0 { try crops(train, backgrounds, count: o.cropsVal, to: "\(output)/crops/val", o, seed: o.seed &+ 3_000_003) }
         return (a, b)
     }
 
@@ -86,15 +92,15 @@ public enum DetectionScenes {
             // Paste in order: a tinted, shaded object with its intensity as opacity.
             var owner = [Int](repeating: -1, count: w * h)
             for (i, p) in placed.enumerated() {
-                let tint = (0..<3).map { _ in 60 + rng.nextDouble() * 195 }
+                let tint = randomTint(&rng)
                 for my in 0..<p.size {
                     for mx in 0..<p.size {
                         let (x, y) = (p.x + mx, p.y + my)
                         guard x >= 0, y >= 0, x < w, y < h else { continue }
                         let v = p.mask[my * p.size + mx]
-                        let alpha = min(1, 2.5 * v)
+                        let alpha = opacity(v)
                         guard alpha > 0 else { continue }
-                        for c in 0..<3 { px[(y * w + x) * 3 + c] = (1 - alpha) * px[(y * w + x) * 3 + c] + alpha * tint[c] * (0.35 + 0.65 * v) }
+                        for c in 0..<3 { px[(y * w + x) * 3 + c] = (1 - alpha) * px[(y * w + x) * 3 + c] + alpha * shade(tint[c], v) }
                         if alpha >= 0.5 { owner[y * w + x] = i }
                     }
                 }
@@ -105,7 +111,7 @@ public enum DetectionScenes {
                 var (x1, y1, x2, y2) = (Int.max, Int.max, Int.min, Int.min)
                 var total = 0, inside = 0, visible = 0
                 for my in 0..<p.size {
-                    for mx in 0..<p.size where p.mask[my * p.size + mx] * 2.5 >= 0.5 {
+                    for mx in 0..<p.size where opacity(p.mask[my * p.size + mx]) >= 0.5 {
                         total += 1
                         let (x, y) = (p.x + mx, p.y + my)
                         guard x >= 0, y >= 0, x < w, y < h else { continue }
@@ -133,6 +139,42 @@ public enum DetectionScenes {
         }
         return counts
     }
+
+    /// Single objects on photograph crops, `size`×`size`, the object 60–95% of the side, in
+    /// `dir/<class>/NNNNN.png` (an image-folder classification dataset).
+    private static func crops(_ objects: LabelledImages, _ backgrounds: [Image], count: Int, to dir: String, _ o: Options, seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed)
+        let n = o.cropSize
+        for name in classNames { try FileManager.default.createDirectory(atPath: "\(dir)/\(name)", withIntermediateDirectories: true) }
+        for i in 0..<count {
+            let bg = backgrounds[Int(rng.next() % UInt64(backgrounds.count))]
+            let side = n + Int(rng.next() % UInt64(min(bg.width, bg.height, 3 * n) - n + 1))
+            let (ox, oy) = (Int(rng.next() % UInt64(bg.width - side + 1)), Int(rng.next() % UInt64(bg.height - side + 1)))
+            var px = [Double](repeating: 0, count: n * n * 3)
+            for y in 0..<n { for x in 0..<n { for c in 0..<3 {
+                px[(y * n + x) * 3 + c] = Double(bg.pixels[((oy + y * side / n) * bg.width + ox + x * side / n) * 3 + c])
+            } } }
+            let size = Int(Double(n) * (0.6 + 0.35 * rng.nextDouble()))
+            let (x0, y0) = (Int(rng.next() % UInt64(n - size + 1)), Int(rng.next() % UInt64(n - size + 1)))
+            let k = Int(rng.next() % UInt64(objects.count))
+            let mask = resample(objects, k, to: size)
+            let tint = randomTint(&rng)
+            for my in 0..<size { for mx in 0..<size {
+                let v = mask[my * size + mx], alpha = opacity(v)
+                guard alpha > 0 else { continue }
+                let p = ((y0 + my) * n + x0 + mx) * 3
+                for c in 0..<3 { px[p + c] = (1 - alpha) * px[p + c] + alpha * shade(tint[c], v) }
+            } }
+            let image = Image(width: n, height: n, channels: 3, pixels: px.map { UInt8(min(255, max(0, $0.rounded()))) })
+            try Data(try ImageCodec.encodePNG(image)).write(to: URL(fileURLWithPath: "\(dir)/\(classNames[objects.labels[k]])/\(String(format: "%05d", i)).png"))
+        }
+    }
+
+    /// How an object is pasted: its Fashion-MNIST intensity v (0…1) sets the opacity (solid from
+    /// v = 0.25) and shades a random tint, so that the object keeps its texture and stands out.
+    static func opacity(_ v: Double) -> Double { min(1, 4 * v) }
+    static func shade(_ tint: Double, _ v: Double) -> Double { tint * (0.55 + 0.45 * v) }
+    static func randomTint(_ rng: inout SplitMix64) -> [Double] { (0..<3).map { _ in 90 + rng.nextDouble() * 165 } }
 
     /// Image `k` of a 28×28 set scaled to size×size (bilinear), values 0…1.
     private static func resample(_ set: LabelledImages, _ k: Int, to size: Int) -> [Double] {

@@ -100,8 +100,12 @@ public final class Int8Engine {
                 // u8 after a ReLU-like activation, s8 otherwise. A residual is written into the output
                 // buffer as s8 and read back as such by the sum post-op, whatever the output's type.
                 let unsigned = post.map(Self.nonNegative) ?? (addend == nil && (pre.map(Self.nonNegative) ?? false))
+                // A convolution that gives a graph output writes it in fp32 (int8 inputs and weights,
+                // fp32 accumulation out), as TensorRT keeps a network's outputs: one output scale would
+                // otherwise quantize a detector's box distances to the range of its largest values.
+                let toFloat = outputs.contains(last.output) && addend == nil
                 // With a residual, the scale leaves room for the s8 addend (127 steps, not 255).
-                let sDst = try scale(last.output, unsigned: unsigned && addend == nil)
+                let sDst = toFloat ? 1 : try scale(last.output, unsigned: unsigned && addend == nil)
                 // Source: int8 as produced, or quantized here from fp32.
                 let given = vals[n.inputs[0].index]!
                 let src = given.type == .f32 ? Q(mem: given.mem, scale: try scale(n.inputs[0], unsigned: false), type: .s8) : given
@@ -115,7 +119,7 @@ public final class Int8Engine {
                                          : [c.outChannels, cin, c.kernel[0], c.kernel[1]]
                 let win = Window(strides: c.stride, dilation: c.dilation.map { $0 - 1 }, padLeft: [c.padding.top, c.padding.left],
                                  padRight: [c.padding.bottom, c.padding.right])
-                let dstType: DataType = unsigned ? .u8 : .s8
+                let dstType: DataType = toFloat ? .f32 : unsigned ? .u8 : .s8
                 let outDims = g.shape(of: last.output).batched(batch).dims
                 // A residual is summed in place when nothing reads it afterwards and its layout fits the
                 // output's (the post-op then reads it in its own type and scale); otherwise it is first

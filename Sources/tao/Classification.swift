@@ -128,15 +128,19 @@ struct DataCommand: ParsableCommand {
         @Option(name: .shortAndLong, help: "Output folder.") var output: String
         @Option(help: "Folder with the IDX files.") var source = FashionMNIST.defaultSource
         @Option(parsing: .upToNextOption, help: "Background photographs (PNG or JPEG, at least as large as a scene).") var photos: [String]
-        @Option(help: "Training scenes.") var train = 1000
-        @Option(help: "Test scenes.") var test = 200
-        @Option(help: "Scene width in pixels (a multiple of 16 for DetectNet_v2).") var width = 256
-        @Option(help: "Scene height in pixels.") var height = 160
+        @Option(help: "Training scenes.") var train = 2000
+        @Option(help: "Test scenes.") var test = 300
+        @Option(help: "Scene width in pixels (a multiple of 16 for DetectNet_v2).") var width = 160
+        @Option(help: "Scene height in pixels.") var height = 96
         @Option(help: "Random seed.") var seed: UInt64 = 7
+        @Option(help: "Single-object crops for pretraining a classifier (OUTPUT/crops/train/<class>/), 0 for none.") var cropsTrain = 0
+        @Option(help: "Validation crops (OUTPUT/crops/val/<class>/).") var cropsVal = 0
+        @Option(help: "Side of the crops in pixels.") var cropSize = 32
 
         func run() throws {
             var o = DetectionScenes.Options()
             (o.train, o.test, o.width, o.height, o.seed) = (train, test, width, height, seed)
+            (o.cropsTrain, o.cropsVal, o.cropSize) = (cropsTrain, cropsVal, cropSize)
             let (a, b) = try DetectionScenes.make(fashionMNIST: source, photos: photos, output: output, options: o)
             for (name, c) in [("train", a), ("test", b)] {
                 print("\(name): \(c.scenes) scenes, \(c.objects) objects (\(c.truncated) truncated by the border, \(c.occluded) occluded) in \(output)/\(name)")

@@ -95,4 +95,38 @@ final class DetectNetV2SpecTests: XCTestCase {
         XCTAssertTrue(error { $0.replacingOccurrences(of: "arch: \"resnet\"", with: "arch: \"vgg\"") }.contains("'vgg' is not available"))
         XCTAssertTrue(error { $0.replacingOccurrences(of: "soft_start: 0.1", with: "soft_start: 0.8") }.contains("soft_start < annealing"))
     }
+
+    /// NVIDIA's inference spec (TensorRT flavour) reads as it is: classes, input size, per-class
+    /// clustering and colours, the "default" entry; the TensorRT settings are noted, the model path kept.
+    func testNVIDIAInferenceSpecBecomesATypedConfig() throws {
+        let c = try DetectNetV2InferenceConfig(path: "\(Self.nvidia)/detectnet_v2_inferencer_spec_etlt.txt")
+        XCTAssertEqual(c.targetClasses, ["person", "bag", "face"])
+        XCTAssertEqual([c.width, c.height, c.channels, c.batchSize, c.stride], [960, 544, 3, 16, 16])
+        XCTAssertEqual(c.model, "/home/project_ivadata.cosmos369/scratch_space/inferences/outputs/astro_refactor_inference.etlt")
+        XCTAssertTrue(c.notes.contains { $0.contains("tensorrt_config") })
+        XCTAssertTrue(c.kittiDump && c.overlay)
+        XCTAssertEqual(c.lineWidth, 2)
+        XCTAssertEqual(Set(c.handlers.keys), ["person", "bag", "face", "default"])
+        let bag = c.handler("bag")
+        XCTAssertEqual(bag.coverageThreshold, 0.005)
+        XCTAssertEqual(bag.dbscanEps, 0.3)
+        XCTAssertEqual(bag.dbscanMinSamples, 1)
+        XCTAssertEqual(bag.dbscanConfidence, 0.9)
+        XCTAssertEqual(bag.minimumBoxHeight, 4)
+        XCTAssertEqual(bag.outputName, "bag")
+        XCTAssertTrue(bag.color! == (0, 255, 255))
+
+        func error(_ patch: (String) -> String) -> String {
+            let base = try! String(contentsOfFile: "\(Self.nvidia)/detectnet_v2_inferencer_spec_etlt.txt", encoding: .utf8)
+            do { _ = try DetectNetV2InferenceConfig(text: SpecText(file: "i.txt", text: patch(base))); return "no error" } catch { return "\(error)" }
+        }
+        XCTAssertTrue(error { $0.replacingOccurrences(of: "image_width: 960", with: "image_width: 961") }.contains("i.txt:8: inferencer_config.image_width"))
+        XCTAssertTrue(error { $0.replacingOccurrences(of: "key:\"bag\"", with: "key:\"bags\"") }.contains("'bags' is not one of the target_classes"))
+        XCTAssertTrue(error { $0.replacingOccurrences(of: "confidence_model: \"aggregate_cov\"", with: "confidence_model: \"mlp\"") }.contains("only \"aggregate_cov\""))
+        let misspelled = error { $0.replacingOccurrences(of: "dbscan_eps", with: "dbscan_epsilon") }
+        // A misspelling inside a map entry's value is an error naming the entry's line; the message
+        // names the map field rather than the misspelled one (SpecText's map handling; to fix).
+        XCTAssertTrue(misspelled.hasPrefix("i.txt:") && misspelled.contains("unknown field"), misspelled)
+    }
 }
+
