@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 which=${1:-all}; seconds=${2:-600}
 out=.build-fuzz; mkdir -p "$out"
 [ -d .build/checkouts/swift-protobuf ] || swift package resolve
-flags=(-sanitize=fuzzer,address -parse-as-library -O -g -I "$out" -L "$out")
+flags=(-sanitize=fuzzer,address -parse-as-library -O -g -package-name tao_fuzz -I "$out" -L "$out")
 module() {   # module NAME SOURCES... : a static library and its .swiftmodule in $out
     local name=$1; shift
     [ "$out/lib$name.a" -nt Package.swift ] && [ -z "$(find "$@" -newer "$out/lib$name.a" 2>/dev/null | head -1)" ] && return 0

@@ -176,19 +176,14 @@ extension DetectNetV2Task {
         grid.scale = Double(scale); grid.offset = Double(offset)
         let clustering = spec.targetClasses.map { name -> ClusteringConfig in
             let h = spec.handler(name)
-            var k = ClusteringConfig()
-            k.coverageThreshold = Double(h.coverageThreshold); k.eps = Double(h.dbscanEps); k.minSamples = h.dbscanMinSamples
-            k.minimumBoxHeight = Double(h.minimumBoxHeight); k.confidenceThreshold = Double(h.dbscanConfidence)
-            k.algorithm = h.nms ? .nms : .dbscan
-            k.nmsIoUThreshold = Double(h.nmsIoU); k.nmsConfidenceThreshold = Double(h.nmsConfidence)
-            return k
+            return ClusteringConfig(coverageThreshold: h.coverageThreshold, eps: h.dbscanEps, minSamples: h.dbscanMinSamples, minimumBoxHeight: h.minimumBoxHeight,
+                                    confidence: h.dbscanConfidence, nms: h.nms, nmsIoU: h.nmsIoU, nmsConfidence: h.nmsConfidence)
         }
         let files = try imageFiles(under: images)
         guard !files.isEmpty else { throw TaskError("\(images): no .jpg, .jpeg or .png images found") }
         let keep = Set(spec.postprocClasses.isEmpty ? spec.targetClasses : spec.postprocClasses)
         let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: min(batchSize ?? spec.batchSize, files.count), int8: int8Settings(card))
-        let canvas = DetectionAugmentation(width: spec.width, height: spec.height, channels: spec.channels)
-        let per = spec.channels * spec.width * spec.height, plane = spec.width * spec.height
+        let per = spec.channels * spec.width * spec.height
         for sub in ["labels", "images_annotated"] where sub == "labels" ? spec.kittiDump : spec.overlay {
             try FileManager.default.createDirectory(atPath: "\(outputDir)/\(sub)", withIntermediateDirectories: true)
         }
@@ -199,10 +194,7 @@ extension DetectNetV2Task {
             let chunk = Array(files[start..<min(start + runner.batch, files.count)])
             let decoded = try parallelMap(chunk.count) { k -> (Image, [Float]) in
                 let img = try ImageCodec.decode(path: chunk[k], channels: spec.channels)
-                let small = canvas.warp(img, Affine.scaling(Double(spec.width) / Double(img.width), Double(spec.height) / Double(img.height)))
-                var x = [Float](repeating: 0, count: per)
-                for c in 0..<spec.channels { for i in 0..<plane { x[c * plane + i] = Float(small.pixels[i * spec.channels + c]) / 255 } }
-                return (img, x)
+                return (img, canvasInput(img, width: spec.width, height: spec.height))
             }
             let input = runner.inputPointer()
             input.update(repeating: 0, count: runner.batch * per)
@@ -259,16 +251,9 @@ extension DetectNetV2Task: ModelTask {
         let all = try imageFiles(under: imageDir), want = min(all.count, images)
         let files = (0..<want).map { all[$0 * all.count / max(want, 1)] }
         let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
-        let canvas = DetectionAugmentation(width: w, height: h, channels: c)
         return try stride(from: 0, to: files.count, by: batchSize).map { start in
             let chunk = Array(files[start..<min(start + batchSize, files.count)])
-            let xs = try parallelMap(chunk.count) { k -> [Float] in
-                let img = try ImageCodec.decode(path: chunk[k], channels: c)
-                let small = canvas.warp(img, Affine.scaling(Double(w) / Double(img.width), Double(h) / Double(img.height)))
-                var x = [Float](repeating: 0, count: c * h * w)
-                for ch in 0..<c { for i in 0..<(h * w) { x[ch * h * w + i] = Float(small.pixels[i * c + ch]) / 255 } }
-                return x
-            }
+            let xs = try parallelMap(chunk.count) { k in Self.canvasInput(try ImageCodec.decode(path: chunk[k], channels: c), width: w, height: h) }
             return Tensor(shape: Shape([chunk.count] + inputShape), values: xs.flatMap { $0 })
         }
     }

@@ -46,13 +46,19 @@ public struct DetectNetV2Task {
     /// The clustering of each class's grid predictions (`postprocessing_config`).
     public var clustering: [ClusteringConfig] {
         config.classes.map { c in
-            var k = ClusteringConfig()
-            k.coverageThreshold = Double(c.coverageThreshold); k.eps = Double(c.dbscanEps); k.minSamples = c.dbscanMinSamples
-            k.minimumBoxHeight = Double(c.minimumBoxHeight); k.confidenceThreshold = Double(c.dbscanConfidence)
-            k.algorithm = c.nms ? .nms : .dbscan
-            k.nmsIoUThreshold = Double(c.nmsIoU); k.nmsConfidenceThreshold = Double(c.nmsConfidence)
-            return k
+            ClusteringConfig(coverageThreshold: c.coverageThreshold, eps: c.dbscanEps, minSamples: c.dbscanMinSamples, minimumBoxHeight: c.minimumBoxHeight,
+                             confidence: c.dbscanConfidence, nms: c.nms, nmsIoU: c.nmsIoU, nmsConfidence: c.nmsConfidence)
         }
+    }
+
+    /// An image resized to the network's canvas, as the network takes it (channels first, 0…1).
+    static func canvasInput(_ img: Image, width: Int, height: Int) -> [Float] {
+        let c = img.channels, plane = width * height
+        let small = DetectionAugmentation(width: width, height: height, channels: c)
+            .warp(img, Affine.scaling(Double(width) / Double(img.width), Double(height) / Double(img.height)))
+        var x = [Float](repeating: 0, count: c * plane)
+        for ch in 0..<c { for i in 0..<plane { x[ch * plane + i] = Float(small.pixels[i * c + ch]) / 255 } }
+        return x
     }
 
     var augmentation: DetectionAugmentation {

@@ -99,3 +99,14 @@ public enum NMS {
         return kept
     }
 }
+
+extension ClusteringConfig {
+    /// A spec's clustering_config (training's postprocessing_config or inference's bbox handler).
+    init(coverageThreshold: Float, eps: Float, minSamples: Int, minimumBoxHeight: Int, confidence: Float, nms: Bool, nmsIoU: Float, nmsConfidence: Float) {
+        self.init()
+        self.coverageThreshold = Double(coverageThreshold); self.eps = Double(eps); self.minSamples = minSamples
+        self.minimumBoxHeight = Double(minimumBoxHeight); confidenceThreshold = Double(confidence)
+        algorithm = nms ? .nms : .dbscan
+        nmsIoUThreshold = Double(nmsIoU); nmsConfidenceThreshold = Double(nmsConfidence)
+    }
+}
