@@ -33,9 +33,11 @@ run() {   # run TARGET LIBRARIES...
         "Fuzz/$t/fuzz.swift" "$@" -lSwiftProtobuf -o "$out/fuzz-$t"
     mkdir -p "$out/corpus/$t"
     echo "fuzzing $t for $seconds s (seeds: Fuzz/$t/corpus)"
+    local status=0
     ASAN_OPTIONS=detect_leaks=1 "$out/fuzz-$t" -max_total_time="$seconds" -timeout=10 -max_len=65536 -print_final_stats=1 \
-        "$out/corpus/$t" "Fuzz/$t/corpus" 2>&1 | grep -E "^#[0-9]+ +(DONE|INITED)|stat::|ERROR|SUMMARY|Done" || true
-    [ "${PIPESTATUS[0]}" = 0 ] || { echo "fuzz-$t FAILED (see the crash-* file)"; exit 1; }
+        -artifact_prefix="$out/" "$out/corpus/$t" "Fuzz/$t/corpus" > "$out/fuzz-$t.log" 2>&1 || status=$?
+    grep -E "stat::|ERROR|SUMMARY|Done" "$out/fuzz-$t.log" || true
+    [ $status = 0 ] || { echo "fuzz-$t FAILED: the input is the crash-*, leak-* or timeout-* file in $out/ (log: $out/fuzz-$t.log)"; exit 1; }
 }
 [[ $which == all || $which == spec ]] && run spec -lTaoSpec
 [[ $which == all || $which == kitti ]] && run kitti -lTaoData -lTaoTensor -lz -lspng -lturbojpeg

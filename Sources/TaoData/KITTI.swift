@@ -66,7 +66,9 @@ public enum KITTI {
                 guard let v = Float(f), v.isFinite else { throw fail("column \(k + 1) (\(columns[k])) is not a number: '\(f)'") }
                 numbers.append(v)
             }
-            guard numbers[1] == numbers[1].rounded() else { throw fail("column 3 (occlusion) must be a whole number, got '\(fields[2])'") }
+            guard numbers[1] == numbers[1].rounded(), (-1...3).contains(numbers[1]) else {
+                throw fail("column 3 (occlusion) must be 0, 1, 2 or 3 (-1 for DontCare), got '\(fields[2])'")
+            }
             var o = KITTIObject(className: String(fields[0]), truncation: numbers[0], occlusion: Int(numbers[1]), alpha: numbers[2],
                                 x1: numbers[3], y1: numbers[4], x2: numbers[5], y2: numbers[6], threeD: Array(numbers[7..<14]))
             if numbers.count == 15 { o.score = numbers[14] }

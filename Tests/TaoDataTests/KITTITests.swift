@@ -41,7 +41,12 @@ final class KITTITests: XCTestCase {
         XCTAssertEqual(error("\ncar 0 0 0 1 2 x 4 0 0 0 0 0 0 0"), "labels/7.txt:2: column 7 (x2) is not a number: 'x'")
         XCTAssertEqual(error("car 0 0 0 10 2 3 4 0 0 0 0 0 0 0"), "labels/7.txt:1: x2 (3) is left of x1 (10)")
         XCTAssertEqual(error("car 0 0 0 1 9 3 4 0 0 0 0 0 0 0"), "labels/7.txt:1: y2 (4) is above y1 (9)")
-        XCTAssertEqual(error("car 0 1.5 0 1 2 3 4 0 0 0 0 0 0 0"), "labels/7.txt:1: column 3 (occlusion) must be a whole number, got '1.5'")
+        XCTAssertEqual(error("car 0 1.5 0 1 2 3 4 0 0 0 0 0 0 0"), "labels/7.txt:1: column 3 (occlusion) must be 0, 1, 2 or 3 (-1 for DontCare), got '1.5'")
+        // Found by the KITTI fuzzer (Fuzz/kitti): an occlusion too large for an Int trapped.
+        XCTAssertEqual(error("car 0 22222222222222222222220 0 1 2 3 4 0 0 0 0 0 0 0"),
+                       "labels/7.txt:1: column 3 (occlusion) must be 0, 1, 2 or 3 (-1 for DontCare), got '22222222222222222222220'")
+        XCTAssertEqual(error("car 0 4 0 1 2 3 4 0 0 0 0 0 0 0"), "labels/7.txt:1: column 3 (occlusion) must be 0, 1, 2 or 3 (-1 for DontCare), got '4'")
+        XCTAssertEqual(error("DontCare -1 -1 -10 1 2 3 4 -1 -1 -1 -1000 -1000 -1000 -10"), "no error")
         XCTAssertEqual(error("car 0 0 0 1 2 nan 4 0 0 0 0 0 0 0"), "labels/7.txt:1: column 7 (x2) is not a number: 'nan'")
     }
 
