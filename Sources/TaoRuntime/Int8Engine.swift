@@ -97,15 +97,15 @@ public final class Int8Engine {
                     }
                 }
                 for m in fused { if case .node(let k) = g.source(of: m.output) { done.insert(k) } }
-                // u8 after a ReLU-like activation, s8 otherwise. A residual is written into the output
-                // buffer as s8 and read back as such by the sum post-op, whatever the output's type.
+                // u8 after a ReLU-like activation, s8 otherwise. A residual is read by the sum post-op in
+                // its own type and scale (in place), or copied into the output buffer as s8 at its own
+                // scale first: either way the output keeps all of its type's steps.
                 let unsigned = post.map(Self.nonNegative) ?? (addend == nil && (pre.map(Self.nonNegative) ?? false))
                 // A convolution that gives a graph output writes it in fp32 (int8 inputs and weights,
                 // fp32 accumulation out), as TensorRT keeps a network's outputs: one output scale would
                 // otherwise quantize a detector's box distances to the range of its largest values.
                 let toFloat = outputs.contains(last.output) && addend == nil
-                // With a residual, the scale leaves room for the s8 addend (127 steps, not 255).
-                let sDst = toFloat ? 1 : try scale(last.output, unsigned: unsigned && addend == nil)
+                let sDst = toFloat ? 1 : try scale(last.output, unsigned: unsigned)
                 // Source: int8 as produced, or quantized here from fp32.
                 let given = vals[n.inputs[0].index]!
                 let src = given.type == .f32 ? Q(mem: given.mem, scale: try scale(n.inputs[0], unsigned: false), type: .s8) : given
@@ -133,8 +133,9 @@ public final class Int8Engine {
                 let real = !([pre, post].compactMap { $0 }.allSatisfy(Self.homogeneous))
                 let unit = real ? 1 : sDst
                 // A residual that cannot be summed in place is first copied into the output buffer as
-                // s8: at the output's scale when the sum is in scaled units, else at its own (u8 halved).
-                let copyScale: Float = real ? a.map { $0.type == .u8 ? $0.scale * 127 / 255 : $0.scale } ?? 1 : sDst
+                // s8 at its own scale (u8 halved); the sum post-op rescales it to the output's units.
+                // (At the output's scale, a u8 output's 255 steps would overflow the s8 copy.)
+                let copyScale: Float = a.map { $0.type == .u8 ? $0.scale * 127 / 255 : $0.scale } ?? 1
                 let scales = (0..<c.outChannels).map { unit / (src.scale * ws[$0]) }
                 func postOps(inPlace: Bool) -> [Attributes.PostOp] {
                     var ops: [Attributes.PostOp] = []

@@ -114,17 +114,67 @@ public struct SpecText {
 
     private func locate<M: SwiftProtobuf.Message>(_ error: Error, as type: M.Type) -> SpecError {
         let open = openBlocks()
-        // The first prefix of lines that no longer decodes (its open blocks closed) holds the culprit.
+        // The first prefix of lines that fails as the whole text does (its open blocks closed) holds
+        // the culprit. Other failures of a prefix are the cut's own (a map entry cut before its
+        // value, say).
         for n in 1...max(lines.count, 1) {
             let prefix = lines.prefix(n).joined(separator: "\n") + "\n" + String(repeating: "}\n", count: open[n].count)
-            if (try? M(textFormatString: prefix)) == nil {
-                let context = open[n - 1]
-                let name = fieldName(onLine: n)
+            if Self.fails(prefix, as: type, like: error) {
+                let (name, context) = culprit(onLine: n, as: type, like: error) ?? (fieldName(onLine: n), open[n - 1])
                 let field = (context + (name.map { [$0] } ?? [])).joined(separator: ".")
                 return SpecError(file: file, line: n, field: field.isEmpty ? nil : field, message: explain(error, name: name, context: context))
             }
         }
         return SpecError(file: file, message: explain(error, name: nil, context: []))
+    }
+
+    /// The field on line `n` (the first line that breaks decoding) where it breaks, with the fields
+    /// open around it: the text is cut before each field named on the line in turn (its open blocks
+    /// closed), and the culprit is the last field whose cut still decodes. A line can hold several
+    /// fields (`key: "car" value: { clustering_config { dbscan_epss: 0.3 } }`), and a misspelling
+    /// deep inside it is named, not the line's first field.
+    private func culprit<M: SwiftProtobuf.Message>(onLine n: Int, as type: M.Type, like error: Error) -> (String, [String])? {
+        let before = lines.prefix(n - 1).joined(separator: "\n") + "\n"
+        let line = Array(lines[n - 1])
+        // The fields named on the line: a name followed by ':', '{' or '<', with its column and the
+        // blocks open where it starts.
+        let toks = tokens()
+        guard let first = toks.firstIndex(where: { $0.line == n }) else { return nil }
+        var stack = openBlocks()[n - 1]
+        var fields: [(name: String, column: Int, open: [String])] = []
+        var last: String?
+        var column = 0
+        for k in first..<toks.count where toks[k].line == n {
+            let t = toks[k]
+            // Columns: tokens appear in order, so each is found after the previous one.
+            let chars = Array(t.text)
+            while column < line.count, !line[column...].starts(with: chars) { column += 1 }
+            let next = k + 1 < toks.count && toks[k + 1].line == n ? toks[k + 1].text : nil
+            switch t.text {
+            case "{", "<": stack.append(last ?? "?")
+            case "}", ">": if !stack.isEmpty { stack.removeLast() }
+            case ":", "[", "]": break
+            default:
+                if let next, [":", "{", "<"].contains(next) { fields.append((t.text, column, stack)) }
+                last = t.text
+            }
+            column += chars.count
+        }
+        func decodes(upTo column: Int, closing: Int) -> Bool {
+            !Self.fails(before + String(line[..<column]) + "\n" + String(repeating: "}\n", count: closing), as: type, like: error)
+        }
+        var found: (String, [String])?
+        for (i, f) in fields.enumerated() {
+            guard decodes(upTo: f.column, closing: f.open.count) else { break }
+            let end = i + 1 < fields.count ? (fields[i + 1].column, fields[i + 1].open.count) : (line.count, stack.count)
+            if !decodes(upTo: end.0, closing: end.1) { found = (f.name, f.open); break }
+        }
+        return found
+    }
+
+    /// Whether decoding `text` fails with the same error as `error`.
+    private static func fails<M: SwiftProtobuf.Message>(_ text: String, as type: M.Type, like original: Error) -> Bool {
+        do { _ = try M(textFormatString: text); return false } catch { return "\(error)" == "\(original)" }
     }
 
     private func fieldName(onLine n: Int) -> String? {

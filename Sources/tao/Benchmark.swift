@@ -13,21 +13,29 @@ struct Benchmark: ParsableCommand {
         Times a full training step (forward, softmax cross-entropy, backward, SGD with momentum 0.9 and \
         weight decay 1e-4) or an inference pass, after a warm-up, on random images. With --task infer it \
         also measures batch-1 latency. The models are built exactly as torchvision builds them, so the \
-        numbers compare like for like with PyTorch (see shared/bench/compare.py).
+        numbers compare like for like with PyTorch (see shared/bench/compare.py). \
+        detectnet_v2_resnet18 (and _resnet10/34/50) is TAO's DetectNet_v2 (stride-16 ResNet with all \
+        projections, coverage and box heads), trained with Adam as TAO trains it, for \
+        shared/bench/det_bench.py; --res-hw sets a non-square input (default 384x1248, KITTI's size). \
+        A detector's training step (and that of any model given with -m that is not a classifier) uses \
+        a stand-in loss over every output, half the mean of squares, whose cost, like the task's own \
+        loss, is negligible beside the network's.
         """)
 
     enum Task: String, ExpressibleByArgument { case train, infer }
     enum Precision: String, ExpressibleByArgument { case fp32, int8 }
 
-    @Option(help: "Model: \(Zoo.names.joined(separator: ", ")).") var model = "resnet18"
+    @Option(help: "Model: \((Zoo.names + Self.detectors).joined(separator: ", ")).") var model = "resnet18"
     @Option(help: "train or infer.") var task: Task = .train
     @Option(help: "fp32, or int8 (inference through the INT8 engine, calibrated on random images).") var precision: Precision = .fp32
     @Option(help: "INT8 kernel choice: timed (each alternative kernel — Winograd, fused depthwise — kept where faster when timed while building), direct, or alternatives (wherever available).")
     var tactics = "timed"
     @Option(help: "Square input resolution in pixels.") var res = 224
+    @Option(name: .customLong("res-hw"), help: "Input height x width (e.g. 384x1248), in place of --res; a detector's default is 384x1248.")
+    var resHW: String?
     @Option(help: "Input channels: 3 (RGB) or 1 (grayscale).") var channels = 3
     @Option(help: "Images per batch.") var batch = 32
-    @Option(help: "Number of classes of the classifier head.") var classes = 1000
+    @Option(help: "Number of classes of the classifier head (default 1000; a detector's default is 3, KITTI's).") var classes: Int?
     @Option(help: "Timed iterations.") var iters = 6
     @Option(help: "Untimed warm-up iterations.") var warmup = 2
     @Flag(help: "Print one JSON line per measurement instead of a table.") var json = false
@@ -37,15 +45,18 @@ struct Benchmark: ParsableCommand {
 
     func validate() throws {
         guard res >= 16 else { throw ValidationError("--res must be at least 16") }
-        guard batch >= 1, classes >= 1, iters >= 1 else { throw ValidationError("--batch, --classes and --iters must be positive") }
+        guard batch >= 1, (classes ?? 1) >= 1, iters >= 1 else { throw ValidationError("--batch, --classes and --iters must be positive") }
         guard Int8Engine.Tactics(rawValue: tactics) != nil else { throw ValidationError("--tactics must be timed, direct or alternatives, got '\(tactics)'") }
-        guard modelFile != nil || Zoo.names.contains(model) else { throw ValidationError("unknown --model '\(model)'; choose one of \(Zoo.names.joined(separator: ", "))") }
+        guard modelFile != nil || Zoo.names.contains(model) || Self.detectors.contains(model) else {
+            throw ValidationError("unknown --model '\(model)'; choose one of \((Zoo.names + Self.detectors).joined(separator: ", "))")
+        }
+        if let resHW { _ = try Self.heightWidth(resHW) }
     }
 
     func run() throws {
         guard precision == .fp32 || task == .infer else { throw ValidationError("--precision int8 is for --task infer") }
         var graph: Graph, store: ParameterStore
-        var (channels, res, classes) = (channels, res, classes)
+        let detector = modelFile == nil && Self.detectors.contains(model)
         if let modelFile {
             if modelFile.lowercased().hasSuffix(".onnx") {
                 let r = try ONNXImport.read(modelFile)
@@ -55,31 +66,43 @@ struct Benchmark: ParsableCommand {
                 (graph, store) = (ck.graph, ck.parameters)
             }
             let s = graph.shape(of: graph.inputs[0])
-            guard s.rank == 3, s[1] == s[2] else { throw ValidationError("\(modelFile): benchmark needs a square [C,H,W] input, the model takes \(s)") }
-            (channels, res, classes) = (s[0], s[1], graph.shape(of: graph.outputs[0])[0])
+            guard s.rank == 3 else { throw ValidationError("\(modelFile): benchmark needs a [C,H,W] image input, the model takes \(s)") }
         } else {
-            graph = try Zoo.build(model, classes: classes, inputShape: [channels, res, res])
+            let (h, w) = try resHW.map(Self.heightWidth) ?? (detector ? (384, 1248) : (res, res))
+            if detector {
+                var r = ResNetConfig(depth: Int(model.split(separator: "_").last!.dropFirst(6))!, classes: 1, inputShape: [channels, h, w], stemMaxPool: false)
+                r.allProjections = true; r.useBias = true; r.bnEpsilon = 1e-3
+                graph = try TaoModels.DetectNetV2.build(DetectNetV2ModelConfig(backbone: r, classes: classes ?? 3))
+            } else {
+                graph = try Zoo.build(model, classes: classes ?? 1000, inputShape: [channels, h, w])
+            }
             store = ParameterStore(graph: graph, seed: 0)
         }
+        let input = graph.shape(of: graph.inputs[0]).dims
+        // A classifier: one [classes] output, trained with softmax cross-entropy; anything else with the stand-in loss.
+        let classifier = graph.outputs.count == 1 && graph.shape(of: graph.outputs[0]).rank == 1
+        let classes = graph.shape(of: graph.outputs[0])[0]
         let macs = Double(graph.macsPerSample)
         var records: [[String: Any]] = []
         switch task {
         case .train:
             let exec = try Executor(graph: graph, batch: batch, mode: .training, parameters: store)
             var rng = SplitMix64(seed: 1)
-            try exec.setInput(0, Tensor.randomNormal([batch, channels, res, res], rng: &rng))
+            try exec.setInput(0, Tensor.randomNormal(Shape([batch] + input), rng: &rng))
             let labels = (0..<batch).map { _ in Int(rng.next() % UInt64(classes)) }
-            let trainer = Trainer(executor: exec, optimizer: SGD(momentum: 0.9), learningRate: 0.01,
+            let trainer = Trainer(executor: exec, optimizer: detector ? Adam() : SGD(momentum: 0.9), learningRate: detector ? 1e-4 : 0.01,
                                   regularizer: Regularizer(.l2, weight: 0.5e-4))
-            let times = time(iters: iters, warmup: warmup) { trainer.step(labels: labels) }
-            records.append(record("train_step_sgd_momentum", batch: batch, times: times, gflop: 3 * 2 * macs / 1e9, graph: graph))
+            let times = time(iters: iters, warmup: warmup) {
+                if classifier { trainer.step(labels: labels) } else { trainer.step(loss: Self.standInLoss) }
+            }
+            records.append(record(detector ? "train_step_adam" : "train_step_sgd_momentum", batch: batch, times: times, gflop: 3 * 2 * macs / 1e9, graph: graph))
         case .infer where precision == .int8:
             // Calibrated on random images: the ranges matter for accuracy, not for speed.
             var rng = SplitMix64(seed: 2)
-            let ranges = try Int8Calibration.measure(graph, store, batches: (0..<2).map { _ in Tensor.randomNormal([4, channels, res, res], rng: &rng) })
+            let ranges = try Int8Calibration.measure(graph, store, batches: (0..<2).map { _ in Tensor.randomNormal(Shape([4] + input), rng: &rng) })
             for (b, n, w) in [(batch, iters, warmup), (1, max(iters * 5, 30), 5)] {
                 let engine = try Int8Engine(graph: graph, parameters: store, maxAbs: ranges, batch: b, tactics: Int8Engine.Tactics(rawValue: tactics)!)
-                try engine.setInput(Tensor.randomNormal([b, channels, res, res], rng: &rng))
+                try engine.setInput(Tensor.randomNormal(Shape([b] + input), rng: &rng))
                 let times = time(iters: n, warmup: w) { engine.forward() }
                 records.append(record(b == 1 ? "latency_int8" : "infer_int8", batch: b, times: times, gflop: 2 * macs / 1e9, graph: graph))
                 records[records.count - 1]["winograd_convs"] = engine.winogradConvolutions
@@ -90,13 +113,36 @@ struct Benchmark: ParsableCommand {
             for (b, n, w) in [(batch, iters, warmup), (1, max(iters * 5, 30), 5)] {
                 let exec = try Executor(graph: graph, batch: b, mode: .inference, parameters: store)
                 var rng = SplitMix64(seed: 1)
-                try exec.setInput(0, Tensor.randomNormal([b, channels, res, res], rng: &rng))
+                try exec.setInput(0, Tensor.randomNormal(Shape([b] + input), rng: &rng))
                 let times = time(iters: n, warmup: w) { exec.forward() }
                 records.append(record(b == 1 ? "latency_fp32" : "infer_fp32", batch: b, times: times, gflop: 2 * macs / 1e9, graph: graph))
                 if b == 1 && batch == 1 { break }
             }
         }
         for r in records { print(json ? jsonLine(r) : table(r)) }
+    }
+
+    /// Models `--model` names besides the zoo's classifiers.
+    static let detectors = ["detectnet_v2_resnet10", "detectnet_v2_resnet18", "detectnet_v2_resnet34", "detectnet_v2_resnet50"]
+
+    /// "384x1248" as (384, 1248).
+    static func heightWidth(_ s: String) throws -> (Int, Int) {
+        let parts = s.lowercased().split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 2, parts.allSatisfy({ $0 >= 16 }) else { throw ValidationError("--res-hw must be HEIGHTxWIDTH (each at least 16), e.g. 384x1248; got '\(s)'") }
+        return (parts[0], parts[1])
+    }
+
+    /// Half the mean of squares of every output (per image), as a training step's loss where the
+    /// task's own needs targets: d/dy = y / batch.
+    static func standInLoss(_ ex: Executor) -> Float {
+        var total: Float = 0
+        for i in 0..<ex.graph.outputs.count {
+            let dims = ex.outputShape(i).dims
+            let (y, g) = (ex.outputPointer(i), ex.outputGradientPointer(i))
+            let n = dims.reduce(1, *), batch = Float(dims[0])
+            for k in 0..<n { total += 0.5 * y[k] * y[k] / batch; g[k] = y[k] / batch }
+        }
+        return total
     }
 
     private func time(iters: Int, warmup: Int, _ body: () -> Void) -> [Double] {
@@ -115,7 +161,7 @@ struct Benchmark: ParsableCommand {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return [
-            "framework": "tao-swift", "model": modelFile ?? model, "task": task, "res": graph.shape(of: graph.inputs[0])[1], "batch": batch,
+            "framework": "tao-swift", "model": modelFile ?? model, "task": task, "res": Self.resolution(graph), "batch": batch,
             "classes": graph.shape(of: graph.outputs[0])[0],
             "images_per_s": (ips * 100).rounded() / 100,
             "ms_per_iter_mean": (1000 * total / Double(times.count) * 100).rounded() / 100,
@@ -126,6 +172,12 @@ struct Benchmark: ParsableCommand {
             "peak_rss_mb": usage.ru_maxrss / 1024,
             "iters": times.count,
         ]
+    }
+
+    /// 224, or "384x1248" where height and width differ (as det_bench.py writes it).
+    static func resolution(_ graph: Graph) -> Any {
+        let s = graph.shape(of: graph.inputs[0])
+        return s[1] == s[2] ? s[1] : "\(s[1])x\(s[2])"
     }
 
     private func jsonLine(_ r: [String: Any]) -> String {

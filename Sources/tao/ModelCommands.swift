@@ -90,7 +90,7 @@ struct ExportCommand<Task: ModelTask>: ParsableCommand {
     @Option(name: [.customLong("engine_file")], help: "The INT8 engine file to write (default: OUTPUT with .int8.tao).") var engineFile: String?
     @Flag(name: [.customLong("gen_ds_config")], help: "TAO's DeepStream config; accepted, not written.") var genDSConfig = false
     @Option(name: [.customLong("cal_algorithm")],
-            help: "How calibration sets each activation's range: max (largest magnitude seen) or entropy (TensorRT's: the clipping that loses least information).")
+            help: "How calibration sets each activation's range: max (largest magnitude seen), entropy (TensorRT's: the clipping that loses least information) or percentile (the 90th percentile of each image's largest magnitude: a few unusual images are clipped; best for detectors).")
     var calAlgorithm = "max"
     @Option(name: [.customLong("qdq_file")], help: "The INT8 ONNX file (QDQ form) to write (default: OUTPUT with .int8.onnx).") var qdqFile: String?
     @Option(name: [.customLong("tactics")], help: "How the INT8 engine picks its kernels: timed (oneDNN's alternatives — Winograd for 3×3 convolutions, a depthwise convolution fused into the pointwise one before it — kept where they run faster here at the batch size used; Winograd keeps about 2 bits less precision in those layers) or direct.")
@@ -103,7 +103,7 @@ struct ExportCommand<Task: ModelTask>: ParsableCommand {
         }
         guard dataType == "fp32" || dataType == "int8" else { throw ValidationError("--data_type must be fp32 or int8, got '\(dataType)'") }
         guard let chosen = Int8Engine.Tactics(rawValue: tactics), chosen != .alternatives else { throw ValidationError("--tactics must be timed or direct, got '\(tactics)'") }
-        guard let method = Int8Calibration.Method(rawValue: calAlgorithm) else { throw ValidationError("--cal_algorithm must be max or entropy, got '\(calAlgorithm)'") }
+        guard let method = Int8Calibration.Method(rawValue: calAlgorithm) else { throw ValidationError("--cal_algorithm must be max, entropy or percentile, got '\(calAlgorithm)'") }
         try tao.apply()
         if genDSConfig { say("note: --gen_ds_config: a DeepStream config is not written; the ONNX file's metadata holds the classes and input size") }
         if calDataFile != nil { say("note: --cal_data_file is not used: calibration reads the images of --cal_image_dir (or --cal_cache_file)") }

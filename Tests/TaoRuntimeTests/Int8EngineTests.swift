@@ -221,6 +221,33 @@ extension Int8EngineTests {
         XCTAssertGreaterThanOrEqual(Int8Calibration.threshold(uniform), bins * 9 / 10)
     }
 
+    /// Percentile calibration takes the 90th percentile of the images' own maxima: two images in
+    /// twenty with values 40× the rest are clipped, where `max` keeps them and `entropy` cannot
+    /// clip below a sixteenth of the largest value.
+    func testPercentileCalibrationClipsTheFewImagesWithOutliers() throws {
+        var b = GraphBuilder()
+        let x = b.input("x", [1, 4, 4])
+        let r = b.relu(x, "r")
+        let tiny = try b.build(outputs: [r])
+        let s = ParameterStore(graph: tiny, seed: 1)
+        // Image i of 20 has largest magnitude 1 + i/20 (a ramp), except images 7 and 13 (40 and 50).
+        let batches = (0..<2).map { half in
+            Tensor(shape: [10, 1, 4, 4], values: (0..<10).flatMap { k -> [Float] in
+                let i = half * 10 + k
+                let top: Float = i == 7 ? 40 : i == 13 ? 50 : 1 + Float(i) / 20
+                return (0..<16).map { $0 == 5 ? -top : top * Float($0) / 32 }
+            })
+        }
+        let p = try Int8Calibration.measure(tiny, s, batches: batches, method: .percentile)
+        let m = try Int8Calibration.measure(tiny, s, batches: batches, method: .max)
+        XCTAssertEqual(m["x"], 50)
+        // The sorted maxima: 18 ramp values (1.00 … 1.95 without 1.35 and 1.65), then 40 and 50;
+        // index round(0.9 · 19) = 17 is the largest of the ramp, 1.95.
+        XCTAssertEqual(p["x"]!, 1.95, accuracy: 1e-6)
+        XCTAssertEqual(p["r"]!, 1.95 * 15 / 32, accuracy: 1e-6, "after the ReLU: the largest positive value")
+        XCTAssertThrowsError(try Int8Calibration.measure(tiny, s, batches: [], method: .percentile))
+    }
+
     /// ‖q − f‖ / ‖f‖.
     func relativeError(_ q: [Float], _ f: [Float]) -> Float {
         zip(q, f).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot() / f.map { $0 * $0 }.reduce(0, +).squareRoot()

@@ -124,9 +124,19 @@ final class DetectNetV2SpecTests: XCTestCase {
         XCTAssertTrue(error { $0.replacingOccurrences(of: "key:\"bag\"", with: "key:\"bags\"") }.contains("'bags' is not one of the target_classes"))
         XCTAssertTrue(error { $0.replacingOccurrences(of: "confidence_model: \"aggregate_cov\"", with: "confidence_model: \"mlp\"") }.contains("only \"aggregate_cov\""))
         let misspelled = error { $0.replacingOccurrences(of: "dbscan_eps", with: "dbscan_epsilon") }
-        // A misspelling inside a map entry's value is an error naming the entry's line; the message
-        // names the map field rather than the misspelled one (SpecText's map handling; to fix).
-        XCTAssertTrue(misspelled.hasPrefix("i.txt:") && misspelled.contains("unknown field"), misspelled)
+        // A misspelling inside a map entry's value names its line and the misspelled field.
+        XCTAssertTrue(misspelled.hasPrefix("i.txt:44:") && misspelled.contains("unknown field 'dbscan_epsilon'"), misspelled)
+        // Several fields on one line: the misspelled one is named, with the fields around it.
+        let oneLine = SpecText(file: "o.txt", text: """
+        inferencer_config { target_classes: "car" image_width: 960 image_height: 544 image_channels: 3 batch_size: 1
+          tlt_config { model: "m.tlt" } }
+        bbox_handler_config { kitti_dump: true disable_overlay: false overlay_linewidth: 2
+          classwise_bbox_handler_config { key: "car" value: { confidence_model: "aggregate_cov" output_map: "car" clustering_config { coverage_threshold: 0.005 dbscan_epss: 0.3 } } }
+        }
+        """)
+        XCTAssertThrowsError(try DetectNetV2InferenceConfig(text: oneLine)) {
+            XCTAssertTrue("\($0)".contains("o.txt:4: bbox_handler_config.classwise_bbox_handler_config.value.clustering_config.dbscan_epss: unknown field 'dbscan_epss'"), "\($0)")
+        }
     }
 }
 

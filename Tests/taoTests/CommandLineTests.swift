@@ -99,6 +99,16 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(tao("classification prune --help"), 0)
     }
 
+    /// `tao benchmark` times TAO's DetectNet_v2 (non-square input, two outputs) in training, fp32 and
+    /// INT8 inference; a bad size is a usage error.
+    func testBenchmarkTimesADetector() throws {
+        for line in ["--task train", "--task infer", "--task infer --precision int8"] {
+            XCTAssertEqual(tao("benchmark --model detectnet_v2_resnet18 --res-hw 64x128 --batch 2 --iters 1 --warmup 0 \(line)"), 0, line)
+        }
+        XCTAssertNotEqual(tao("benchmark --model detectnet_v2_resnet18 --res-hw 64by128"), 0)
+        XCTAssertNotEqual(tao("benchmark --model detectnet_v3"), 0)
+    }
+
     /// `tao detectnet_v2 dataset_convert -d SPEC -o PREFIX` with a TAO conversion spec.
     func testDetectNetDatasetConvertWritesTheFolds() throws {
         for sub in ["kitti/images", "kitti/labels"] { try FileManager.default.createDirectory(atPath: "\(dir!)/\(sub)", withIntermediateDirectories: true) }
