@@ -32,7 +32,7 @@ $tao detectnet_v2 train -e specs/demo_detectnet_v2.txt -r results/detection_demo
 # The same spec validating on the test scenes (objects from Fashion-MNIST's test set), for evaluate.
 sed 's|validation_fold: 0|validation_data_source: { tfrecords_path: "data/detection_demo/tfrecords/test*" image_directory_path: "data/detection_demo/test" }|' \
     specs/demo_detectnet_v2.txt > results/detection_demo/test_spec.txt
-$tao detectnet_v2 evaluate -e results/detection_demo/test_spec.txt -m results/detection_demo/weights/resnet18_012.tao -r results/detection_demo_test
+$tao detectnet_v2 evaluate -e results/detection_demo/test_spec.txt -m results/detection_demo/weights/resnet18_011.tao -r results/detection_demo_test
 $tao detectnet_v2 inference -e specs/demo_detectnet_v2_inference.txt -i data/detection_demo/test/images/00000.png -o results/detection_demo_inference
 echo "annotated test image: results/detection_demo_inference/images_annotated/00000.png"
 $tao benchmark --model resnet18 --task train --iters 3

@@ -20,15 +20,15 @@ public enum ONNXExport {
         try model(graph, store, metadata: metadata, outputNames: outputNames, quantized: nil)
     }
 
-    /// `quantized`: for each convolution (batch norms folded in first), the per-tensor range of its
-    /// input, by value index; its convolutions are then written in QDQ form.
+    /// `quantized`: for each convolution to write in QDQ form (batch norms folded in first), the
+    /// per-tensor range of its input, by node index; the other convolutions stay fp32.
     static func model(_ graph: Graph, _ store: ParameterStore, metadata: [String: String], outputNames: [String],
                       quantized ranges: [Int: Float]?) throws -> Onnx_ModelProto {
         var w = Writer(graph: graph)
         // In QDQ form convolution weights and biases are written quantized, by the convolution.
         var skip = Set<Int>()
         if ranges != nil {
-            for n in graph.nodes { if case .conv2d = n.op { for v in n.inputs.dropFirst() { skip.insert(v.index) } } }
+            for (k, n) in graph.nodes.enumerated() where ranges?[k] != nil { for v in n.inputs.dropFirst() { skip.insert(v.index) } }
         }
         for (i, p) in graph.parameters.enumerated() {
             w.names[graph.parameterValue(i).index] = p.name
@@ -41,9 +41,9 @@ public enum ONNXExport {
         var outputFor: [Int: String] = [:]
         for (k, o) in graph.outputs.enumerated() { outputFor[o.index] = k < outputNames.count ? outputNames[k] : "output\(k)" }
         for n in graph.nodes { w.names[n.output.index] = outputFor[n.output.index] ?? n.name }
-        for n in graph.nodes {
-            if let ranges, case .conv2d = n.op {
-                try w.emitQuantizedConv(n, store, range: ranges[n.inputs[0].index])
+        for (k, n) in graph.nodes.enumerated() {
+            if let range = ranges?[k] {
+                try w.emitQuantizedConv(n, store, range: range)
             } else {
                 try w.emit(n)
             }

@@ -7,13 +7,14 @@ extension ONNXExport {
     /// (QuantizeLinear → DequantizeLinear, int8, zero point 0, scale range/127 from calibration),
     /// its weights stored as int8 with per-output-channel scales, its bias as int32 at the input
     /// scale × weight scale, each behind a DequantizeLinear. Everything else stays fp32, as in our
-    /// INT8 engine. `ranges`: calibration ranges by value name (`Int8Calibration.measure`).
-    public static func qdqModel(_ graph: Graph, _ store: ParameterStore, ranges: [String: Float], metadata: [String: String] = [:],
-                                outputNames: [String] = ["logits"]) throws -> Onnx_ModelProto {
+    /// INT8 engine. `ranges`: calibration ranges by value name (`Int8Calibration.measure`);
+    /// convolutions named in `fp32Layers` stay fp32 (mixed precision, as the engine runs them).
+    public static func qdqModel(_ graph: Graph, _ store: ParameterStore, ranges: [String: Float], fp32Layers: Set<String> = [],
+                                metadata: [String: String] = [:], outputNames: [String] = ["logits"]) throws -> Onnx_ModelProto {
         let f = try BatchNormFolding.fold(graph, store)
         let g = f.graph
-        var byValue: [Int: Float] = [:]
-        for n in g.nodes {
+        var byNode: [Int: Float] = [:]
+        for (k, n) in g.nodes.enumerated() where !fp32Layers.contains(n.name) {
             guard case .conv2d = n.op else { continue }
             let v = n.inputs[0]
             let name: String
@@ -23,14 +24,14 @@ extension ONNXExport {
             case .parameter: throw ONNXError("convolution '\\(n.name)' reads a parameter as its input")
             }
             guard let m = ranges[name] else { throw ONNXError("no calibration range for '\\(name)' (the input of '\\(n.name)'): recalibrate for this model") }
-            byValue[v.index] = m
+            byNode[k] = m
         }
-        return try model(g, f.parameters, metadata: metadata, outputNames: outputNames, quantized: byValue)
+        return try model(g, f.parameters, metadata: metadata, outputNames: outputNames, quantized: byNode)
     }
 
-    public static func writeQDQ(_ graph: Graph, _ store: ParameterStore, ranges: [String: Float], to path: String,
+    public static func writeQDQ(_ graph: Graph, _ store: ParameterStore, ranges: [String: Float], fp32Layers: Set<String> = [], to path: String,
                                 metadata: [String: String] = [:], outputNames: [String] = ["logits"]) throws {
-        try AtomicFile.write(try qdqModel(graph, store, ranges: ranges, metadata: metadata, outputNames: outputNames).serializedData(), to: path)
+        try AtomicFile.write(try qdqModel(graph, store, ranges: ranges, fp32Layers: fp32Layers, metadata: metadata, outputNames: outputNames).serializedData(), to: path)
     }
 }
 

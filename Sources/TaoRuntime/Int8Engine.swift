@@ -14,15 +14,17 @@ public struct Int8Error: Error, CustomStringConvertible {
 /// the dense head run in fp32.
 public final class Int8Engine {
     /// A value during planning: real = stored / scale (scale 1 for fp32).
-    struct Q { var mem: Memory; var scale: Float; var type: DataType }
+    /// `nonNegative`: an fp32 value known to be ≥ 0 (after a ReLU), which an int8 convolution reading
+    /// it quantizes to u8 (255 steps, not 127).
+    struct Q { var mem: Memory; var scale: Float; var type: DataType; var nonNegative = false }
 
     public let batch: Int
     private var steps: [Step] = []
     private var vals: [Int: Q] = [:]
     private let input: Memory
     private var outputMems: [Memory] = []
-    /// How many convolutions run in int8 (for reports and tests).
-    public private(set) var int8Convolutions = 0
+    /// How many convolutions run in int8, and how many in fp32 (`fp32Layers`).
+    public private(set) var int8Convolutions = 0, fp32Convolutions = 0
     /// Residual adds summed straight into their addend's buffer.
     public private(set) var inPlaceResiduals = 0
 
@@ -54,8 +56,11 @@ public final class Int8Engine {
     /// them (for tests and measurements).
     public enum Tactics: String, Sendable, CaseIterable { case timed, direct, alternatives }
 
+    /// `fp32Layers`: convolutions (by node name) that run in fp32 inside the int8 network, as
+    /// TensorRT's per-layer precision keeps a network's most sensitive layers in higher precision
+    /// (see `Int8Precision`, which chooses them).
     public init(graph original: Graph, parameters originalStore: ParameterStore, maxAbs: [String: Float], batch: Int,
-                tactics: Tactics = .timed) throws {
+                tactics: Tactics = .timed, fp32Layers: Set<String> = []) throws {
         self.batch = batch
         // Batch norms after convolutions folded into them; a folded convolution's output is its batch
         // norm's, and keeps that name's calibration range.
@@ -97,6 +102,50 @@ public final class Int8Engine {
                     }
                 }
                 for m in fused { if case .node(let k) = g.source(of: m.output) { done.insert(k) } }
+                let addIndex = fused.first { $0.op == .add }.flatMap { m -> Int? in if case .node(let k) = g.source(of: m.output) { return k }; return nil }
+                let dead = addend.map { v in !outputs.contains(v) && v != n.inputs[0] && consumers[v.index].allSatisfy { $0 <= addIndex! } } ?? false
+                let cin = g.shape(of: n.inputs[0])[0]
+                let wDims = c.groups > 1 ? [c.groups, c.outChannels / c.groups, cin / c.groups, c.kernel[0], c.kernel[1]]
+                                         : [c.outChannels, cin, c.kernel[0], c.kernel[1]]
+                let win = Window(strides: c.stride, dilation: c.dilation.map { $0 - 1 }, padLeft: [c.padding.top, c.padding.left],
+                                 padRight: [c.padding.bottom, c.padding.right])
+                let outDims = g.shape(of: last.output).batched(batch).dims
+                if fp32Layers.contains(n.name) {
+                    // Kept in fp32 (mixed precision): fp32 source, weights and output; activations
+                    // and the residual as fp32 post-ops. Int8 convolutions after it quantize its
+                    // output with their own input's range.
+                    let given = vals[n.inputs[0].index]!
+                    let a = addend.map { vals[$0.index]! }
+                    let attr = Attributes()
+                    try attr.setPostOps([pre.map { Self.postOp($0, scale: 1) }, a.map { _ in .sum(scale: 1) }, post.map { Self.postOp($0, scale: 1) }].compactMap { $0 })
+                    let pd = try Kernels.convForward(.inference, src: MemoryDesc(given.mem.desc.dims, .any), weights: MemoryDesc(wDims, .any),
+                                                     bias: MemoryDesc([c.outChannels]), dst: MemoryDesc(outDims, .any), win, attr: attr)
+                    let srcMem = given.type == .f32 ? try layout(given, pd.md(.src)) : try quantize(given, into: pd.md(.src), scale: 1)
+                    let plainW = Memory(MemoryDesc(wDims, .plain)), wMem = Memory(pd.md(.weights))
+                    param(n.inputs[1]).withUnsafeBytes { plainW.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    Step(try Primitive(Kernels.reorder(from: plainW.desc, to: wMem.desc)), [(.src, plainW), (.dst, wMem)]).run()
+                    let bias = c.hasBias ? param(n.inputs[2]) : [Float](repeating: 0, count: c.outChannels)
+                    let bMem = Memory(MemoryDesc([c.outChannels]))
+                    bias.withUnsafeBytes { bMem.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    let dst: Memory
+                    if let a, dead, a.type == .f32, a.mem.desc == pd.md(.dst) {
+                        dst = Memory(pd.md(.dst), wrapping: a.mem.pointer)   // summed in place
+                        retained.append(a.mem)
+                        inPlaceResiduals += 1
+                    } else {
+                        dst = Memory(pd.md(.dst))
+                        if let a {   // the residual in real units in the output buffer, then summed
+                            let ra = Attributes()
+                            try ra.setOutputScales([1 / a.scale], mask: 0)
+                            steps.append(Step(try Primitive(Kernels.reorder(from: a.mem.desc, to: dst.desc, attr: ra)), [(.src, a.mem), (.dst, dst)]))
+                        }
+                    }
+                    steps.append(Step(try Primitive(pd), [(.src, srcMem), (.weights, wMem), (.bias, bMem), (.dst, dst)]))
+                    let unsigned = post.map(Self.nonNegative) ?? (addend == nil && (pre.map(Self.nonNegative) ?? false))
+                    vals[last.output.index] = Q(mem: dst, scale: 1, type: .f32, nonNegative: unsigned)
+                    fp32Convolutions += 1
+                    continue
+                }
                 // u8 after a ReLU-like activation, s8 otherwise. A residual is read by the sum post-op in
                 // its own type and scale (in place), or copied into the output buffer as s8 at its own
                 // scale first: either way the output keeps all of its type's steps.
@@ -108,25 +157,17 @@ public final class Int8Engine {
                 let sDst = toFloat ? 1 : try scale(last.output, unsigned: unsigned)
                 // Source: int8 as produced, or quantized here from fp32.
                 let given = vals[n.inputs[0].index]!
-                let src = given.type == .f32 ? Q(mem: given.mem, scale: try scale(n.inputs[0], unsigned: false), type: .s8) : given
+                let src = given.type == .f32 ? Q(mem: given.mem, scale: try scale(n.inputs[0], unsigned: given.nonNegative), type: given.nonNegative ? .u8 : .s8) : given
                 // Weights (batch norm folded in) with per-output-channel scales: ws[o] int8 steps per unit.
-                let cin = g.shape(of: n.inputs[0])[0]
                 let w = param(n.inputs[1])
                 let (wq, stepSizes) = PerChannelInt8.quantize(w, channels: c.outChannels)
                 let ws = stepSizes.map { 1 / $0 }
                 let bias = (0..<c.outChannels).map { o in (c.hasBias ? param(n.inputs[2])[o] : 0) * src.scale * ws[o] }
-                let wDims = c.groups > 1 ? [c.groups, c.outChannels / c.groups, cin / c.groups, c.kernel[0], c.kernel[1]]
-                                         : [c.outChannels, cin, c.kernel[0], c.kernel[1]]
-                let win = Window(strides: c.stride, dilation: c.dilation.map { $0 - 1 }, padLeft: [c.padding.top, c.padding.left],
-                                 padRight: [c.padding.bottom, c.padding.right])
                 let dstType: DataType = toFloat ? .f32 : unsigned ? .u8 : .s8
-                let outDims = g.shape(of: last.output).batched(batch).dims
                 // A residual is summed in place when nothing reads it afterwards and its layout fits the
                 // output's (the post-op then reads it in its own type and scale); otherwise it is first
                 // copied into the output buffer as s8 (at `copyScale`, below).
                 let a = addend.map { vals[$0.index]! }
-                let addIndex = fused.first { $0.op == .add }.flatMap { m -> Int? in if case .node(let k) = g.source(of: m.output) { return k }; return nil }
-                let dead = addend.map { v in !outputs.contains(v) && v != n.inputs[0] && consumers[v.index].allSatisfy { $0 <= addIndex! } } ?? false
                 // ReLU-like activations act on the scaled output (their bounds scaled). Others (swish,
                 // sigmoid, …) need real values: the output scales then give real units, the
                 // activations run on them, and a final linear post-op applies the output's scale.
@@ -135,7 +176,8 @@ public final class Int8Engine {
                 // A residual that cannot be summed in place is first copied into the output buffer as
                 // s8 at its own scale (u8 halved); the sum post-op rescales it to the output's units.
                 // (At the output's scale, a u8 output's 255 steps would overflow the s8 copy.)
-                let copyScale: Float = a.map { $0.type == .u8 ? $0.scale * 127 / 255 : $0.scale } ?? 1
+                // (An fp32 residual, from a convolution kept in fp32, is copied at its range's s8 scale.)
+                let copyScale: Float = try a.map { $0.type == .f32 ? try scale(addend!, unsigned: false) : $0.type == .u8 ? $0.scale * 127 / 255 : $0.scale } ?? 1
                 let scales = (0..<c.outChannels).map { unit / (src.scale * ws[$0]) }
                 func postOps(inPlace: Bool) -> [Attributes.PostOp] {
                     var ops: [Attributes.PostOp] = []
@@ -153,9 +195,10 @@ public final class Int8Engine {
                                                    weights: MemoryDesc(wDims, .any, type: .s8), bias: MemoryDesc([c.outChannels]),
                                                    dst: MemoryDesc(outDims, .any, type: dstType), win, attr: attr, algorithm: algorithm)
                 }
-                var pd = try primitive(inPlace: dead)
-                let inPlace = dead && a!.mem.desc.with(type: dstType) == pd.md(.dst)
-                if dead && !inPlace { pd = try primitive(inPlace: false) }
+                let summable = dead && a!.type != .f32
+                var pd = try primitive(inPlace: summable)
+                let inPlace = summable && a!.mem.desc.with(type: dstType) == pd.md(.dst)
+                if summable && !inPlace { pd = try primitive(inPlace: false) }
                 // fp32 sources are quantized straight into the layout the convolution wants.
                 let srcMem = given.type == .f32 ? try quantize(given, into: pd.md(.src), scale: src.scale) : try layout(src, pd.md(.src))
                 /// The weights in layout `md`: the quantized ones, or (Winograd's own format, which
@@ -232,7 +275,7 @@ public final class Int8Engine {
                 let pd = try Kernels.poolForward(.inference, alg, src: x.mem.desc, dst: MemoryDesc(dims, .any, type: x.type), kernel: p.kernel, win)
                 let y = Memory(pd.md(.dst))
                 steps.append(Step(try Primitive(pd), [(.src, x.mem), (.dst, y)]))
-                vals[n.output.index] = Q(mem: y, scale: x.scale, type: x.type)
+                vals[n.output.index] = Q(mem: y, scale: x.scale, type: x.type, nonNegative: x.nonNegative)
             case .globalAveragePool:
                 // Averaged straight from int8 into fp32 where oneDNN can (then rescaled in place, a
                 // small [N, C] step), else from an fp32 copy.
@@ -289,7 +332,7 @@ public final class Int8Engine {
                 let pd = try Kernels.eltwiseForward(.inference, alg, data: x.desc, alpha: alpha, beta: beta)
                 let y = Memory(pd.md(.dst))
                 steps.append(Step(try Primitive(pd), [(.src, x), (.dst, y)]))
-                vals[n.output.index] = Q(mem: y, scale: 1, type: .f32)
+                vals[n.output.index] = Q(mem: y, scale: 1, type: .f32, nonNegative: Self.nonNegative(a))
             case .mul where vals[n.inputs[0].index]!.type != .f32 && g.shape(of: n.inputs[1]).dims == [dims[1], 1, 1]:
                 // A squeeze-excite gate (per channel) times int8 activations, into int8 of the
                 // product's own range: stored = (s_out / s_x)·x_stored · gate_stored / s_gate.

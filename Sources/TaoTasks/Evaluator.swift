@@ -19,6 +19,13 @@ public struct EvaluationResult: Sendable {
     public var perClass: [(precision: Double, recall: Double, f1: Double)] { ConfusionMatrix(counts: confusion).perClass }
 }
 
+/// What an INT8 engine is built from: calibration ranges, kernel choice, the layers kept in fp32.
+struct Int8Settings {
+    var ranges: [String: Float]
+    var tactics: Int8Engine.Tactics
+    var fp32Layers: Set<String> = []
+}
+
 /// A model in inference mode, fp32 through the executor or through the INT8 engine when
 /// calibration ranges are given, with its input and outputs as pointers.
 final class ModelRunner {
@@ -26,9 +33,9 @@ final class ModelRunner {
     let int8: Int8Engine?
     let batch: Int
 
-    init(graph: Graph, store: ParameterStore, batch: Int, int8 settings: (ranges: [String: Float], tactics: Int8Engine.Tactics)? = nil) throws {
-        if let (r, tactics) = settings {
-            (exec, int8) = (nil, try Int8Engine(graph: graph, parameters: store, maxAbs: r, batch: batch, tactics: tactics))
+    init(graph: Graph, store: ParameterStore, batch: Int, int8 settings: Int8Settings? = nil) throws {
+        if let s = settings {
+            (exec, int8) = (nil, try Int8Engine(graph: graph, parameters: store, maxAbs: s.ranges, batch: batch, tactics: s.tactics, fp32Layers: s.fp32Layers))
         } else {
             (exec, int8) = (try Executor(graph: graph, batch: batch, mode: .inference, parameters: store), nil)
         }
@@ -50,7 +57,7 @@ final class Evaluator {
     var int8: Int8Engine? { runner.int8 }
 
     init(graph: Graph, store: ParameterStore, batch: Int, prep: Preprocessing, workers: Int,
-         int8 settings: (ranges: [String: Float], tactics: Int8Engine.Tactics)? = nil) throws {
+         int8 settings: Int8Settings? = nil) throws {
         runner = try ModelRunner(graph: graph, store: store, batch: batch, int8: settings)
         self.prep = prep; self.workers = workers
     }

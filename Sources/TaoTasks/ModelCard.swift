@@ -53,6 +53,8 @@ public struct ModelCard: Codable, Sendable, Equatable {
     public struct Int8Record: Codable, Sendable, Equatable {
         public var ranges: [String: Float]
         public var tactics: String
+        /// Convolutions that run in fp32 (mixed precision); nil or empty: every one in int8.
+        public var fp32Layers: [String]? = nil
     }
 
     /// How a task reads its model's outputs.

@@ -44,6 +44,10 @@ public struct Int8ExportOptions: Sendable {
     public var batches = 10, batchSize = 8
     public var method = Int8Calibration.Method.max
     public var tactics = Int8Engine.Tactics.timed
+    /// Convolutions to keep in fp32 in the engine: none, these, or chosen by measurement on the
+    /// calibration images (`Int8Precision`) until the output error is at most `maxError`.
+    public var fp32Layers = FP32Layers.none
+    public enum FP32Layers: Sendable, Equatable { case none, named([String]), auto(maxError: Double) }
     /// Default OUTPUT with .int8.onnx and .int8.tao.
     public var qdqFile: String?, engineFile: String?
     public init(output: String) { self.output = output }
@@ -74,10 +78,10 @@ extension ModelTask {
     }
 
     /// The calibration ranges and kernel choice of an INT8 engine file (nil for an fp32 model).
-    static func int8Settings(_ card: ModelCard) throws -> (ranges: [String: Float], tactics: Int8Engine.Tactics)? {
+    static func int8Settings(_ card: ModelCard) throws -> Int8Settings? {
         guard let r = card.int8 else { return nil }
         guard let t = Int8Engine.Tactics(rawValue: r.tactics) else { throw TaskError("the engine file names unknown INT8 tactics '\(r.tactics)'") }
-        return (r.ranges, t)
+        return Int8Settings(ranges: r.ranges, tactics: t, fp32Layers: Set(r.fp32Layers ?? []))
     }
 
     /// Checks a TAO classmap.json ({"class": index, …}) against the classes a model was trained on.
@@ -124,36 +128,68 @@ extension ModelTask {
     /// `export --data_type int8`: the model as INT8 ONNX in QDQ form (batch norms folded; int8
     /// convolution inputs and weights with the calibration's scales), for TensorRT's explicit
     /// quantization, onnxruntime or OpenVINO.
-    public static func exportQDQ(modelPath: String, ranges: [String: Float], output: String) throws {
+    public static func exportQDQ(modelPath: String, ranges: [String: Float], fp32Layers: [String] = [], output: String) throws {
         let (ck, card) = try loadModel(modelPath)
         var meta = try onnxMetadata(card)
         meta["quantization"] = "int8 QDQ: convolution inputs per tensor, weights per output channel, zero points 0"
-        try ONNXExport.writeQDQ(ck.graph, ck.parameters, ranges: ranges, to: output, metadata: meta, outputNames: card.decoding.outputNames)
+            + (fp32Layers.isEmpty ? "" : "; convolutions kept in fp32: " + fp32Layers.joined(separator: ","))
+        try ONNXExport.writeQDQ(ck.graph, ck.parameters, ranges: ranges, fp32Layers: Set(fp32Layers), to: output, metadata: meta,
+                                outputNames: card.decoding.outputNames)
     }
 
     /// INT8 calibration: fp32 inference over up to `batches` × `batchSize` images of `imageDir`
     /// (preprocessed as this spec says), recording each activation's range.
     public func calibrate(modelPath: String, imageDir: String, batches: Int, batchSize: Int,
                           method: Int8Calibration.Method = .max) throws -> [String: Float] {
+        let (ck, _) = try Self.loadModel(modelPath)
+        return try Int8Calibration.measure(ck.graph, ck.parameters, batches: try calibrationImages(ck, imageDir: imageDir, batches: batches, batchSize: batchSize),
+                                           method: method)
+    }
+
+    /// The calibration images of `imageDir` as input batches for the model of `ck`.
+    func calibrationImages(_ ck: Checkpoint, imageDir: String, batches: Int, batchSize: Int) throws -> [Tensor] {
         guard batches >= 1, batchSize >= 1 else { throw TaskError("--batches and --batch_size must be at least 1") }
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: imageDir, isDirectory: &isDir), isDir.boolValue else {
             throw TaskError("calibration folder \(imageDir) does not exist")
         }
-        let (ck, _) = try Self.loadModel(modelPath)
         let tensors = try calibrationBatches(imageDir: imageDir, images: batches * batchSize, batchSize: batchSize,
                                              inputShape: ck.graph.shape(of: ck.graph.inputs[0]).dims)
         guard !tensors.isEmpty else { throw TaskError("calibration folder \(imageDir) has no .jpg, .jpeg or .png images") }
-        return try Int8Calibration.measure(ck.graph, ck.parameters, batches: tensors, method: method)
+        return tensors
+    }
+
+    /// The convolutions to keep in fp32: as named (checked against the model), or chosen by
+    /// `Int8Precision` on the calibration images of `o` (needs `o.imageDir` and `o.spec`).
+    static func fp32Layers(modelPath: String, ranges: [String: Float], _ o: Int8ExportOptions, log: (String) -> Void) throws -> [String] {
+        let (ck, _) = try loadModel(modelPath)
+        switch o.fp32Layers {
+        case .none: return []
+        case .named(let names):
+            let convs = Set(Int8Precision.convolutions(ck.graph).map(\.name))
+            if let bad = names.first(where: { !convs.contains($0) }) {
+                throw TaskError("--fp32_layers: '\(bad)' is not a convolution of \(modelPath) (its convolutions: \(Int8Precision.convolutions(ck.graph).map(\.name).joined(separator: ", ")))")
+            }
+            return names
+        case .auto(let maxError):
+            guard let dir = o.imageDir, let spec = o.spec else { throw TaskError("--fp32_layers auto measures on the calibration images: give --cal_image_dir and -e") }
+            let batches = try Self(specPath: spec).calibrationImages(ck, imageDir: dir, batches: o.batches, batchSize: o.batchSize)
+            let c = try Int8Precision.choose(ck.graph, ck.parameters, ranges: ranges, batches: batches, maxError: maxError, log: log)
+            log(c.fp32Layers.isEmpty ? String(format: "every convolution in int8: output error %.4g (allowed %.4g)", c.int8Error, maxError)
+                : String(format: "%d convolution%@ kept in fp32 (%@): output error %.4g (all int8: %.4g; allowed %.4g); %.1f%% of multiply-adds in int8",
+                         c.fp32Layers.count, c.fp32Layers.count == 1 ? "" : "s", c.fp32Layers.joined(separator: ", "), c.error, c.int8Error, maxError, 100 * c.int8MACShare))
+            return c.fp32Layers
+        }
     }
 
     /// Writes an INT8 engine file: the model with its calibration ranges, which `evaluate` and
     /// `inference --engine_file` run through the INT8 engine, which picks its kernels by `tactics`
     /// each time it is built. Builds the engine once to check it.
-    public static func writeEngine(modelPath: String, ranges: [String: Float], tactics: Int8Engine.Tactics = .timed, to path: String) throws {
+    public static func writeEngine(modelPath: String, ranges: [String: Float], tactics: Int8Engine.Tactics = .timed,
+                                   fp32Layers: [String] = [], to path: String) throws {
         var (ck, card) = try loadModel(modelPath)
-        _ = try Int8Engine(graph: ck.graph, parameters: ck.parameters, maxAbs: ranges, batch: 1, tactics: .direct)
-        card.int8 = ModelCard.Int8Record(ranges: ranges, tactics: tactics.rawValue)
+        _ = try Int8Engine(graph: ck.graph, parameters: ck.parameters, maxAbs: ranges, batch: 1, tactics: .direct, fp32Layers: Set(fp32Layers))
+        card.int8 = ModelCard.Int8Record(ranges: ranges, tactics: tactics.rawValue, fp32Layers: fp32Layers.isEmpty ? nil : fp32Layers)
         try ck.setCard(card)
         try ck.write(to: path)
     }
@@ -178,11 +214,12 @@ extension ModelTask {
         } else {
             throw TaskError("--data_type int8 needs --cal_image_dir (to calibrate) or --cal_cache_file (an earlier calibration)")
         }
+        let fp32 = try fp32Layers(modelPath: modelPath, ranges: ranges, o, log: log)
         let qdq = o.qdqFile ?? stem + ".int8.onnx"
-        try exportQDQ(modelPath: modelPath, ranges: ranges, output: qdq)
+        try exportQDQ(modelPath: modelPath, ranges: ranges, fp32Layers: fp32, output: qdq)
         log("wrote \(qdq) (INT8 ONNX in QDQ form, batch norms folded, for TensorRT, onnxruntime or OpenVINO)")
         let engine = o.engineFile ?? stem + ".int8.tao"
-        try writeEngine(modelPath: modelPath, ranges: ranges, tactics: o.tactics, to: engine)
+        try writeEngine(modelPath: modelPath, ranges: ranges, tactics: o.tactics, fp32Layers: fp32, to: engine)
         log("wrote the INT8 engine file \(engine); run it with: tao \(taskName) evaluate|inference --engine_file \(engine)")
         return (cache, qdq, engine)
     }

@@ -4,6 +4,7 @@ import TaoGraph
 import TaoModels
 import TaoONNX
 import TaoRuntime
+import TaoTasks
 import TaoTrain
 
 struct Benchmark: ParsableCommand {
@@ -27,7 +28,7 @@ struct Benchmark: ParsableCommand {
 
     @Option(help: "Model: \((Zoo.names + Self.detectors).joined(separator: ", ")).") var model = "resnet18"
     @Option(help: "train or infer.") var task: Task = .train
-    @Option(help: "fp32, or int8 (inference through the INT8 engine, calibrated on random images).") var precision: Precision = .fp32
+    @Option(help: "fp32, or int8 (inference through the INT8 engine: with -m an engine file, its own calibration and fp32 layers; else calibrated on random images).") var precision: Precision = .fp32
     @Option(help: "INT8 kernel choice: timed (each alternative kernel — Winograd, fused depthwise — kept where faster when timed while building), direct, or alternatives (wherever available).")
     var tactics = "timed"
     @Option(help: "Square input resolution in pixels.") var res = 224
@@ -56,6 +57,7 @@ struct Benchmark: ParsableCommand {
     func run() throws {
         guard precision == .fp32 || task == .infer else { throw ValidationError("--precision int8 is for --task infer") }
         var graph: Graph, store: ParameterStore
+        var engineFile: ModelCard.Int8Record?   // an INT8 engine file's own ranges and fp32 layers
         let detector = modelFile == nil && Self.detectors.contains(model)
         if let modelFile {
             if modelFile.lowercased().hasSuffix(".onnx") {
@@ -64,6 +66,7 @@ struct Benchmark: ParsableCommand {
             } else {
                 let ck = try Checkpoint.read(from: modelFile)
                 (graph, store) = (ck.graph, ck.parameters)
+                engineFile = (try? ck.card)??.int8
             }
             let s = graph.shape(of: graph.inputs[0])
             guard s.rank == 3 else { throw ValidationError("\(modelFile): benchmark needs a [C,H,W] image input, the model takes \(s)") }
@@ -97,16 +100,20 @@ struct Benchmark: ParsableCommand {
             }
             records.append(record(detector ? "train_step_adam" : "train_step_sgd_momentum", batch: batch, times: times, gflop: 3 * 2 * macs / 1e9, graph: graph))
         case .infer where precision == .int8:
-            // Calibrated on random images: the ranges matter for accuracy, not for speed.
+            // An engine file's own calibration and fp32 layers, else calibrated on random images:
+            // the ranges matter for accuracy, not for speed.
             var rng = SplitMix64(seed: 2)
-            let ranges = try Int8Calibration.measure(graph, store, batches: (0..<2).map { _ in Tensor.randomNormal(Shape([4] + input), rng: &rng) })
+            let ranges = try engineFile?.ranges
+                ?? Int8Calibration.measure(graph, store, batches: (0..<2).map { _ in Tensor.randomNormal(Shape([4] + input), rng: &rng) })
             for (b, n, w) in [(batch, iters, warmup), (1, max(iters * 5, 30), 5)] {
-                let engine = try Int8Engine(graph: graph, parameters: store, maxAbs: ranges, batch: b, tactics: Int8Engine.Tactics(rawValue: tactics)!)
+                let engine = try Int8Engine(graph: graph, parameters: store, maxAbs: ranges, batch: b, tactics: Int8Engine.Tactics(rawValue: tactics)!,
+                                            fp32Layers: Set(engineFile?.fp32Layers ?? []))
                 try engine.setInput(Tensor.randomNormal(Shape([b] + input), rng: &rng))
                 let times = time(iters: n, warmup: w) { engine.forward() }
                 records.append(record(b == 1 ? "latency_int8" : "infer_int8", batch: b, times: times, gflop: 2 * macs / 1e9, graph: graph))
                 records[records.count - 1]["winograd_convs"] = engine.winogradConvolutions
                 records[records.count - 1]["fused_depthwise"] = engine.fusedDepthwise
+                records[records.count - 1]["fp32_convs"] = engine.fp32Convolutions
                 if b == 1 && batch == 1 { break }
             }
         case .infer:

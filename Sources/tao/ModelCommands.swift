@@ -95,6 +95,12 @@ struct ExportCommand<Task: ModelTask>: ParsableCommand {
     @Option(name: [.customLong("qdq_file")], help: "The INT8 ONNX file (QDQ form) to write (default: OUTPUT with .int8.onnx).") var qdqFile: String?
     @Option(name: [.customLong("tactics")], help: "How the INT8 engine picks its kernels: timed (oneDNN's alternatives — Winograd for 3×3 convolutions, a depthwise convolution fused into the pointwise one before it — kept where they run faster here at the batch size used; Winograd keeps about 2 bits less precision in those layers) or direct.")
     var tactics = "timed"
+    @Option(name: [.customLong("fp32_layers")],
+            help: "Convolutions the INT8 engine keeps in fp32 (mixed precision): none, auto (measured on the calibration images: the convolutions whose int8 error hurts the outputs most, until the output error is at most --max_int8_error), or node names separated by commas.")
+    var fp32Layers = "none"
+    @Option(name: [.customLong("max_int8_error")],
+            help: "With --fp32_layers auto: the largest output error allowed (squared error over the fp32 outputs' sum of squares, the worst output).")
+    var maxInt8Error = 0.01
 
     func run() throws {
         let say = { (line: String) in
@@ -103,6 +109,7 @@ struct ExportCommand<Task: ModelTask>: ParsableCommand {
         }
         guard dataType == "fp32" || dataType == "int8" else { throw ValidationError("--data_type must be fp32 or int8, got '\(dataType)'") }
         guard let chosen = Int8Engine.Tactics(rawValue: tactics), chosen != .alternatives else { throw ValidationError("--tactics must be timed or direct, got '\(tactics)'") }
+        guard maxInt8Error > 0 else { throw ValidationError("--max_int8_error must be positive, got \(maxInt8Error)") }
         guard let method = Int8Calibration.Method(rawValue: calAlgorithm) else { throw ValidationError("--cal_algorithm must be max, entropy or percentile, got '\(calAlgorithm)'") }
         try tao.apply()
         if genDSConfig { say("note: --gen_ds_config: a DeepStream config is not written; the ONNX file's metadata holds the classes and input size") }
@@ -117,6 +124,11 @@ struct ExportCommand<Task: ModelTask>: ParsableCommand {
         var o = Int8ExportOptions(output: output)
         (o.spec, o.imageDir, o.cacheFile, o.batches, o.batchSize) = (spec, calImageDir, calCacheFile, batches, batchSize)
         (o.method, o.tactics, o.qdqFile, o.engineFile) = (method, chosen, qdqFile, engineFile)
+        switch fp32Layers {
+        case "none": o.fp32Layers = .none
+        case "auto": o.fp32Layers = .auto(maxError: maxInt8Error)
+        default: o.fp32Layers = .named(fp32Layers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        }
         try Task.exportInt8(modelPath: model, o, log: say)
     }
 }

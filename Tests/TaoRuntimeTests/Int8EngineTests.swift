@@ -248,6 +248,74 @@ extension Int8EngineTests {
         XCTAssertThrowsError(try Int8Calibration.measure(tiny, s, batches: [], method: .percentile))
     }
 
+    /// Mixed precision: convolutions named in `fp32Layers` run in fp32 inside the int8 network.
+    /// All of them in fp32 gives fp32's outputs (only fp32 arithmetic is left); every other one in
+    /// fp32 mixes both kinds of residual (fp32 addends into int8 convolutions and the reverse) and
+    /// still follows fp32.
+    func testConvolutionsKeptInFP32() throws {
+        for name in ["resnet18", "mobilenet_v2", "efficientnet_b0"] {
+            let g = try Zoo.build(name, classes: 10, inputShape: [3, 32, 32])
+            let s = store(g)
+            var rng = SplitMix64(seed: 9)
+            let calib = (0..<2).map { _ in Tensor.randomNormal([8, 3, 32, 32], rng: &rng) }
+            let ranges = try Int8Calibration.measure(g, s, batches: calib)
+            let convs = Int8Precision.convolutions(g).map(\.name)
+            let x = Tensor.randomNormal([8, 3, 32, 32], rng: &rng)
+            let fp = try Executor(graph: g, batch: 8, mode: .inference, parameters: s)
+            try fp.setInput(0, x)
+            fp.forward()
+            let f = fp.output().scalars
+            func run(_ fp32: Set<String>) throws -> (Float, Int8Engine) {
+                let e = try Int8Engine(graph: g, parameters: s, maxAbs: ranges, batch: 8, tactics: .alternatives, fp32Layers: fp32)
+                try e.setInput(x)
+                e.forward()
+                return (relativeError(e.output().scalars, f), e)
+            }
+            let (allErr, all) = try run(Set(convs))
+            XCTAssertEqual(all.fp32Convolutions, convs.count, name)
+            XCTAssertEqual(all.int8Convolutions, 0, name)
+            XCTAssertLessThan(allErr, 1e-5, "\(name): every convolution in fp32")
+            let alternate = Set(convs.enumerated().filter { $0.offset % 2 == 0 }.map(\.element))
+            let (mixErr, mixed) = try run(alternate)
+            XCTAssertEqual(mixed.fp32Convolutions, alternate.count, name)
+            XCTAssertEqual(mixed.int8Convolutions + mixed.fusedDepthwise, convs.count - alternate.count, name)
+            let (int8Err, _) = try run([])
+            print("int8 \(name): relative error all int8 \(int8Err), every other convolution in fp32 \(mixErr), all fp32 \(allErr)")
+            XCTAssertLessThan(mixErr, 0.1, name)
+            XCTAssertLessThan(mixErr, int8Err, "\(name): half the convolutions in fp32 err less than none")
+        }
+    }
+
+    /// `Int8Precision` measures each convolution's sensitivity and keeps the most sensitive ones in
+    /// fp32 until the output error is at most the allowed one; its error is the engine's own.
+    func testMixedPrecisionChoiceMeetsTheAllowedError() throws {
+        let g = try DetectNetV2.build(DetectNetV2ModelConfig(backbone: ResNetConfig(depth: 10, classes: 1, inputShape: [3, 32, 48], stemMaxPool: false), classes: 2))
+        let s = store(g)
+        var rng = SplitMix64(seed: 5)
+        let batches = (0..<2).map { _ in Tensor.randomNormal([4, 3, 32, 48], rng: &rng) }
+        let ranges = try Int8Calibration.measure(g, s, batches: batches)
+        let ref = try Int8Precision.reference(g, s, batches: batches)
+        let convs = Int8Precision.convolutions(g)
+        XCTAssertEqual(try Int8Precision.error(g, s, ranges: ranges, fp32Layers: Set(convs.map(\.name)), batches: batches, reference: ref), 0, accuracy: 1e-9)
+        let loose = try Int8Precision.choose(g, s, ranges: ranges, batches: batches, maxError: 1)
+        XCTAssertEqual(loose.fp32Layers, [], "within the allowed error: nothing in fp32")
+        XCTAssertEqual(loose.int8MACShare, 1)
+        XCTAssertGreaterThan(loose.int8Error, 0)
+        let allowed = loose.int8Error / 3
+        let c = try Int8Precision.choose(g, s, ranges: ranges, batches: batches, maxError: allowed)
+        XCTAssertEqual(c.sensitivity.count, convs.count)
+        XCTAssertEqual(c.sensitivity.map(\.error), c.sensitivity.map(\.error).sorted(by: >))
+        XCTAssertLessThanOrEqual(c.error, allowed)
+        XCTAssertFalse(c.fp32Layers.isEmpty)
+        XCTAssertEqual(c.fp32Layers, c.sensitivity.prefix(c.fp32Layers.count).map(\.layer), "most sensitive first")
+        XCTAssertEqual(c.error, try Int8Precision.error(g, s, ranges: ranges, fp32Layers: Set(c.fp32Layers), batches: batches, reference: ref), accuracy: 1e-12)
+        // One convolution fewer in fp32 would not have met the allowed error.
+        XCTAssertGreaterThan(try Int8Precision.error(g, s, ranges: ranges, fp32Layers: Set(c.fp32Layers.dropLast()), batches: batches, reference: ref), allowed)
+        let macs = convs.reduce(0) { $0 + $1.macs }, kept = convs.filter { !c.fp32Layers.contains($0.name) }.reduce(0) { $0 + $1.macs }
+        XCTAssertEqual(c.int8MACShare, kept / macs, accuracy: 1e-12)
+        XCTAssertLessThan(c.int8MACShare, 1)
+    }
+
     /// ‖q − f‖ / ‖f‖.
     func relativeError(_ q: [Float], _ f: [Float]) -> Float {
         zip(q, f).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot() / f.map { $0 * $0 }.reduce(0, +).squareRoot()

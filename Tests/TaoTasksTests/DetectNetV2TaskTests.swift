@@ -173,15 +173,17 @@ final class DetectNetV2TaskTests: XCTestCase {
         XCTAssertEqual(f.perClass[0].groundTruth, 0)
         XCTAssertEqual(f.perClass[1].ap, e.perClass[1].ap)
 
-        // inference: a validation image and the same image at twice the size (each pixel 2×2) give
-        // the same network input, so the second's boxes are the first's, doubled.
-        let images = "\(dir!)/infer", frame = try DetectionData(task).val[0]
+        // inference: each validation image and the same image at twice the size (each pixel 2×2)
+        // give the same network input, so the second's boxes are the first's, doubled.
+        let images = "\(dir!)/infer", frames = try DetectionData(task).val
         try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
-        let img = try ImageCodec.decode(path: frame.imagePath, channels: 3)
-        var big = Image(width: 2 * img.width, height: 2 * img.height, channels: 3, pixels: [UInt8](repeating: 0, count: 4 * img.pixels.count))
-        for y in 0..<big.height { for x in 0..<big.width { for c in 0..<3 { big.pixels[(y * big.width + x) * 3 + c] = img.pixels[((y / 2) * img.width + x / 2) * 3 + c] } } }
-        try Data(try ImageCodec.encodePNG(img)).write(to: URL(fileURLWithPath: "\(images)/a.png"))
-        try Data(try ImageCodec.encodePNG(big)).write(to: URL(fileURLWithPath: "\(images)/b.png"))
+        for (i, frame) in frames.enumerated() {
+            let img = try ImageCodec.decode(path: frame.imagePath, channels: 3)
+            var big = Image(width: 2 * img.width, height: 2 * img.height, channels: 3, pixels: [UInt8](repeating: 0, count: 4 * img.pixels.count))
+            for y in 0..<big.height { for x in 0..<big.width { for c in 0..<3 { big.pixels[(y * big.width + x) * 3 + c] = img.pixels[((y / 2) * img.width + x / 2) * 3 + c] } } }
+            try Data(try ImageCodec.encodePNG(img)).write(to: URL(fileURLWithPath: String(format: "%@/a%02d.png", images, i)))
+            try Data(try ImageCodec.encodePNG(big)).write(to: URL(fileURLWithPath: String(format: "%@/b%02d.png", images, i)))
+        }
         let inferSpec = "\(dir!)/infer.txt"
         let handler = { (name: String, color: String) in
             "classwise_bbox_handler_config { key: \"\(name)\" value: { confidence_model: \"aggregate_cov\" output_map: \"\(name)\" bbox_color { \(color) } clustering_config { coverage_threshold: 0.005 dbscan_eps: 0.5 dbscan_min_samples: 0.05 dbscan_confidence_threshold: 0.01 minimum_bounding_box_height: 2 } } }"
@@ -192,17 +194,21 @@ final class DetectNetV2TaskTests: XCTestCase {
         bbox_handler_config { kitti_dump: true disable_overlay: false overlay_linewidth: 2 \(handler("box", "R: 0 G: 255 B: 0")) \(handler("default", "R: 255 G: 0 B: 0")) }
         """.write(toFile: inferSpec, atomically: true, encoding: .utf8)
         let found = try DetectNetV2Task.inference(specPath: inferSpec, modelPath: nil, images: images, outputDir: "\(dir!)/inferred", quiet: true)
-        XCTAssertEqual(found.map { ($0.0 as NSString).lastPathComponent }, ["a.png", "b.png"])
-        let small = try KITTI.read("\(dir!)/inferred/labels/a.txt"), large = try KITTI.read("\(dir!)/inferred/labels/b.txt")
-        XCTAssertFalse(small.isEmpty, "a low confidence threshold lets detections through")
-        XCTAssertEqual(small.count, large.count)
-        for (s, l) in zip(small, large) {
-            XCTAssertEqual(s.className, l.className)
-            XCTAssertTrue(["box", "bar"].contains(s.className))
-            for (a, b) in [(s.x1, l.x1), (s.y1, l.y1), (s.x2, l.x2), (s.y2, l.y2)] { XCTAssertEqual(2 * a, b, accuracy: 0.03) }
-            XCTAssertEqual(try XCTUnwrap(s.score), try XCTUnwrap(l.score), accuracy: 1e-4)
+        XCTAssertEqual(found.map { ($0.0 as NSString).lastPathComponent }, frames.indices.map { String(format: "a%02d.png", $0) } + frames.indices.map { String(format: "b%02d.png", $0) })
+        var detections = 0
+        for i in frames.indices {
+            let small = try KITTI.read(String(format: "%@/inferred/labels/a%02d.txt", dir!, i)), large = try KITTI.read(String(format: "%@/inferred/labels/b%02d.txt", dir!, i))
+            detections += small.count
+            XCTAssertEqual(small.count, large.count)
+            for (s, l) in zip(small, large) {
+                XCTAssertEqual(s.className, l.className)
+                XCTAssertTrue(["box", "bar"].contains(s.className))
+                for (a, b) in [(s.x1, l.x1), (s.y1, l.y1), (s.x2, l.x2), (s.y2, l.y2)] { XCTAssertEqual(2 * a, b, accuracy: 0.03) }
+                XCTAssertEqual(try XCTUnwrap(s.score), try XCTUnwrap(l.score), accuracy: 1e-4)
+            }
         }
-        let annotated = try ImageCodec.decode(path: "\(dir!)/inferred/images_annotated/b.png", channels: 3)
+        XCTAssertGreaterThan(detections, 0, "a low confidence threshold lets detections through")
+        let annotated = try ImageCodec.decode(path: "\(dir!)/inferred/images_annotated/b00.png", channels: 3)
         XCTAssertEqual([annotated.width, annotated.height], [192, 128])
         XCTAssertThrowsError(try DetectNetV2Task.inference(specPath: specPath, modelPath: model, images: images, outputDir: "\(dir!)/x", quiet: true)) {
             XCTAssertTrue("\($0)".contains(":1: random_seed: unknown field"), "a training spec is not an inference spec: \($0)")
@@ -234,6 +240,24 @@ final class DetectNetV2TaskTests: XCTestCase {
         let int8 = try task.evaluate(modelPath: files.engine, resultsDir: "\(dir!)/int8", quiet: true)
         XCTAssertEqual(int8.mAP, e.mAP, accuracy: 0.1)
         XCTAssertTrue(try String(contentsOfFile: "\(dir!)/int8/train.log", encoding: .utf8).contains("(INT8 engine)"))
+        XCTAssertNil(try DetectNetV2Task.loadModel(files.engine).1.int8?.fp32Layers)
+        // Mixed precision: named convolutions kept in fp32 are recorded in the engine file, run so
+        // by evaluate, and left out of the QDQ file's quantization; every one in fp32 evaluates as fp32 does.
+        let convs = Int8Precision.convolutions(try DetectNetV2Task.loadModel(model).0.graph).map(\.name)
+        x.fp32Layers = .named(convs)
+        let allFP32 = try DetectNetV2Task.exportInt8(modelPath: model, x)
+        XCTAssertEqual(try DetectNetV2Task.loadModel(allFP32.engine).1.int8?.fp32Layers, convs)
+        XCTAssertEqual(try task.evaluate(modelPath: allFP32.engine, resultsDir: "\(dir!)/int8_fp32", quiet: true).mAP, e.mAP, accuracy: 1e-6)
+        let qdq = try String(decoding: Data(contentsOf: URL(fileURLWithPath: allFP32.qdq)), as: UTF8.self)
+        XCTAssertFalse(qdq.contains("QuantizeLinear"), "no convolution quantized in the QDQ file")
+        x.fp32Layers = .named([convs[0], "no_such_conv"])
+        XCTAssertThrowsError(try DetectNetV2Task.exportInt8(modelPath: model, x)) { XCTAssertTrue("\($0)".contains("'no_such_conv' is not a convolution"), "\($0)") }
+        var said: [String] = []
+        x.fp32Layers = .auto(maxError: 1e-12)   // unreachable short of fp32: the most sensitive first, the best kept
+        let auto = try DetectNetV2Task.exportInt8(modelPath: model, x) { said.append($0) }
+        let chosen = try DetectNetV2Task.loadModel(auto.engine).1.int8?.fp32Layers ?? []
+        XCTAssertFalse(chosen.isEmpty)
+        XCTAssertTrue(said.contains { $0.contains("kept in fp32") && $0.contains(chosen[0]) }, "\(said)")
         XCTAssertThrowsError(try ClassificationTask.loadModel(model)) { XCTAssertTrue("\($0)".contains("it is a detectnet_v2 model"), "\($0)") }
     }
 }
