@@ -15,6 +15,6 @@ $tao detectnet_v2 train -e results/detection_demo_pruned/retrain_spec.txt -r res
 retrained=results/detection_demo_retrain/weights/resnet18_011.tao
 $tao detectnet_v2 evaluate -e $test_spec -m $retrained -r results/detection_demo_retrain_test
 $tao detectnet_v2 export -m $model -o results/detection_demo.onnx -e specs/demo_detectnet_v2.txt --data_type int8 \
-     --cal_image_dir data/detection_demo/train/images --batches 10 --batch_size 8 --cal_algorithm percentile
+     --cal_image_dir data/detection_demo/train/images --batches 10 --batch_size 8 --fp32_layers auto
 $tao detectnet_v2 evaluate -e $test_spec -m results/detection_demo.int8.tao -r results/detection_demo_int8_test
 $tao detectnet_v2 evaluate -e $test_spec -m results/detection_demo.onnx -r results/detection_demo_onnx_test

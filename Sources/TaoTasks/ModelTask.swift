@@ -172,7 +172,10 @@ extension ModelTask {
             }
             return names
         case .auto(let maxError):
-            guard let dir = o.imageDir, let spec = o.spec else { throw TaskError("--fp32_layers auto measures on the calibration images: give --cal_image_dir and -e") }
+            guard let dir = o.imageDir, let spec = o.spec else {
+                log("note: every convolution in int8: --fp32_layers auto measures on the calibration images (--cal_image_dir and -e); name the layers to keep in fp32 with --fp32_layers instead")
+                return []
+            }
             let batches = try Self(specPath: spec).calibrationImages(ck, imageDir: dir, batches: o.batches, batchSize: o.batchSize)
             let c = try Int8Precision.choose(ck.graph, ck.parameters, ranges: ranges, batches: batches, maxError: maxError, log: log)
             log(c.fp32Layers.isEmpty ? String(format: "every convolution in int8: output error %.4g (allowed %.4g)", c.int8Error, maxError)

@@ -43,6 +43,8 @@ struct Benchmark: ParsableCommand {
     @Option(name: [.customLong("model-file"), .customShort("m")],
             help: "Time a saved model (.tao, e.g. a pruned one) instead of --model; its input size replaces --res and --channels.")
     var modelFile: String?
+    @Option(name: .customLong("onnx-out"), help: "Also write the timed network as ONNX (for shared/bench/onnx_file_bench.py: onnxruntime on the same network).")
+    var onnxOut: String?
 
     func validate() throws {
         guard res >= 16 else { throw ValidationError("--res must be at least 16") }
@@ -82,6 +84,10 @@ struct Benchmark: ParsableCommand {
             store = ParameterStore(graph: graph, seed: 0)
         }
         let input = graph.shape(of: graph.inputs[0]).dims
+        if let onnxOut {
+            try ONNXExport.write(graph, store, to: onnxOut, outputNames: graph.outputs.count == 2 && detector ? ["output_cov", "output_bbox"] : graph.outputs.indices.map { "output\($0)" })
+            print("wrote \(onnxOut)")
+        }
         // A classifier: one [classes] output, trained with softmax cross-entropy; anything else with the stand-in loss.
         let classifier = graph.outputs.count == 1 && graph.shape(of: graph.outputs[0]).rank == 1
         let classes = graph.shape(of: graph.outputs[0])[0]

@@ -96,11 +96,11 @@ struct ExportCommand<Task: ModelTask>: ParsableCommand {
     @Option(name: [.customLong("tactics")], help: "How the INT8 engine picks its kernels: timed (oneDNN's alternatives — Winograd for 3×3 convolutions, a depthwise convolution fused into the pointwise one before it — kept where they run faster here at the batch size used; Winograd keeps about 2 bits less precision in those layers) or direct.")
     var tactics = "timed"
     @Option(name: [.customLong("fp32_layers")],
-            help: "Convolutions the INT8 engine keeps in fp32 (mixed precision): none, auto (measured on the calibration images: the convolutions whose int8 error hurts the outputs most, until the output error is at most --max_int8_error), or node names separated by commas.")
-    var fp32Layers = "none"
+            help: "Convolutions the INT8 engine keeps in fp32 (mixed precision): auto (measured on the calibration images: none when every convolution in int8 keeps the output error within --max_int8_error, else the convolutions whose int8 error hurts the outputs most for their cost, until it does), none, or node names separated by commas.")
+    var fp32Layers = "auto"
     @Option(name: [.customLong("max_int8_error")],
-            help: "With --fp32_layers auto: the largest output error allowed (squared error over the fp32 outputs' sum of squares, the worst output).")
-    var maxInt8Error = 0.01
+            help: "With --fp32_layers auto: the largest output error allowed (per calibration image, squared error over the fp32 outputs' sum of squares; the mean over images, the worst output).")
+    var maxInt8Error = 0.003
 
     func run() throws {
         let say = { (line: String) in

@@ -304,10 +304,17 @@ extension Int8EngineTests {
         let allowed = loose.int8Error / 3
         let c = try Int8Precision.choose(g, s, ranges: ranges, batches: batches, maxError: allowed)
         XCTAssertEqual(c.sensitivity.count, convs.count)
-        XCTAssertEqual(c.sensitivity.map(\.error), c.sensitivity.map(\.error).sorted(by: >))
+        // Tried by sensitivity per cost: a convolution's share of the multiply-adds plus 1%.
+        let macsOf = Dictionary(uniqueKeysWithValues: convs.map { ($0.name, $0.macs) }), total = convs.reduce(0) { $0 + $1.macs }
+        let perCost = c.sensitivity.map { $0.error / (macsOf[$0.layer]! / total + 0.01) }
+        XCTAssertEqual(perCost, perCost.sorted(by: >))
+        for (layer, e) in c.sensitivity.prefix(3) {
+            XCTAssertEqual(e, try Int8Precision.error(g, s, ranges: ranges, fp32Layers: Set(convs.map(\.name)).subtracting([layer]), batches: batches, reference: ref),
+                           accuracy: 1e-12, "sensitivity: \(layer) alone in int8")
+        }
         XCTAssertLessThanOrEqual(c.error, allowed)
         XCTAssertFalse(c.fp32Layers.isEmpty)
-        XCTAssertEqual(c.fp32Layers, c.sensitivity.prefix(c.fp32Layers.count).map(\.layer), "most sensitive first")
+        XCTAssertEqual(c.fp32Layers, c.sensitivity.prefix(c.fp32Layers.count).map(\.layer), "tried in that order")
         XCTAssertEqual(c.error, try Int8Precision.error(g, s, ranges: ranges, fp32Layers: Set(c.fp32Layers), batches: batches, reference: ref), accuracy: 1e-12)
         // One convolution fewer in fp32 would not have met the allowed error.
         XCTAssertGreaterThan(try Int8Precision.error(g, s, ranges: ranges, fp32Layers: Set(c.fp32Layers.dropLast()), batches: batches, reference: ref), allowed)
