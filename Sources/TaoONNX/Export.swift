@@ -40,7 +40,11 @@ public enum ONNXExport {
         // Final outputs take the requested names; every other value is named after its node.
         var outputFor: [Int: String] = [:]
         for (k, o) in graph.outputs.enumerated() { outputFor[o.index] = k < outputNames.count ? outputNames[k] : "output\(k)" }
-        for n in graph.nodes { w.names[n.output.index] = outputFor[n.output.index] ?? n.name }
+        // (A node named like an output that is not that output — DetectNet_v2's `output_cov`
+        // convolution before its sigmoid, whose output is named `output_cov` — gets a suffix: ONNX
+        // value names are unique.)
+        let taken = Set(outputFor.values)
+        for n in graph.nodes { w.names[n.output.index] = outputFor[n.output.index] ?? (taken.contains(n.name) ? n.name + "/value" : n.name) }
         for (k, n) in graph.nodes.enumerated() {
             if let range = ranges?[k] {
                 try w.emitQuantizedConv(n, store, range: range)

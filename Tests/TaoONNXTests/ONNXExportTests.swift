@@ -234,5 +234,11 @@ final class ONNXExportTests: XCTestCase {
         let diff = zip(theirs, mine).map { abs($0 - $1) }.max() ?? .infinity
         print("onnx detectnet_v2 resnet18: max |onnxruntime − ours| = \(diff), box outputs up to \(e.output(1).scalars.map(abs).max()!)")
         try Self.checkWithinRoundingOfTheExactAnswer(g, s, x, ours: mine, theirs: theirs, name: "detectnet_v2")
+        // The names `export` gives a DetectNet_v2 model's outputs: the coverage output is named like
+        // the convolution before its sigmoid, and ONNX value names must stay unique.
+        try ONNXExport.write(g, s, to: path, outputNames: ["output_cov", "output_bbox"])
+        let (named, namedReport) = try PythonONNX.run(path, input: x)
+        XCTAssertEqual(namedReport["output_names"] as? [String], ["output_cov", "output_bbox"])
+        XCTAssertEqual(named, theirs)
     }
 }
