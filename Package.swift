@@ -17,6 +17,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG"),
         .systemLibrary(name: "CSPNG", path: "Sources/CSPNG"),
+        // cairo 1.16 (Debian libcairo2-dev): antialiased 2-D drawing with text, for plots and annotated images.
+        .systemLibrary(name: "CCairo", path: "Sources/CCairo"),
         .target(name: "TaoTensor"),
         // Generated/example.pb.swift from TensorFlow's tf.train.Example schema in Protos/ (scripts/gen-protos.sh).
         .target(name: "TaoData", dependencies: ["TaoTensor", "CZlib", "CTurboJPEG", "CSPNG", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
@@ -35,7 +37,11 @@ let package = Package(
         // ONNX ⇄ Graph; Generated/onnx.pb.swift from ONNX's own onnx.proto (scripts/gen-protos.sh).
         .target(name: "TaoONNX", dependencies: ["TaoGraph", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["Protos"]),
-        .target(name: "TaoTasks", dependencies: ["TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoData", "TaoSpec", "TaoPrune", "TaoONNX", "TaoMetrics"]),
+        // What a person reads: charts (PNG through cairo, SVG), annotated images, TensorBoard event
+        // files (Generated/tensorboard.pb.swift from TensorBoard's schema in Protos/, scripts/gen-protos.sh).
+        .target(name: "TaoReport", dependencies: ["CCairo", "TaoData", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                exclude: ["Protos"]),
+        .target(name: "TaoTasks", dependencies: ["TaoReport", "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoData", "TaoSpec", "TaoPrune", "TaoONNX", "TaoMetrics"]),
         .executableTarget(name: "tao", dependencies: [
             "TaoTasks", "TaoPrune", "TaoONNX", "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoTensor", "TaoData", "TaoSpec",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -56,6 +62,7 @@ let package = Package(
         .testTarget(name: "TaoPruneTests", dependencies: ["TaoPrune", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor"]),
         .testTarget(name: "TaoONNXTests", dependencies: ["TaoONNX", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor", "TaoData", "TaoTestSupport"],
                     exclude: ["onnx_check.py"]),
+        .testTarget(name: "TaoReportTests", dependencies: ["TaoReport", "TaoData", "TaoTestSupport"], exclude: ["tensorboard_read.py"]),
         .testTarget(name: "TaoTrainTests", dependencies: ["TaoTrain", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor"]),
     ]
 )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates Sources/TaoSpec/Generated/*.pb.swift from Sources/TaoSpec/Protos/*.proto,
-# Sources/TaoData/Generated/example.pb.swift from TensorFlow's tf.train.Example schema, and
+# Sources/TaoData/Generated/example.pb.swift from TensorFlow's tf.train.Example schema,
+# Sources/TaoReport/Generated/tensorboard.pb.swift from TensorBoard's event-file schema, and
 # Sources/TaoONNX/Generated/onnx.pb.swift from ONNX's own schema, which the `onnx` wheel on PyPI
 # ships (onnx/onnx.proto, Apache-2.0); the copy used is kept in Sources/TaoONNX/Protos.
 # Needs protoc (Debian: protobuf-compiler); builds protoc-gen-swift from the swift-protobuf
@@ -18,6 +19,9 @@ protoc --plugin=protoc-gen-swift=.build-protoc-gen-swift/release/protoc-gen-swif
 protoc --plugin=protoc-gen-swift=.build-protoc-gen-swift/release/protoc-gen-swift \
        --swift_opt=Visibility=Public --swift_out=Sources/TaoData/Generated \
        -I Sources/TaoData/Protos Sources/TaoData/Protos/example.proto
+protoc --plugin=protoc-gen-swift=.build-protoc-gen-swift/release/protoc-gen-swift \
+       --swift_opt=Visibility=Public --swift_out=Sources/TaoReport/Generated \
+       -I Sources/TaoReport/Protos Sources/TaoReport/Protos/tensorboard.proto
 ONNX_VERSION=1.17.0
 if [ ! -f Sources/TaoONNX/Protos/onnx.proto ]; then
     tmp=$(mktemp -d)
@@ -28,4 +32,4 @@ fi
 protoc --plugin=protoc-gen-swift=.build-protoc-gen-swift/release/protoc-gen-swift \
        --swift_opt=Visibility=Public --swift_out=Sources/TaoONNX/Generated \
        -I Sources/TaoONNX/Protos Sources/TaoONNX/Protos/onnx.proto
-echo "generated: $(ls Sources/TaoSpec/Generated Sources/TaoONNX/Generated Sources/TaoData/Generated)"
+echo "generated: $(ls Sources/TaoSpec/Generated Sources/TaoONNX/Generated Sources/TaoData/Generated Sources/TaoReport/Generated)"

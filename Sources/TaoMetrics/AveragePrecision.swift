@@ -42,6 +42,8 @@ public struct ClassAP: Sendable {
     /// Precision and recall after each detection, by descending score (difficult matches left out).
     public var precision: [Double]
     public var recall: [Double]
+    /// The score of each of those detections (descending).
+    public var scores: [Double] = []
     /// Nil for a class without (non-difficult) ground truth: its AP is undefined, and mAP skips it.
     public var ap: Double?
     public var groundTruth: Int
@@ -67,7 +69,7 @@ public enum AveragePrecision {
                 .sorted { $0.element.score != $1.element.score ? $0.element.score > $1.element.score : $0.offset < $1.offset }.map(\.element)
             let positives = gts.filter { !$0.difficult }.count
             var tp = 0, fp = 0
-            var precision: [Double] = [], recall: [Double] = []
+            var precision: [Double] = [], recall: [Double] = [], scores: [Double] = []
             for d in dets {
                 var best = -1, bestIoU = 0.0
                 for k in byImage[d.image] ?? [] {
@@ -82,9 +84,10 @@ public enum AveragePrecision {
                 }
                 precision.append(Double(tp) / Double(tp + fp))
                 recall.append(positives > 0 ? Double(tp) / Double(positives) : 0)
+                scores.append(d.score)
             }
             let ap: Double? = positives == 0 ? nil : area(precision: precision, recall: recall, mode: mode)
-            return ClassAP(precision: precision, recall: recall, ap: ap, groundTruth: positives, truePositives: tp, falsePositives: fp)
+            return ClassAP(precision: precision, recall: recall, scores: scores, ap: ap, groundTruth: positives, truePositives: tp, falsePositives: fp)
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TaoReport
 import TaoData
 import TaoGraph
 import TaoRuntime
@@ -47,7 +48,8 @@ extension ClassificationTask: TrainableTask {
     public func makeValidator(graph: Graph, store: ParameterStore, data: any TrainingData) throws -> any Validator {
         let d = data as! ClassificationData
         let ev = try Evaluator(graph: graph, store: store, batch: config.evalBatchSize, prep: preprocessing(training: false), workers: config.workers)
-        return ClassificationValidator(evaluator: ev, folder: d.val, labelSmoothing: config.labelSmoothing)
+        return ClassificationValidator(evaluator: ev, folder: d.val, labelSmoothing: config.labelSmoothing,
+                                       shown: (0..<min(16, d.val.count)).map { $0 * d.val.count / min(16, d.val.count) })
     }
 
     public func describe(train: [(String, Double)], val: [(String, Double)]) -> String {
@@ -122,8 +124,28 @@ struct ClassificationValidator: Validator {
     let evaluator: Evaluator
     let folder: ImageFolder
     let labelSmoothing: Float
+    /// The validation images the picture shows: sixteen spread over the folder (so over the classes).
+    let shown: [Int]
+    /// What the last validation predicted for them.
+    final class Last: @unchecked Sendable { var kept: [Int: (predicted: Int, score: Double)] = [:] }
+    let last = Last()
+
     func run(epoch: Int, last: Bool) throws -> [(String, Double)] {
-        let r = try evaluator.run(folder, labelSmoothing: labelSmoothing)
+        let r = try evaluator.run(folder, labelSmoothing: labelSmoothing, keep: Set(shown))
+        self.last.kept = r.kept
         return [("val_loss", r.loss), ("val_accuracy", r.top1)]
+    }
+
+    /// The shown images captioned with the last validation's top-1 class and softmax score: green
+    /// when right, red with the true class beneath when wrong.
+    func picture() throws -> Image? {
+        guard !shown.isEmpty, !last.kept.isEmpty else { return nil }
+        let items = try shown.compactMap { i -> (image: Image, caption: String, color: RGB)? in
+            guard let (best, score) = last.kept[i] else { return nil }
+            let truth = folder.labels[i]
+            let caption = String(format: "%@ %.2f", folder.classes[best], score) + (best == truth ? "" : "\ntrue: \(folder.classes[truth])")
+            return (try ImageCodec.decode(path: folder.paths[i], channels: evaluator.prep.channels), caption, best == truth ? RGB(20, 140, 40) : RGB(200, 30, 30))
+        }
+        return Annotator.sheet(items, columns: 8, cell: 128)
     }
 }

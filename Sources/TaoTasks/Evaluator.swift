@@ -3,6 +3,7 @@ import TaoData
 import TaoGraph
 import TaoMetrics
 import TaoONNX
+import TaoReport
 import TaoRuntime
 import TaoTrain
 
@@ -14,6 +15,8 @@ public struct EvaluationResult: Sendable {
     public var k: Int
     /// confusion[true][predicted]
     public var confusion: [[Int]]
+    /// The top-1 class and its softmax score of the images `run` was asked to keep, by index.
+    public var kept: [Int: (predicted: Int, score: Double)] = [:]
 
     /// Per class: (precision, recall, F1), from the confusion matrix.
     public var perClass: [(precision: Double, recall: Double, f1: Double)] { ConfusionMatrix(counts: confusion).perClass }
@@ -82,11 +85,12 @@ final class Evaluator {
         }
     }
 
-    func run(_ folder: ImageFolder, labelSmoothing: Float = 0, k: Int = 5) throws -> EvaluationResult {
+    func run(_ folder: ImageFolder, labelSmoothing: Float = 0, k: Int = 5, keep: Set<Int> = []) throws -> EvaluationResult {
         let classes = outputShape()[1]
         let kk = min(k, classes)
         var confusion = ConfusionMatrix(classes: classes)
         var loss = 0.0, topK = 0
+        var kept: [Int: (predicted: Int, score: Double)] = [:]
         let ce = SoftmaxCrossEntropy(labelSmoothing: labelSmoothing)
         try forEachBatch(folder) { b, y in
             loss += Double(ce(logits: y, grad: nil, batch: b.labels.count, classes: classes, labels: b.labels)) * Double(b.labels.count)
@@ -95,11 +99,12 @@ final class Evaluator {
                 var best = 0
                 for j in 1..<classes where row[j] > row[best] { best = j }
                 confusion.add(truth: label, predicted: best)
+                if keep.contains(b.indices[i]) { kept[b.indices[i]] = (best, 1 / row.reduce(0) { $0 + exp(Double($1 - row[best])) }) }
                 if inTopK(row, label: label, k: kk) { topK += 1 }
             }
         }
         let n = Double(folder.count)
-        return EvaluationResult(loss: loss / n, top1: confusion.accuracy, topK: Double(topK) / n, k: kk, confusion: confusion.counts)
+        return EvaluationResult(loss: loss / n, top1: confusion.accuracy, topK: Double(topK) / n, k: kk, confusion: confusion.counts, kept: kept)
     }
 
     static func top1Hits(_ y: UnsafePointer<Float>, labels: [Int], classes: Int) -> Int {
@@ -166,12 +171,17 @@ extension ClassificationTask: ModelTask {
         results.log("confusion matrix (rows: true class, columns: predicted):")
         for row in r.confusion { results.log(row.map { String(format: "%6d", $0) }.joined()) }
         try FileManager.default.createDirectory(atPath: "\(resultsDir)/plots", withIntermediateDirectories: true)
-        try AtomicFile.write(try Plots.confusion(r.confusion), to: "\(resultsDir)/plots/confusion_matrix.png")
+        let run = runName(resultsDir)
+        try Plots.write(ConfusionChart(title: String(format: "Confusion matrix: %@ (top-1 %.2f%%)", run, 100 * r.top1), classes: classes, counts: r.confusion),
+                        to: "\(resultsDir)/plots/confusion_matrix")
+        try Plots.write(Plots.perClass(title: "Precision, recall and F1 per class: \(run)", classes: classes, r.perClass), to: "\(resultsDir)/plots/per_class")
+        try results.events().scalars([("evaluate/top1", r.top1), ("evaluate/top\(r.k)", r.topK), ("evaluate/loss", r.loss)], step: card.epoch ?? 0)
         try results.writeJSON("evaluation.json", [
             "model": path, "dataset": data, "images": folder.count, "top1": r.top1, "top_k": r.topK, "k": r.k, "loss": r.loss,
             "classes": classes, "confusion": r.confusion,
             "per_class": r.perClass.map { ["precision": $0.precision, "recall": $0.recall, "f1": $0.f1] },
         ])
+        try results.writeSummary()
         return r
     }
 

@@ -1,5 +1,7 @@
 import Foundation
+import TaoData
 import TaoGraph
+import TaoReport
 
 /// The results folder of one run: the spec that produced it, the log, per-epoch metrics (CSV and
 /// JSON lines), `status.json` for tools, and the weights. Every file is written atomically or appended.
@@ -7,6 +9,7 @@ public final class Results {
     public let dir: String
     public let quiet: Bool
     private var logHandle: FileHandle?
+    private var eventWriter: EventWriter?
 
     public init(dir: String, quiet: Bool = false) throws {
         self.dir = dir
@@ -30,6 +33,14 @@ public final class Results {
     /// What importing an ONNX model changed (dropped Softmax, fake quantization run as identities, …).
     public func logImportNotes(_ card: ModelCard?, _ path: String) {
         for line in card?.onnx?.notes ?? [] { log("\(path): \(line)") }
+    }
+
+    /// The folder's TensorBoard event file for this process, created on first use.
+    public func events() throws -> EventWriter {
+        if let w = eventWriter { return w }
+        let w = try EventWriter(dir: dir)
+        eventWriter = w
+        return w
     }
 
     public func saveSpec(_ path: String) throws {
@@ -62,23 +73,99 @@ public final class Results {
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted]), to: "\(dir)/\(name)")
     }
 
-    /// Redraws plots/loss.png (train blue, val orange) and plots/accuracy.png from metrics.csv.
+    /// metrics.csv's columns by name (NaN where a row has no value).
+    func metricsTable() -> (header: [String], rows: [[Double]])? {
+        guard let text = try? String(contentsOfFile: "\(dir)/metrics.csv", encoding: .utf8) else { return nil }
+        let lines = text.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        guard let header = lines.first, lines.count > 1 else { return nil }
+        return (header, lines.dropFirst().map { $0.map { Double($0) ?? .nan } })
+    }
+
+    /// Redraws the plots of metrics.csv (PNG and SVG): loss, accuracy or mAP with AP per class,
+    /// and the learning rate, each titled with the run's name.
     public func plotHistory() throws {
-        guard let text = try? String(contentsOfFile: "\(dir)/metrics.csv", encoding: .utf8) else { return }
-        let rows = text.split(separator: "\n").map { $0.split(separator: ",").map(String.init) }
-        guard let header = rows.first, rows.count > 1 else { return }
+        guard let (header, rows) = metricsTable() else { return }
         func column(_ name: String) -> [Double] {
             guard let i = header.firstIndex(of: name) else { return [] }
-            return rows.dropFirst().compactMap { $0.count > i ? Double($0[i]) : nil }
+            return rows.map { $0.count > i ? $0[i] : .nan }
         }
+        let run = runName(dir)
         try FileManager.default.createDirectory(atPath: "\(dir)/plots", withIntermediateDirectories: true)
-        try AtomicFile.write(try Plots.curves([column("loss"), column("val_loss")]), to: "\(dir)/plots/loss.png")
+        var losses = [("training loss", column("loss"))]
+        if header.contains("val_loss") { losses.append(("validation loss", column("val_loss"))) }
+        try Plots.write(Plots.history(title: "Loss per epoch: \(run)", yLabel: "loss", losses), to: "\(dir)/plots/loss")
         if header.contains("val_accuracy") {
-            try AtomicFile.write(try Plots.curves([column("accuracy"), column("val_accuracy")], percent: true), to: "\(dir)/plots/accuracy.png")
+            var acc = [("validation accuracy", column("val_accuracy"))]
+            if header.contains("accuracy") { acc.insert(("training accuracy", column("accuracy")), at: 0) }
+            try Plots.write(Plots.history(title: "Top-1 accuracy per epoch: \(run)", yLabel: "accuracy", acc, percent: true), to: "\(dir)/plots/accuracy")
         }
         if header.contains("val_mAP") {
-            try AtomicFile.write(try Plots.curves([column("val_mAP")] + header.filter { $0.hasPrefix("val_AP_") }.map(column), percent: true), to: "\(dir)/plots/mAP.png")
+            let aps = header.filter { $0.hasPrefix("val_AP_") }.map { ("AP " + $0.dropFirst(7), column($0)) }
+            try Plots.write(Plots.history(title: "Validation mAP per epoch: \(run)", yLabel: "average precision", [("mAP", column("val_mAP"))] + aps, percent: true),
+                            to: "\(dir)/plots/mAP")
         }
+        if header.contains("lr") { try Plots.write(Plots.learningRate(title: "Learning rate: \(run)", column("lr")), to: "\(dir)/plots/learning_rate") }
+    }
+
+    /// results/summary.md: what produced the run, where it stands, its plots, and the commands that
+    /// take its model further.
+    /// Reads what it says from the folder (status.json, metrics.csv, evaluation.json, the plots), so
+    /// that training and evaluate both keep it current; a folder without a training run has none.
+    public func writeSummary() throws {
+        guard let (header, rows) = metricsTable(), let last = rows.last,
+              let data = FileManager.default.contents(atPath: "\(dir)/status.json"),
+              let status = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let task = status["task"] as? String, let specPath = status["spec"] as? String,
+              let modelName = status["model"] as? String, let epochs = status["epochs"] as? Int else { return }
+        let checkpoint = status["checkpoint"] as? String
+        let fm = FileManager.default
+        let spec = (try? String(contentsOfFile: "\(dir)/spec.txt", encoding: .utf8)) ?? ""
+        func value(_ name: String, _ v: Double) -> String {
+            guard v.isFinite else { return "–" }
+            if name.contains("accuracy") || name.contains("mAP") || name.hasPrefix("val_AP_") { return String(format: "%.2f%%", 100 * v) }
+            if name == "epoch" { return String(Int(v)) }
+            return String(format: "%.6g", v)
+        }
+        var md = "# \(task) run: \(runName(dir))\n\n"
+        let done = Int(last.first ?? 0)
+        md += "Spec `\(specPath)` (copied to `spec.txt`), model `\(modelName)`; \(done) of \(epochs) epochs done"
+        md += done >= epochs ? ".\n\n" : " (run `train` again to resume).\n\n"
+        let main = header.contains("val_mAP") ? "val_mAP" : header.contains("val_accuracy") ? "val_accuracy" : nil
+        if let main, let i = header.firstIndex(of: main) {
+            let scored = rows.enumerated().filter { $0.element.count > i && $0.element[i].isFinite }
+            if let best = scored.max(by: { $0.element[i] < $1.element[i] }) {
+                md += "Best \(main): **\(value(main, best.element[i]))** at epoch \(best.offset + 1).\n\n"
+            }
+        }
+        if let data = fm.contents(atPath: "\(dir)/evaluation.json"), let e = try JSONSerialization.jsonObject(with: data) as? [String: Any] {
+            let score = (e["top1"] as? Double).map { String(format: "top-1 accuracy **%.2f%%**", 100 * $0) }
+                ?? (e["mAP"] as? Double).map { String(format: "mAP **%.2f%%**", 100 * $0) } ?? "see evaluation.json"
+            md += "Last `evaluate`: \(score) with `\(e["model"] as? String ?? "?")` (evaluation.json).\n\n"
+        }
+        md += "## Last epoch\n\n| metric | value |\n|---|---|\n"
+        for (name, v) in zip(header, last) { md += "| \(name) | \(value(name, v)) |\n" }
+        md += "\n## Plots\n\n"
+        for (file, caption) in [("loss", "loss"), ("accuracy", "accuracy"), ("mAP", "mAP and AP per class"), ("learning_rate", "learning rate"),
+                                ("confusion_matrix", "confusion matrix (evaluate)"), ("per_class", "precision, recall and F1 per class (evaluate)"),
+                                ("pr_curves", "precision-recall curves (evaluate)")]
+            where fm.fileExists(atPath: "\(dir)/plots/\(file).png") {
+            md += "![\(caption)](plots/\(file).png)\n\n"
+        }
+        if let latest = (try? fm.contentsOfDirectory(atPath: "\(dir)/validation_images"))?.filter({ $0.hasSuffix(".png") }).sorted().last {
+            md += "Validation images after the last epoch (predictions solid, ground truth dashed where drawn):\n\n![validation images](validation_images/\(latest))\n\n"
+        }
+        md += "TensorBoard: `tensorboard --logdir \(dir)` (scalars per step and epoch, validation images, the spec).\n\n"
+        if let ck = checkpoint {
+            let m = "\(dir)/weights/" + (ck as NSString).lastPathComponent
+            md += "## Next\n\n```bash\n"
+            md += "tao \(task) evaluate -e \(specPath) -m \(m)\n"
+            md += "tao \(task) prune -m \(m) -o \(dir)/pruned/\(modelName)_pruned.tao -pth 0.1 -e \(specPath)\n"
+            md += "tao \(task) export -m \(m) -o \(dir)/\(modelName).onnx\n"
+            md += "tao \(task) export -m \(m) -o \(dir)/\(modelName).int8.onnx -e \(specPath) --data_type int8 --cal_image_dir IMAGES\n"
+            md += "```\n\n"
+        }
+        md += "## Spec\n\n```\n\(spec.trimmingCharacters(in: .whitespacesAndNewlines))\n```\n"
+        try AtomicFile.write(Data(md.utf8), to: "\(dir)/summary.md")
     }
 
     private func append(_ path: String, _ text: String) throws {

@@ -1,4 +1,5 @@
 import Foundation
+import TaoData
 import TaoGraph
 import TaoRuntime
 import TaoTrain
@@ -86,6 +87,13 @@ public protocol Validator {
     /// The metrics after `epoch` (1-based; `last` for the final one). The same names every epoch;
     /// a validator that skips an epoch (TAO's validation period) gives NaN for each.
     func run(epoch: Int, last: Bool) throws -> [(String, Double)]
+    /// A few validation images as the model now sees them (predicted boxes, labels), for the
+    /// results folder and TensorBoard; nil when the task draws none.
+    func picture() throws -> Image?
+}
+
+public extension Validator {
+    func picture() throws -> Image? { nil }
 }
 
 

@@ -1,4 +1,5 @@
 import Foundation
+import TaoData
 import TaoGraph
 import TaoRuntime
 import TaoTensor
@@ -27,6 +28,10 @@ public struct TrainingRun<Task: TrainableTask> {
         let results = try Results(dir: resultsDir, quiet: quiet)
         try FileManager.default.createDirectory(atPath: "\(resultsDir)/weights", withIntermediateDirectories: true)
         try results.saveSpec(task.specPath)
+        let events = try results.events()
+        if let spec = try? String(contentsOfFile: task.specPath, encoding: .utf8) {
+            try events.text("spec", "Spec `\(task.specPath)`:\n\n" + spec.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }.joined(separator: "\n"), step: 0)
+        }
         for n in s.notes { results.log("note: \(n)") }
         let data = try task.openData()
         defer { data.close() }
@@ -115,6 +120,7 @@ public struct TrainingRun<Task: TrainableTask> {
                 guard loss.isFinite else { throw divergence(loss, epoch: epoch, step: step, lr: lr, graph, store, frozenBN) }
                 lossSum += Double(loss)
                 seen += samples
+                try events.scalars([("step/loss", Double(loss)), ("step/learning_rate", Double(lr))], step: iteration + 1)
                 bar.update(step + 1, String(format: "loss %.4f  lr %.2e  %.0f img/s", lossSum / Double(step + 1), lr, Double(seen) / Date().timeIntervalSince(t0)))
             }
             let trainTime = Date().timeIntervalSince(t0)
@@ -129,12 +135,22 @@ public struct TrainingRun<Task: TrainableTask> {
                 + [("seconds", trainTime), ("images_per_s", Double(seen) / trainTime)]
             last = Dictionary(row, uniquingKeysWith: { a, _ in a })
             try results.record(row)
+            let reportStart = Date()
+            try events.scalars(row.filter { $0.0 != "epoch" }, step: epoch + 1)
             try results.plotHistory()
+            if let picture = try validator.picture() {
+                let png = try ImageCodec.encodePNG(picture)
+                try AtomicFile.write(Data(png), to: "\(resultsDir)/validation_images/epoch_\(String(format: "%03d", epoch + 1)).png")
+                try events.image("validation/images", png: png, width: picture.width, height: picture.height, step: epoch + 1)
+            }
+            let reportSeconds = Date().timeIntervalSince(reportStart)
             results.log(String(format: "epoch %d/%d: %@ (%.0f s, %.0f img/s) -> %@", epoch + 1, s.epochs,
                                task.describe(train: trainMetrics, val: valMetrics), trainTime, Double(seen) / trainTime, path))
-            var status: [String: Any] = ["state": epoch + 1 == s.epochs ? "done" : "training", "epoch": epoch + 1, "epochs": s.epochs, "checkpoint": path]
+            var status: [String: Any] = ["state": epoch + 1 == s.epochs ? "done" : "training", "epoch": epoch + 1, "epochs": s.epochs, "checkpoint": path,
+                                         "task": s.task, "model": name, "spec": task.specPath, "report_seconds": reportSeconds]
             for (k, v) in valMetrics where v.isFinite { status[k] = v }
             try results.status(status)
+            try results.writeSummary()
         }
         if startEpoch >= s.epochs { results.log("all \(s.epochs) epochs are already done in \(resultsDir)") }
         return last

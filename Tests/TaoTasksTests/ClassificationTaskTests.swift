@@ -4,6 +4,7 @@ import TaoData
 import TaoGraph
 import TaoPrune
 import TaoRuntime
+import TaoTestSupport
 @testable import TaoTasks
 
 /// End-to-end classification on a tiny synthetic dataset whose classes differ by where a bright square sits.
@@ -71,10 +72,50 @@ final class ClassificationTaskTests: XCTestCase {
         let hits = preds.filter { p in p.0.contains("/\(p.1[0].0)/") }.count
         XCTAssertEqual(Double(hits) / Double(preds.count), r.top1, accuracy: 1e-9)
         XCTAssertEqual(r.confusion.flatMap { $0 }.reduce(0, +), 24)
-        let plot = try ImageCodec.decode(path: "\(out)/plots/confusion_matrix.png", channels: 3)
-        XCTAssertEqual(plot.width, 3 * 60 + 20)
         let status = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(out)/status.json"))) as! [String: Any]
         XCTAssertEqual(status["state"] as? String, "done")
+        try checkResultsFolder(out, classes: ["left", "right", "top"], epochs: 3, stepsPerEpoch: 72 / 8, evaluatedTop1: r.top1)
+    }
+
+    /// What a person finds in a finished run's folder: labelled plots (PNG and SVG whose text names
+    /// the run, the axes and the classes), validation images, summary.md, and TensorBoard events
+    /// that TensorBoard's own reader loads with metrics.csv's values.
+    func checkResultsFolder(_ out: String, classes: [String], epochs: Int, stepsPerEpoch: Int, evaluatedTop1: Double) throws {
+        func svg(_ name: String) throws -> String { try String(contentsOfFile: "\(out)/plots/\(name).svg", encoding: .utf8) }
+        for name in ["loss", "accuracy", "learning_rate", "confusion_matrix", "per_class"] {
+            let png = try ImageCodec.decode(path: "\(out)/plots/\(name).png", channels: 3)
+            XCTAssertGreaterThan(png.width * png.height, 300 * 250, name)
+            XCTAssertTrue(try svg(name).contains(">run</text>") || svg(name).contains(": run"), "\(name): the run's name in the title")
+        }
+        for t in [">training loss<", ">validation loss<", ">epoch<", ">loss<"] { XCTAssertTrue(try svg("loss").contains(t), t) }
+        for c in classes {
+            XCTAssertEqual(try svg("confusion_matrix").components(separatedBy: ">\(c)</text>").count - 1, 2, "\(c) on both axes")
+            XCTAssertTrue(try svg("per_class").contains(">\(c)</text>"), c)
+        }
+        let sheet = try ImageCodec.decode(path: "\(out)/validation_images/epoch_\(String(format: "%03d", epochs)).png", channels: 3)
+        XCTAssertEqual(sheet.width, 8 * (128 + 8) + 8, "16 validation images in rows of 8")
+        let summary = try String(contentsOfFile: "\(out)/summary.md", encoding: .utf8)
+        for t in ["| val_accuracy |", "![loss](plots/loss.png)", "![confusion matrix (evaluate)](plots/confusion_matrix.png)", "Last `evaluate`: top-1 accuracy", "tao classification evaluate -e", "tao classification prune -m", "## Spec", "train_dataset_path"] {
+            XCTAssertTrue(summary.contains(t), "summary.md lacks \(t)")
+        }
+
+        struct Read: Decodable { var scalars: [String: [[Double]]]; var images: [String: [[Double]]]; var tensors: [String: Tensors] }
+        struct Tensors: Decodable { var plugin: String }
+        let read = try JSONDecoder().decode(Read.self, from: PythonReference.run("Tests/TaoReportTests/tensorboard_read.py", arguments: [out]))
+        let lines = try String(contentsOfFile: "\(out)/metrics.csv", encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",").map(String.init) }
+        for (i, name) in lines[0].enumerated() where name != "epoch" {
+            let tb = try XCTUnwrap(read.scalars[name], "no TensorBoard scalar \(name)")
+            XCTAssertEqual(tb.map { Int($0[0]) }, Array(1...epochs), name)
+            for (row, event) in zip(lines.dropFirst(), tb) {
+                let v = Double(row[i])!
+                XCTAssertEqual(event[1], v, accuracy: 1e-5 * max(1, abs(v)), "\(name) at epoch \(event[0])")
+            }
+        }
+        XCTAssertEqual(read.scalars["step/loss"]?.count, epochs * stepsPerEpoch)
+        XCTAssertEqual(read.scalars["step/learning_rate"]?.map { Int($0[0]) }, Array(1...(epochs * stepsPerEpoch)))
+        XCTAssertEqual(read.scalars["evaluate/top1"]?.last?[1] ?? -1, evaluatedTop1, accuracy: 1e-6)
+        XCTAssertEqual(read.tensors["spec"]?.plugin, "text")
+        XCTAssertEqual(read.images["validation/images"]?.count, epochs)
     }
 
     func testResumeAfterInterruptionReachesTheSameWeights() throws {

@@ -6,6 +6,7 @@ import TaoMetrics
 @testable import TaoTasks
 import TaoPrune
 import TaoRuntime
+import TaoTestSupport
 import TaoTensor
 
 /// DetectNet_v2 end to end on small scenes of bright squares and bars on noise: KITTI labels,
@@ -165,7 +166,32 @@ final class DetectNetV2TaskTests: XCTestCase {
         XCTAssertEqual(perClass.map { $0["class"] as? String }, ["box", "bar"])
         let truth = try DetectionData(task).val.flatMap(\.objects)
         XCTAssertEqual(perClass.map { $0["ground_truth"] as? Int }, [truth.filter { $0.className == "box" }.count, truth.filter { $0.className == "bar" }.count])
-        XCTAssertEqual(try ImageCodec.decode(path: "\(out)/plots/pr_curves.png", channels: 3).width, 520)
+        // The PR curves name each class with its AP; TensorBoard's reader finds the same counts.
+        let prSVG = try String(contentsOfFile: "\(out)/plots/pr_curves.svg", encoding: .utf8)
+        for (name, a) in zip(["box", "bar"], e.perClass) { XCTAssertTrue(prSVG.contains(String(format: ">%@ (AP %.1f%%)</text>", name, 100 * a.ap!)), name) }
+        XCTAssertGreaterThan(try ImageCodec.decode(path: "\(out)/plots/pr_curves.png", channels: 3).width, 600)
+        struct Read: Decodable { var scalars: [String: [[Double]]]; var tensors: [String: Tensors] }
+        struct Tensors: Decodable { var plugin: String; var events: [Row] }
+        struct Row: Decodable {
+            var step: Int, shape: [Int], value: [[Double]]
+            enum K: String, CodingKey { case step, shape, value }
+            init(from d: Decoder) throws {   // the text tensors' values are strings: read as empty
+                let c = try d.container(keyedBy: K.self)
+                (step, shape, value) = (try c.decode(Int.self, forKey: .step), try c.decode([Int].self, forKey: .shape), (try? c.decode([[Double]].self, forKey: .value)) ?? [])
+            }
+        }
+        let tb = try JSONDecoder().decode(Read.self, from: PythonReference.run("Tests/TaoReportTests/tensorboard_read.py", arguments: [out]))
+        XCTAssertEqual(tb.scalars["evaluate/mAP"]?.last?[1] ?? -1, e.mAP, accuracy: 1e-6)
+        XCTAssertEqual(tb.scalars["val_mAP"]?.map { Int($0[0]) }, [3], "validation from epoch 5 or the last: only epoch 3")
+        let pr = try XCTUnwrap(tb.tensors["evaluate/pr_box"]?.events.last)
+        XCTAssertEqual(pr.shape, [6, 51])
+        XCTAssertEqual(pr.step, 3)
+        XCTAssertEqual(pr.value[0][0], Double(e.perClass[0].truePositives), "threshold 0: every detection")
+        XCTAssertEqual(pr.value[1][0], Double(e.perClass[0].falsePositives))
+        XCTAssertEqual(pr.value[3][0], Double(e.perClass[0].groundTruth - e.perClass[0].truePositives))
+        // Validation images: 8 frames on the 96×64 canvas enlarged 3×, in rows of 4.
+        let sheet = try ImageCodec.decode(path: "\(out)/validation_images/epoch_003.png", channels: 3)
+        XCTAssertEqual(sheet.width, 4 * (288 + 8) + 8)
         // evaluation_box_config: no box is 1000 pixels tall, so "box" has no ground truth and no AP; "bar" is unchanged.
         let filtered = try DetectNetV2Task(specPath: try spec(epochs: 3, extraEval: "evaluation_box_config { key: \"box\" value { minimum_height: 1000 maximum_height: 9999 minimum_width: 0 maximum_width: 9999 } }"))
         let f = try filtered.evaluate(modelPath: model, resultsDir: "\(dir!)/filtered", quiet: true)
@@ -210,6 +236,19 @@ final class DetectNetV2TaskTests: XCTestCase {
         XCTAssertGreaterThan(detections, 0, "a low confidence threshold lets detections through")
         let annotated = try ImageCodec.decode(path: "\(dir!)/inferred/images_annotated/b00.png", channels: 3)
         XCTAssertEqual([annotated.width, annotated.height], [192, 128])
+        // Each box's label sits on a tag of its class colour above the box (box green, bar red by "default").
+        var tagged = 0
+        for i in frames.indices {
+            let img = try ImageCodec.decode(path: String(format: "%@/inferred/images_annotated/b%02d.png", dir!, i), channels: 3)
+            for o in try KITTI.read(String(format: "%@/inferred/labels/b%02d.txt", dir!, i)) where o.y1 >= 16 && Int(o.x1) + 30 < img.width {
+                let color: [UInt8] = o.className == "box" ? [0, 255, 0] : [255, 0, 0]
+                var n = 0
+                for y in Int(o.y1) - 14..<Int(o.y1) - 2 { for x in Int(o.x1)..<Int(o.x1) + 30 where Array(img.pixels[(y * img.width + x) * 3..<(y * img.width + x) * 3 + 3]) == color { n += 1 } }
+                XCTAssertGreaterThan(n, 60, "the tag above \(o.className) at \(o.x1),\(o.y1) in b\(i)")
+                tagged += 1
+            }
+        }
+        XCTAssertGreaterThan(tagged, 0)
         XCTAssertThrowsError(try DetectNetV2Task.inference(specPath: specPath, modelPath: model, images: images, outputDir: "\(dir!)/x", quiet: true)) {
             XCTAssertTrue("\($0)".contains(":1: random_seed: unknown field"), "a training spec is not an inference spec: \($0)")
         }

@@ -2,6 +2,7 @@ import Foundation
 import TaoData
 import TaoGraph
 import TaoMetrics
+import TaoReport
 import TaoRuntime
 import TaoSpec
 import TaoTensor
@@ -127,8 +128,14 @@ extension DetectNetV2Task {
             results.log(name.padding(toLength: width, withPad: " ", startingAt: 0)
                         + (a.ap.map { String(format: "  %5.2f%%", 100 * $0) } ?? "       -") + String(format: "  %12d  %8d  %9d", a.groundTruth, a.truePositives, a.falsePositives))
         }
-        try FileManager.default.createDirectory(atPath: "\(resultsDir)/plots", withIntermediateDirectories: true)
-        try AtomicFile.write(try Plots.precisionRecall(aps.map { ($0.recall, $0.precision) }), to: "\(resultsDir)/plots/pr_curves.png")
+        try Plots.write(Plots.precisionRecall(title: String(format: "Precision-recall: %@ (mAP %.1f%%)", runName(resultsDir), 100 * r.mAP), classes: card.classes, aps),
+                        to: "\(resultsDir)/plots/pr_curves")
+        let events = try results.events(), step = card.epoch ?? 0
+        try events.scalars([("evaluate/mAP", r.mAP)] + zip(card.classes, aps).compactMap { n, a in a.ap.map { ("evaluate/AP_\(n)", $0) } }, step: step)
+        for (n, a) in zip(card.classes, aps) {
+            let c = a.thresholdCounts(51)
+            try events.prCurve("evaluate/pr_\(n)", truePositives: c.tp, falsePositives: c.fp, trueNegatives: c.tn, falseNegatives: c.fn, step: step)
+        }
         try results.writeJSON("evaluation.json", [
             "model": modelPath, "frames": set.count, "data": useTrainingSet ? "training" : "validation", "mAP": r.mAP,
             "ap_mode": config.apMode,
@@ -137,6 +144,7 @@ extension DetectNetV2Task {
                  "false_positives": a.falsePositives, "precision": a.precision, "recall": a.recall]
             },
         ])
+        try results.writeSummary()
         return r
     }
 }
@@ -220,11 +228,12 @@ extension DetectNetV2Task {
                     try AtomicFile.write(Data(lines.map { $0 + "\n" }.joined().utf8), to: "\(outputDir)/labels/\(stem).txt")
                 }
                 if spec.overlay {
-                    let colors = objects.map { o -> (UInt8, UInt8, UInt8) in
+                    let marks = objects.map { o -> BoxMark in
                         let c = spec.targetClasses.firstIndex { (spec.handler($0).outputName ?? $0) == o.className } ?? 0
-                        return spec.handler(spec.targetClasses[c]).color.map { ($0.r, $0.g, $0.b) } ?? Plots.colors[c % Plots.colors.count]
+                        let color = spec.handler(spec.targetClasses[c]).color.map { RGB($0.r, $0.g, $0.b) } ?? RGB.series(c)
+                        return BoxMark(x1: o.box.x1, y1: o.box.y1, x2: o.box.x2, y2: o.box.y2, label: String(format: "%@ %.2f", o.className, o.score), color: color)
                     }
-                    let annotated = Annotation.draw(img, boxes: zip(objects, colors).map { ($0.box, $1, $0.score) }, lineWidth: spec.lineWidth)
+                    let annotated = Annotator.draw(img, marks, lineWidth: Double(max(1, spec.lineWidth)))
                     let name = (chunk[k] as NSString).lastPathComponent
                     let jpeg = ["jpg", "jpeg"].contains((name as NSString).pathExtension.lowercased())
                     try AtomicFile.write(Data(jpeg ? try ImageCodec.encodeJPEG(annotated) : try ImageCodec.encodePNG(annotated)), to: "\(outputDir)/images_annotated/\(name)")

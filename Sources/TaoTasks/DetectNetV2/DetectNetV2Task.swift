@@ -1,4 +1,5 @@
 import Foundation
+import TaoReport
 import TaoData
 import TaoGraph
 import TaoMetrics
@@ -273,5 +274,40 @@ struct DetectNetValidator: Validator {
         }
         let aps = try task.evaluate(frames, runner, grid: task.grid)
         return [("val_mAP", AveragePrecision.mean(aps))] + zip(c.classes, aps).map { ("val_AP_\($0.name)", $1.ap ?? 0) }
+    }
+
+    /// Up to eight validation frames on the network's canvas (enlarged to 320 pixels) with the
+    /// clustered detections (solid, class and score) and the labels (dashed), in the class colours.
+    func picture() throws -> Image? {
+        guard !frames.isEmpty else { return nil }
+        let aug = task.augmentation, mapping = ClassMapping(task.config.classMapping, targets: task.config.classes.map(\.name))
+        let n = min(8, frames.count, runner.batch), per = aug.channels * aug.width * aug.height
+        let samples = try (0..<n).map { k -> DetectionSample in
+            var none: SplitMix64? = nil
+            return try DetectionData.sample(frames[k * frames.count / n], aug, mapping: mapping, rng: &none)
+        }
+        let input = runner.inputPointer()
+        input.update(repeating: 0, count: runner.batch * per)
+        for (k, s) in samples.enumerated() { s.input.withUnsafeBufferPointer { input.advanced(by: k * per).update(from: $0.baseAddress!, count: per) } }
+        runner.forward()
+        let found = DetectNetV2Task.detections(coverage: runner.outputPointer(0), boxes: runner.outputPointer(1), batch: n, grid: task.grid, clustering: task.clustering)
+        let names = task.config.classes.map(\.name)
+        let zoom = max(1, 320 / max(aug.width, aug.height))
+        let items = samples.enumerated().map { k, s -> (image: Image, caption: String, color: RGB) in
+            let plane = aug.width * aug.height
+            var pixels = [UInt8](repeating: 0, count: plane * aug.channels)
+            for c in 0..<aug.channels { for i in 0..<plane { pixels[i * aug.channels + c] = UInt8(max(0, min(255, (s.input[c * plane + i] * 255).rounded()))) } }
+            let big = Annotator.resizeNearest(Image(width: aug.width, height: aug.height, channels: aug.channels, pixels: pixels), width: aug.width * zoom, height: aug.height * zoom)
+            let z = Double(zoom)
+            let truth = s.objects.map { BoxMark(x1: $0.box.x1 * z, y1: $0.box.y1 * z, x2: $0.box.x2 * z, y2: $0.box.y2 * z, label: "", color: RGB.series($0.classIndex), dashed: true) }
+            var predicted: [BoxMark] = []
+            for (c, boxes) in found[k].enumerated() {
+                for d in boxes { predicted.append(BoxMark(x1: d.box.x1 * z, y1: d.box.y1 * z, x2: d.box.x2 * z, y2: d.box.y2 * z,
+                                                          label: String(format: "%@ %.2f", names[c], d.score), color: RGB.series(c))) }
+            }
+            let caption = "\(predicted.count) found, \(truth.count) labelled"
+            return (Annotator.draw(big, truth + predicted, lineWidth: 2), caption, RGB.text)
+        }
+        return Annotator.sheet(items, columns: 4, cell: max(aug.width, aug.height) * zoom)
     }
 }
