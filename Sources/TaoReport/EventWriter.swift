@@ -5,8 +5,8 @@ import TaoData
 /// A TensorBoard event file (`events.out.tfevents.*`): TFRecord-framed `Event` protos, as
 /// TensorFlow's summary writers write them, so `tensorboard --logdir RESULTS` shows a run's
 /// scalars, images, text and precision-recall curves. Each event is appended as it is written
-/// (nothing buffered is lost when a run is interrupted); a resumed run starts a new file, and
-/// TensorBoard reads every file of the folder as one run.
+/// (nothing buffered is lost when a run is interrupted); a resumed run starts a new file, which
+/// TensorBoard reads with the others as one run, after a `restart` that retires what it redoes.
 public final class EventWriter {
     public let path: String
     private let handle: FileHandle
@@ -32,6 +32,17 @@ public final class EventWriter {
     }
 
     deinit { try? handle.close() }
+
+    /// Marks a restart at `step` (TensorBoard's SessionLog START): TensorBoard's reader drops every
+    /// event of this folder at or after `step` written before it, as a resumed run redoes them.
+    public func restart(at step: Int, _ message: String) throws {
+        var e = Tensorboard_Event()
+        e.wallTime = Date().timeIntervalSince1970
+        e.step = Int64(step)
+        e.sessionLog.status = .start
+        e.sessionLog.msg = message
+        try write(e)
+    }
 
     /// Scalars at `step`, one event for all of them; non-finite values (an epoch without
     /// validation) are left out rather than plotted.

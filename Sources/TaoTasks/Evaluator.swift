@@ -217,6 +217,12 @@ extension ClassificationTask: ModelTask {
             results.log("\(f): " + top.map { "\($0.0) \(String(format: "%.3f", $0.1))" }.joined(separator: ", "))
         }
         try AtomicFile.write(Data(csv.utf8), to: "\(resultsDir)/inference.csv")
+        // A contact sheet of the first images with their top class, to see at a glance what the model says.
+        let shown = try out.prefix(48).map { f, top -> (image: Image, caption: String, color: RGB) in
+            (try ImageCodec.decode(path: f, channels: 3), String(format: "%@ %.2f", top[0].0, top[0].1), RGB.text)
+        }
+        try AtomicFile.write(Data(try ImageCodec.encodePNG(Annotator.sheet(shown, columns: 8, cell: 128))), to: "\(resultsDir)/inference_images.png")
+        results.log("inference.csv and inference_images.png (the first \(shown.count) images with their top class) in \(resultsDir)")
         return out
     }
 }

@@ -74,3 +74,11 @@ extension ClassAP {
         return (tp, fp, [Double](repeating: 0, count: thresholds), tp.map { Double(groundTruth) - $0 })
     }
 }
+
+/// Each class's PR curve as TensorBoard's pr_curves plugin shows it, under PREFIX/pr_CLASS.
+func writePRCurves(_ perClass: [(name: String, ap: ClassAP)], prefix: String, to events: EventWriter, step: Int) throws {
+    for (name, a) in perClass {
+        let c = a.thresholdCounts(51)
+        try events.prCurve("\(prefix)/pr_\(name)", truePositives: c.tp, falsePositives: c.fp, trueNegatives: c.tn, falseNegatives: c.fn, step: step)
+    }
+}

@@ -9,7 +9,7 @@ public final class Results {
     public let dir: String
     public let quiet: Bool
     private var logHandle: FileHandle?
-    private var eventWriter: EventWriter?
+    private var eventWriter: EventWriter?, stepWriter: EventWriter?
 
     public init(dir: String, quiet: Bool = false) throws {
         self.dir = dir
@@ -35,11 +35,21 @@ public final class Results {
         for line in card?.onnx?.notes ?? [] { log("\(path): \(line)") }
     }
 
-    /// The folder's TensorBoard event file for this process, created on first use.
+    /// The folder's TensorBoard event file for this process, created on first use: per-epoch
+    /// scalars, images, text and evaluation, with the epoch as the step.
     public func events() throws -> EventWriter {
         if let w = eventWriter { return w }
         let w = try EventWriter(dir: dir)
         eventWriter = w
+        return w
+    }
+
+    /// Per-iteration scalars, with the iteration as the step, in `steps/` (TensorBoard's run
+    /// "steps"): one folder never mixes steps of two units, so a restart retires the right events.
+    public func stepEvents() throws -> EventWriter {
+        if let w = stepWriter { return w }
+        let w = try EventWriter(dir: "\(dir)/steps")
+        stepWriter = w
         return w
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import TaoData
 import TaoGraph
+import TaoReport
 import TaoRuntime
 import TaoTrain
 
@@ -90,10 +91,13 @@ public protocol Validator {
     /// A few validation images as the model now sees them (predicted boxes, labels), for the
     /// results folder and TensorBoard; nil when the task draws none.
     func picture() throws -> Image?
+    /// Writes what the last validation measured beyond its scalars (e.g. PR curves) to TensorBoard.
+    func writeEvents(_ events: EventWriter, step: Int) throws
 }
 
 public extension Validator {
     func picture() throws -> Image? { nil }
+    func writeEvents(_ events: EventWriter, step: Int) throws {}
 }
 
 

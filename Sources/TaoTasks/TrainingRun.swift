@@ -104,6 +104,10 @@ public struct TrainingRun<Task: TrainableTask> {
         results.log("training \(name) (\(graph.trainableParameterCount) parameters) \(data.summary)")
 
         let steps = data.stepsPerEpoch
+        // What an earlier run of this folder logged after the starting point is redone now: retire it in TensorBoard.
+        let stepEvents = try results.stepEvents()
+        try events.restart(at: startEpoch + 1, "training from epoch \(startEpoch + 1)")
+        try stepEvents.restart(at: startEpoch * steps + 1, "training from epoch \(startEpoch + 1)")
         var last: [String: Double] = [:]
         for epoch in startEpoch..<s.epochs {
             data.start(epoch: epoch)
@@ -120,7 +124,7 @@ public struct TrainingRun<Task: TrainableTask> {
                 guard loss.isFinite else { throw divergence(loss, epoch: epoch, step: step, lr: lr, graph, store, frozenBN) }
                 lossSum += Double(loss)
                 seen += samples
-                try events.scalars([("step/loss", Double(loss)), ("step/learning_rate", Double(lr))], step: iteration + 1)
+                try stepEvents.scalars([("loss", Double(loss)), ("learning_rate", Double(lr))], step: iteration + 1)
                 bar.update(step + 1, String(format: "loss %.4f  lr %.2e  %.0f img/s", lossSum / Double(step + 1), lr, Double(seen) / Date().timeIntervalSince(t0)))
             }
             let trainTime = Date().timeIntervalSince(t0)
@@ -137,6 +141,7 @@ public struct TrainingRun<Task: TrainableTask> {
             try results.record(row)
             let reportStart = Date()
             try events.scalars(row.filter { $0.0 != "epoch" }, step: epoch + 1)
+            try validator.writeEvents(events, step: epoch + 1)
             try results.plotHistory()
             if let picture = try validator.picture() {
                 let png = try ImageCodec.encodePNG(picture)

@@ -183,6 +183,7 @@ final class DetectNetV2TaskTests: XCTestCase {
         let tb = try JSONDecoder().decode(Read.self, from: PythonReference.run("Tests/TaoReportTests/tensorboard_read.py", arguments: [out]))
         XCTAssertEqual(tb.scalars["evaluate/mAP"]?.last?[1] ?? -1, e.mAP, accuracy: 1e-6)
         XCTAssertEqual(tb.scalars["val_mAP"]?.map { Int($0[0]) }, [3], "validation from epoch 5 or the last: only epoch 3")
+        XCTAssertEqual(tb.tensors["validation/pr_bar"]?.events.map(\.step), [3], "training's validation PR curves, at its one validated epoch")
         let pr = try XCTUnwrap(tb.tensors["evaluate/pr_box"]?.events.last)
         XCTAssertEqual(pr.shape, [6, 51])
         XCTAssertEqual(pr.step, 3)

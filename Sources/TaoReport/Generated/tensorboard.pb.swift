@@ -143,11 +143,78 @@ public nonisolated struct Tensorboard_Event: Sendable {
     set {what = .summary(newValue)}
   }
 
+  public var sessionLog: Tensorboard_SessionLog {
+    get {
+      if case .sessionLog(let v)? = what {return v}
+      return Tensorboard_SessionLog()
+    }
+    set {what = .sessionLog(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_What: Equatable, Sendable {
     case fileVersion(String)
     case summary(Tensorboard_Summary)
+    case sessionLog(Tensorboard_SessionLog)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Tensorboard_SessionLog: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var status: Tensorboard_SessionLog.SessionStatus = .statusUnspecified
+
+  public var checkpointPath: String = String()
+
+  public var msg: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum SessionStatus: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case statusUnspecified // = 0
+    case start // = 1
+    case stop // = 2
+    case checkpoint // = 3
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .statusUnspecified
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .statusUnspecified
+      case 1: self = .start
+      case 2: self = .stop
+      case 3: self = .checkpoint
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .statusUnspecified: return 0
+      case .start: return 1
+      case .stop: return 2
+      case .checkpoint: return 3
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Tensorboard_SessionLog.SessionStatus] = [
+      .statusUnspecified,
+      .start,
+      .stop,
+      .checkpoint,
+    ]
 
   }
 
@@ -385,7 +452,7 @@ nonisolated extension Tensorboard_DataType: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Tensorboard_Event: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Event"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}wall_time\0\u{1}step\0\u{3}file_version\0\u{2}\u{2}summary\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}wall_time\0\u{1}step\0\u{3}file_version\0\u{2}\u{2}summary\0\u{4}\u{2}session_log\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -416,6 +483,19 @@ nonisolated extension Tensorboard_Event: SwiftProtobuf.Message, SwiftProtobuf._M
           self.what = .summary(v)
         }
       }()
+      case 7: try {
+        var v: Tensorboard_SessionLog?
+        var hadOneofValue = false
+        if let current = self.what {
+          hadOneofValue = true
+          if case .sessionLog(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.what = .sessionLog(v)
+        }
+      }()
       default: break
       }
     }
@@ -441,6 +521,10 @@ nonisolated extension Tensorboard_Event: SwiftProtobuf.Message, SwiftProtobuf._M
       guard case .summary(let v)? = self.what else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     }()
+    case .sessionLog?: try {
+      guard case .sessionLog(let v)? = self.what else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -453,6 +537,50 @@ nonisolated extension Tensorboard_Event: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
+}
+
+nonisolated extension Tensorboard_SessionLog: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SessionLog"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{3}checkpoint_path\0\u{1}msg\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.status) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.checkpointPath) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.msg) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.status != .statusUnspecified {
+      try visitor.visitSingularEnumField(value: self.status, fieldNumber: 1)
+    }
+    if !self.checkpointPath.isEmpty {
+      try visitor.visitSingularStringField(value: self.checkpointPath, fieldNumber: 2)
+    }
+    if !self.msg.isEmpty {
+      try visitor.visitSingularStringField(value: self.msg, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Tensorboard_SessionLog, rhs: Tensorboard_SessionLog) -> Bool {
+    if lhs.status != rhs.status {return false}
+    if lhs.checkpointPath != rhs.checkpointPath {return false}
+    if lhs.msg != rhs.msg {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Tensorboard_SessionLog.SessionStatus: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0STATUS_UNSPECIFIED\0\u{1}START\0\u{1}STOP\0\u{1}CHECKPOINT\0")
 }
 
 nonisolated extension Tensorboard_SummaryMetadata: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

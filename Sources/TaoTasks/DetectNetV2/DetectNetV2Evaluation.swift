@@ -132,10 +132,7 @@ extension DetectNetV2Task {
                         to: "\(resultsDir)/plots/pr_curves")
         let events = try results.events(), step = card.epoch ?? 0
         try events.scalars([("evaluate/mAP", r.mAP)] + zip(card.classes, aps).compactMap { n, a in a.ap.map { ("evaluate/AP_\(n)", $0) } }, step: step)
-        for (n, a) in zip(card.classes, aps) {
-            let c = a.thresholdCounts(51)
-            try events.prCurve("evaluate/pr_\(n)", truePositives: c.tp, falsePositives: c.fp, trueNegatives: c.tn, falseNegatives: c.fn, step: step)
-        }
+        try writePRCurves(zip(card.classes, aps).map { ($0, $1) }, prefix: "evaluate", to: events, step: step)
         try results.writeJSON("evaluation.json", [
             "model": modelPath, "frames": set.count, "data": useTrainingSet ? "training" : "validation", "mAP": r.mAP,
             "ap_mode": config.apMode,

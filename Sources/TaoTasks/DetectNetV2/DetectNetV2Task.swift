@@ -264,6 +264,8 @@ struct DetectNetValidator: Validator {
     let task: DetectNetV2Task
     let frames: [DetectionFrame]
     let runner: ModelRunner
+    final class Last: @unchecked Sendable { var aps: [ClassAP] = [] }
+    let last = Last()
 
     func run(epoch: Int, last: Bool) throws -> [(String, Double)] {
         guard !frames.isEmpty else { return [] }
@@ -273,7 +275,14 @@ struct DetectNetValidator: Validator {
             return [("val_mAP", .nan)] + c.classes.map { ("val_AP_\($0.name)", .nan) }
         }
         let aps = try task.evaluate(frames, runner, grid: task.grid)
+        self.last.aps = aps
         return [("val_mAP", AveragePrecision.mean(aps))] + zip(c.classes, aps).map { ("val_AP_\($0.name)", $1.ap ?? 0) }
+    }
+
+    /// The last validation's PR curve of each class (none in an epoch without validation).
+    func writeEvents(_ events: EventWriter, step: Int) throws {
+        try writePRCurves(zip(task.config.classes.map(\.name), last.aps).map { ($0, $1) }, prefix: "validation", to: events, step: step)
+        last.aps = []
     }
 
     /// Up to eight validation frames on the network's canvas (enlarged to 320 pixels) with the
