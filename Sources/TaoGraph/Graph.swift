@@ -21,7 +21,18 @@ public struct ParameterInfo: Hashable, Sendable, Codable {
     public var name: String
     public var shape: Shape
     public var role: ParameterRole
-    public init(name: String, shape: Shape, role: ParameterRole) { self.name = name; self.shape = shape; self.role = role }
+    /// How fresh values are drawn when not the role's default (e.g. Keras's Glorot-uniform for
+    /// the architectures TAO builds with Keras defaults).
+    public var initializer: ParameterInit?
+    public init(name: String, shape: Shape, role: ParameterRole, initializer: ParameterInit? = nil) {
+        self.name = name; self.shape = shape; self.role = role; self.initializer = initializer
+    }
+}
+
+/// A fresh-value rule other than a role's default.
+public enum ParameterInit: String, Hashable, Sendable, Codable {
+    /// U(−b, b) with b = √(6 / (fan_in + fan_out)): Keras's default kernel initializer.
+    case glorotUniform
 }
 
 /// Where a value comes from.

@@ -9,6 +9,8 @@ public struct GraphBuilder {
     private var entries: [Entry] = []
     private var shapes: [Shape] = []
     private var firstError: GraphError?
+    /// The initializer of the conv and dense weights added from now on (nil: the role's default).
+    public var weightInitializer: ParameterInit?
 
     public init() {}
 
@@ -21,7 +23,8 @@ public struct GraphBuilder {
     }
 
     public mutating func parameter(_ name: String, _ shape: Shape, role: ParameterRole) -> ValueID {
-        entries.append(.parameter(ParameterInfo(name: name, shape: shape, role: role))); shapes.append(shape)
+        let initializer = [.convWeight, .denseWeight].contains(role) ? weightInitializer : nil
+        entries.append(.parameter(ParameterInfo(name: name, shape: shape, role: role, initializer: initializer))); shapes.append(shape)
         return ValueID(entries.count - 1)
     }
 

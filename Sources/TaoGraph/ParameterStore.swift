@@ -11,11 +11,17 @@ public final class ParameterStore: @unchecked Sendable {
     public private(set) var version = 0
 
     /// Fresh values: He-normal (fan-out) conv weights, uniform dense weights, zero biases,
-    /// BN scale 1, shift 0, mean 0, variance 1.
+    /// BN scale 1, shift 0, mean 0, variance 1; Glorot-uniform weights where a parameter asks for them.
     public init(graph: Graph, seed: UInt64) {
         infos = graph.parameters
         var rng = SplitMix64(seed: seed)
         tensors = graph.parameters.map { p in
+            if p.initializer == .glorotUniform, p.shape.rank >= 2 {
+                // Conv [out, in, kh, kw] and dense [out, in]: fans as Keras counts them.
+                let receptive = p.shape.dims.dropFirst(2).reduce(1, *)
+                let bound = (6 / Float((p.shape[0] + p.shape[1]) * receptive)).squareRoot()
+                return Tensor.randomUniform(p.shape, -bound, bound, rng: &rng)
+            }
             switch p.role {
             case .convWeight:
                 let fanOut = p.shape[0] * p.shape[2] * p.shape[3]

@@ -40,6 +40,14 @@ public enum Kernels {
         var raw: dnnl_alg_kind_t { self == .direct ? dnnl_convolution_direct : dnnl_convolution_winograd }
     }
 
+    /// Whether oneDNN has an fp32 Winograd convolution on this processor (oneDNN 2.6 has them for
+    /// AVX-512 only: on an AVX2-only processor every convolution is direct).
+    public static let hasWinograd: Bool = {
+        let win = Window(strides: [1, 1], padLeft: [1, 1], padRight: [1, 1])
+        let src = MemoryDesc([2, 16, 8, 8], .any), dst = MemoryDesc([2, 16, 8, 8], .any), w = MemoryDesc([16, 16, 3, 3], .any)
+        return (try? convForward(.training, src: src, weights: w, bias: nil, dst: dst, win, algorithm: .winograd)) != nil
+    }()
+
     public static func convForward(_ prop: Propagation, src: MemoryDesc, weights: MemoryDesc, bias: MemoryDesc?, dst: MemoryDesc,
                                    _ w: Window, attr: Attributes? = nil, algorithm: ConvAlgorithm = .direct) throws(KernelError) -> PrimitiveDesc {
         var d = dnnl_convolution_desc_t()

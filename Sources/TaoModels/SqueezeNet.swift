@@ -1,35 +1,45 @@
 // SqueezeNet — Iandola et al., "SqueezeNet: AlexNet-level accuracy with 50x fewer parameters and
-// <0.5MB model size" (2016), arXiv:1602.07360. Version 1.1, as torchvision builds it.
+// <0.5MB model size" (2016), arXiv:1602.07360. Built as TAO's template builds it
+// (nvidia_tao_tf1/core/templates/squeezenet.py with TAO classification's dense head): a 7×7/2
+// convolution of 96 filters, fire modules 2–9 with max pooling after conv1, fire4 and fire8, every
+// convolution and pooling padded as Keras's 'same', Keras's Glorot-uniform weights, and global
+// average pooling into a dense classifier.
 import TaoGraph
 
 public enum SqueezeNet {
-    public static func build(classes: Int = 1000, inputShape: Shape = [3, 224, 224], dropout: Float = 0.5) throws -> Graph {
+    /// TAO's fire modules: (block id, squeeze filters, expand filters).
+    static let fires = [(2, 16, 64), (3, 16, 64), (4, 32, 128), (5, 32, 128), (6, 48, 192), (7, 48, 192), (8, 64, 256), (9, 64, 256)]
+
+    /// `dropout` > 0 adds dropout before the classifier (TAO's template has none in this place).
+    public static func build(classes: Int = 1000, inputShape: Shape = [3, 224, 224], dropout: Float = 0) throws -> Graph {
         var b = GraphBuilder()
-        /// Max pooling 3×3/2 with torchvision's ceil mode: pad the bottom/right edge when a window would be cut off.
+        b.weightInitializer = .glorotUniform
+        /// Keras's 'same' padding for a k×k window at stride s: the output is ⌈in/s⌉, extra padding at the bottom/right.
+        func same(_ x: ValueID, kernel k: Int, stride s: Int) -> Padding2D {
+            let shape = b.shape(x)
+            func split(_ n: Int) -> (Int, Int) { let total = max(((n + s - 1) / s - 1) * s + k - n, 0); return (total / 2, total - total / 2) }
+            let (t, bo) = split(shape[1]), (l, r) = split(shape[2])
+            return Padding2D(top: t, left: l, bottom: bo, right: r)
+        }
         func pool(_ x: ValueID, _ name: String) -> ValueID {
-            let s = b.shape(x)
-            let extraH = (s[1] - 3) % 2 == 0 ? 0 : 1, extraW = (s[2] - 3) % 2 == 0 ? 0 : 1
-            return b.node(name, .pool2d(Pool2D(.max, kernel: [3, 3], stride: [2, 2], padding: Padding2D(top: 0, left: 0, bottom: extraH, right: extraW))), [x])
+            b.node(name, .pool2d(Pool2D(.max, kernel: [3, 3], stride: [2, 2], padding: same(x, kernel: 3, stride: 2))), [x])
         }
-        func fire(_ x: ValueID, _ name: String, squeeze: Int, expand: Int) -> ValueID {
-            let s = b.relu(b.conv2d(x, "\(name).squeeze", out: squeeze, kernel: 1, bias: true), "\(name).squeeze_activation")
-            let e1 = b.relu(b.conv2d(s, "\(name).expand1x1", out: expand, kernel: 1, bias: true), "\(name).expand1x1_activation")
-            let e3 = b.relu(b.conv2d(s, "\(name).expand3x3", out: expand, kernel: 3, bias: true), "\(name).expand3x3_activation")
-            return b.concat([e1, e3], "\(name).concat")
+        func fire(_ x: ValueID, _ id: Int, squeeze: Int, expand: Int) -> ValueID {
+            let s = b.relu(b.conv2d(x, "fire\(id).squeeze_conv", out: squeeze, kernel: 1, bias: true), "fire\(id).squeeze")
+            let e1 = b.relu(b.conv2d(s, "fire\(id).expand_conv1x1", out: expand, kernel: 1, bias: true), "fire\(id).expand_1x1")
+            let e3 = b.relu(b.conv2d(s, "fire\(id).expand_conv3x3", out: expand, kernel: 3, bias: true), "fire\(id).expand_3x3")
+            return b.concat([e1, e3], "fire\(id)")
         }
-        var x = b.relu(b.conv2d(b.input("image", inputShape), "features.0", out: 64, kernel: 3, stride: 2, padding: .zero, bias: true), "features.1")
-        x = pool(x, "features.2")
-        x = fire(fire(x, "features.3", squeeze: 16, expand: 64), "features.4", squeeze: 16, expand: 64)
-        x = pool(x, "features.5")
-        x = fire(fire(x, "features.6", squeeze: 32, expand: 128), "features.7", squeeze: 32, expand: 128)
-        x = pool(x, "features.8")
-        x = fire(x, "features.9", squeeze: 48, expand: 192)
-        x = fire(x, "features.10", squeeze: 48, expand: 192)
-        x = fire(x, "features.11", squeeze: 64, expand: 256)
-        x = fire(x, "features.12", squeeze: 64, expand: 256)
-        if dropout > 0 { x = b.dropout(x, "classifier.0", rate: dropout) }
-        x = b.relu(b.conv2d(x, "classifier.1", out: classes, kernel: 1, bias: true), "classifier.2")
-        x = b.globalAveragePool(x, "classifier.3")
+        let input = b.input("image", inputShape)
+        var x = b.relu(b.conv2d(input, "conv1", out: 96, kernel: 7, stride: 2, padding: same(input, kernel: 7, stride: 2), bias: true), "conv1_relu")
+        x = pool(x, "pool1")
+        for (id, squeeze, expand) in fires {
+            x = fire(x, id, squeeze: squeeze, expand: expand)
+            if id == 4 || id == 8 { x = pool(x, "pool\(id)") }
+        }
+        x = b.flatten(b.globalAveragePool(x, "avg_pool"), "flatten")
+        if dropout > 0 { x = b.dropout(x, "dropout", rate: dropout) }
+        x = b.dense(x, "predictions", out: classes)
         return try b.build(outputs: [x])
     }
 }

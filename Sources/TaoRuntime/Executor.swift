@@ -68,7 +68,10 @@ public final class Executor {
     var backwardRules: [(String, RValue, () throws -> Void)] = []
     var deferred: [Memory] = []
     var memoryPlan: MemoryPlan?
-    var conversions: [ObjectIdentifier: [(MemoryDesc, RValue)]] = [:]
+    /// Layout conversions already planned, by source value. Each entry holds its source: a value
+    /// freed during planning would let a new value take its address, and with it the conversions
+    /// of the dead one (wrong data, seen as EfficientNet-B1 results that changed from run to run).
+    var conversions: [ObjectIdentifier: (source: RValue, converted: [(MemoryDesc, RValue)])] = [:]
     var currentNode = ""
     var frozen: Set<Int>
     var frozenBatchNorm: Set<String>
@@ -279,11 +282,11 @@ extension Executor {
     func ensure(_ v: RValue, _ md: MemoryDesc, differentiable: Bool = true) throws -> RValue {
         if v.md == md { return v }
         let key = ObjectIdentifier(v)
-        if let hit = conversions[key]?.first(where: { $0.0 == md }) { return hit.1 }
+        if let entry = conversions[key], entry.source === v, let hit = entry.converted.first(where: { $0.0 == md }) { return hit.1 }
         let out = v.constant ? constantValue(md) : newValue(md, needsGrad: v.needsGrad && differentiable)
         let s = try step(Kernels.reorder(from: v.md, to: md), [(.src, v.mem), (.dst, out.mem)])
         if v.constant { prepSteps.append(s) } else { forwardSteps.append(s) }
-        conversions[key, default: []].append((md, out))
+        conversions[key, default: (v, [])].converted.append((md, out))
         onBackward(out) { [unowned self] in
             let g = self.grad(out)
             try self.contribute(to: [v]) { t in [try self.step(Kernels.reorder(from: md, to: v.md), [(.src, g), (.dst, t[0]!)])] }

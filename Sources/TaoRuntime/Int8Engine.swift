@@ -459,16 +459,17 @@ public final class Int8Engine {
     }
 
     /// fp32 copies made so far, by the memory they copy and their dims: a value read in fp32 by
-    /// several nodes is converted once.
-    private var fp32Copies: [ObjectIdentifier: [([Int], Memory)]] = [:]
+    /// several nodes is converted once. Each entry holds its source, so no other memory can take
+    /// its address (and its copies) while the engine is built.
+    private var fp32Copies: [ObjectIdentifier: (source: Memory, copies: [([Int], Memory)])] = [:]
 
     /// fp32, plain layout.
     private func dequantize(_ x: Q, dims: [Int]) throws -> Memory {
         let md = MemoryDesc(dims)
         if x.type == .f32 && x.mem.desc == md { return x.mem }
-        if let hit = fp32Copies[ObjectIdentifier(x.mem)]?.first(where: { $0.0 == dims }) { return hit.1 }
+        if let entry = fp32Copies[ObjectIdentifier(x.mem)], entry.source === x.mem, let hit = entry.copies.first(where: { $0.0 == dims }) { return hit.1 }
         let y = Memory(md)
-        fp32Copies[ObjectIdentifier(x.mem), default: []].append((dims, y))
+        fp32Copies[ObjectIdentifier(x.mem), default: (x.mem, [])].copies.append((dims, y))
         let attr = Attributes()
         try attr.setOutputScales([1 / x.scale], mask: 0)
         steps.append(Step(try Primitive(Kernels.reorder(from: x.mem.desc, to: md, attr: attr)), [(.src, x.mem), (.dst, y)]))

@@ -97,15 +97,21 @@ extension ZooTests {
 }
 
 extension ZooTests {
-    /// Published parameter counts: torchvision (VGG, AlexNet, SqueezeNet 1.1) and Keras (MobileNet trainable weights).
+    /// Published parameter counts: torchvision (VGG, AlexNet, SqueezeNet 1.0: TAO's template has its layers,
+    /// with a dense classifier of the same size as its 1×1 convolution) and Keras (MobileNet trainable weights).
     func testMoreBackbonesMatchPublishedParameterCounts() throws {
         let expected: [(String, Int)] = [("vgg16", 138_357_544), ("vgg19", 143_667_240), ("alexnet", 61_100_840),
-                                         ("squeezenet", 1_235_496), ("mobilenet_v1", 4_231_976)]
+                                         ("squeezenet", 1_248_424), ("mobilenet_v1", 4_231_976)]
         for (name, count) in expected {
             XCTAssertEqual(try Zoo.build(name, classes: 1000, inputShape: [3, 224, 224]).trainableParameterCount, count, name)
         }
         XCTAssertEqual(try VGG.build(VGGConfig(depth: 16, batchNorm: true)).trainableParameterCount, 138_365_992, "vgg16_bn")
         XCTAssertEqual(try SqueezeNet.build().shape(of: ValueID(0)), [3, 224, 224])
+        // Keras's 'same' padding: 224 → 112 (conv1) → 56 (pool1) → 28 (pool4) → 14 (pool8), as TAO's model.
+        let sq = try SqueezeNet.build()
+        XCTAssertEqual(sq.nodes.filter { ["conv1", "pool1", "pool4", "pool8", "fire9"].contains($0.name) }.map { sq.shape(of: $0.output).dims },
+                       [[96, 112, 112], [96, 56, 56], [256, 28, 28], [512, 14, 14], [512, 14, 14]])
+        XCTAssertTrue(sq.parameters.filter { $0.role == .convWeight || $0.role == .denseWeight }.allSatisfy { $0.initializer == .glorotUniform })
     }
 
     func testMoreBackbonesTrainForwardAndBackward() throws {

@@ -1,9 +1,14 @@
 import XCTest
 import TaoGraph
+import TaoKernels
 @testable import TaoRuntime
 
-/// Winograd convolutions (the default for 3×3 stride 1) against the reference, finite differences and direct convolution.
+/// Winograd convolutions (the default for 3×3 stride 1) against the reference, finite differences and
+/// direct convolution. oneDNN 2.6 has fp32 Winograd kernels on AVX-512 processors only; elsewhere the
+/// same graphs must fall back to direct convolution, with the same results.
 final class WinogradTests: XCTestCase {
+    let available = Kernels.hasWinograd
+
     func testWinogradConvMatchesReferenceAndFiniteDifferences() throws {
         try Harness.check(batch: 2, tolerance: .init(forward: 5e-4, gradient: 3e-3), samples: 10) { b in
             b.conv2d(b.input("x", [16, 6, 6]), "c", out: 16, kernel: 3, bias: true)
@@ -12,12 +17,13 @@ final class WinogradTests: XCTestCase {
         let y = b.conv2d(b.input("x", [16, 6, 6]), "c", out: 16, kernel: 3, bias: true)
         let g = try b.build(outputs: [y])
         let e = try Executor(graph: g, batch: 2, mode: .training, parameters: ParameterStore(graph: g, seed: 1), inputGradients: true)
-        XCTAssertEqual(e.implementations.filter { $0.contains("wino") }.count, 3, "forward, backward data and weights use Winograd: \(e.implementations)")
+        XCTAssertEqual(e.implementations.filter { $0.contains("wino") }.count, available ? 3 : 0,
+                       "forward, backward data and weights use Winograd where oneDNN has it (here: \(available)): \(e.implementations)")
     }
 
     /// Maps under 4×4 take direct convolution: Winograd's 4×4 tiles would mostly compute padding.
     func testSmallMapsUseDirectConvolution() throws {
-        for (side, wino) in [(3, false), (4, true)] {
+        for (side, wino) in [(3, false), (4, available)] {
             var b = GraphBuilder()
             let y = b.conv2d(b.input("x", [16, side, side]), "c", out: 16, kernel: 3)
             let g = try b.build(outputs: [y])
@@ -37,7 +43,7 @@ final class WinogradTests: XCTestCase {
         let input = Tensor.randomNormal([4, 16, 20, 20], rng: &rng)
         for mode in [Mode.training, .inference] {
             let w = try Executor(graph: g, batch: 4, mode: mode, parameters: store, winograd: true)
-            XCTAssertTrue(w.implementations.contains { $0.contains("wino") })
+            XCTAssertEqual(w.implementations.contains { $0.contains("wino") }, available)
             let d = try Executor(graph: g, batch: 4, mode: mode, parameters: store, winograd: false)
             for e in [w, d] { try e.setInput(0, input); e.forward() }
             let scale = d.output().scalars.map(abs).max()!
