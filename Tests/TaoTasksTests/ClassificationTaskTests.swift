@@ -160,6 +160,14 @@ final class ClassificationTaskTests: XCTestCase {
         try task.train(resultsDir: out, quiet: true)
         let map = try JSONDecoder().decode([String: Int].self, from: Data(contentsOf: URL(fileURLWithPath: "\(out)/classmap.json")))
         XCTAssertEqual(map, ["left": 0, "right": 1, "top": 2])
+        // The folder as runs before TensorBoard events, SVG plots and summary.md left it.
+        let fm = FileManager.default
+        for f in try fm.contentsOfDirectory(atPath: out) where f.hasPrefix("events.out.tfevents") || ["steps", "summary.md", "validation_images"].contains(f) {
+            try fm.removeItem(atPath: "\(out)/\(f)")
+        }
+        for f in try fm.contentsOfDirectory(atPath: "\(out)/plots") where f.hasSuffix(".svg") { try fm.removeItem(atPath: "\(out)/plots/\(f)") }
+        try JSONSerialization.data(withJSONObject: ["state": "done", "epoch": 1, "epochs": 1, "checkpoint": "\(out)/weights/resnet10_001.tao"])
+            .write(to: URL(fileURLWithPath: "\(out)/status.json"))
         let model = "\(out)/weights/resnet10_001.tao", old = "\(out)/old.tao"
         var ck = try Checkpoint.read(from: model)
         let card = try XCTUnwrap(try ck.card)
@@ -171,6 +179,8 @@ final class ClassificationTaskTests: XCTestCase {
         try ck.write(to: old)
         XCTAssertEqual(try Checkpoint.read(from: old).card, card, "the legacy keys give the same card")
         XCTAssertEqual(try task.evaluate(modelPath: old, resultsDir: out, quiet: true).top1, try task.evaluate(modelPath: model, resultsDir: out, quiet: true).top1)
+        XCTAssertTrue(fm.fileExists(atPath: "\(out)/plots/confusion_matrix.svg"), "evaluate draws into the old folder")
+        XCTAssertFalse(fm.fileExists(atPath: "\(out)/summary.md"), "no summary without the run's task and spec in status.json")
         var o = PruneOptions(); o.threshold = 0.3
         try ClassificationTask.prune(modelPath: old, output: "\(out)/old_pruned.tao", options: o, task: nil, resultsDir: out, quiet: true)
         XCTAssertEqual(try Checkpoint.read(from: "\(out)/old_pruned.tao").card?.pruned?.threshold, 0.3)
