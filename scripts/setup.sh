@@ -35,5 +35,6 @@ sed 's|validation_fold: 0|validation_data_source: { tfrecords_path: "data/detect
 $tao detectnet_v2 evaluate -e results/detection_demo/test_spec.txt -m results/detection_demo/weights/resnet18_011.tao -r results/detection_demo_test
 $tao detectnet_v2 inference -e specs/demo_detectnet_v2_inference.txt -i data/detection_demo/test/images/00000.png -o results/detection_demo_inference
 echo "annotated test image: results/detection_demo_inference/images_annotated/00000.png"
+echo "each run's summary (metrics, plots, validation images, next commands): results/*/summary.md; TensorBoard: tensorboard --logdir results"
 $tao benchmark --model resnet18 --task train --iters 3
 $tao benchmark --model resnet18 --task infer --iters 3

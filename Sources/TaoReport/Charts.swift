@@ -118,7 +118,7 @@ public struct LineChart: Figure {
 
     public func draw(on c: Canvas) {
         let (xr, yr) = ranges()
-        let ystep = logY ? 1 : Ticks.step(yr.upperBound - yr.lowerBound)
+        let ystep = logY ? 1 : Ticks.step(yr.upperBound - yr.lowerBound, count: 6)
         let yticks = logY ? Ticks.values(yr.lowerBound.rounded(.down), yr.upperBound, step: 1).filter { yr.contains($0) }
                           : Ticks.values(yr.lowerBound, yr.upperBound, step: ystep)
         let ylabels = yticks.map { logY ? String(format: "%g", pow(10, $0)) : Ticks.label($0, step: ystep, percent: percent) }
