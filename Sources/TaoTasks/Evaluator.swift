@@ -46,6 +46,12 @@ final class ModelRunner {
     }
 
     func inputPointer() -> UnsafeMutablePointer<Float> { exec?.inputPointer(0) ?? int8!.inputPointer() }
+    /// Puts `samples` (each one input's worth, `per` values) at the front of the batch, zeros after them.
+    func load(_ samples: [[Float]], per: Int) {
+        let input = inputPointer()
+        input.update(repeating: 0, count: batch * per)
+        for (k, x) in samples.enumerated() { x.withUnsafeBufferPointer { input.advanced(by: k * per).update(from: $0.baseAddress!, count: per) } }
+    }
     func forward() { if let exec { exec.forward() } else { int8!.forward() } }
     func outputPointer(_ i: Int = 0) -> UnsafeMutablePointer<Float> { exec?.outputPointer(i) ?? int8!.outputPointer(i) }
     func outputShape(_ i: Int = 0) -> [Int] { exec?.outputShape(i).dims ?? int8!.outputShape(i) }

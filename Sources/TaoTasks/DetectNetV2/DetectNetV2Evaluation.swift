@@ -62,10 +62,8 @@ extension DetectNetV2Task {
                 var none: SplitMix64? = nil
                 return try DetectionData.sample(chunk[k], aug, mapping: mapping, rng: &none)
             }
-            let input = runner.inputPointer()
-            input.update(repeating: 0, count: b * per)
+            runner.load(samples.map(\.input), per: per)
             for (k, s) in samples.enumerated() {
-                s.input.withUnsafeBufferPointer { input.advanced(by: k * per).update(from: $0.baseAddress!, count: per) }
                 for o in s.objects where withinEvaluationBox(rounded(o.box), classIndex: o.classIndex) {
                     truth.append(GroundTruth(image: start + k, classIndex: o.classIndex, box: rounded(o.box)))
                 }
@@ -201,9 +199,7 @@ extension DetectNetV2Task {
                 let img = try ImageCodec.decode(path: chunk[k], channels: spec.channels)
                 return (img, canvasInput(img, width: spec.width, height: spec.height))
             }
-            let input = runner.inputPointer()
-            input.update(repeating: 0, count: runner.batch * per)
-            for (k, d) in decoded.enumerated() { d.1.withUnsafeBufferPointer { input.advanced(by: k * per).update(from: $0.baseAddress!, count: per) } }
+            runner.load(decoded.map(\.1), per: per)
             runner.forward()
             let found = detections(coverage: runner.outputPointer(0), boxes: runner.outputPointer(1), batch: chunk.count, grid: grid, clustering: clustering)
             let written = try parallelMap(chunk.count) { k -> [DetectedObject] in

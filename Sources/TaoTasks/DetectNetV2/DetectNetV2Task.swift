@@ -295,9 +295,7 @@ struct DetectNetValidator: Validator {
             var none: SplitMix64? = nil
             return try DetectionData.sample(frames[k * frames.count / n], aug, mapping: mapping, rng: &none)
         }
-        let input = runner.inputPointer()
-        input.update(repeating: 0, count: runner.batch * per)
-        for (k, s) in samples.enumerated() { s.input.withUnsafeBufferPointer { input.advanced(by: k * per).update(from: $0.baseAddress!, count: per) } }
+        runner.load(samples.map(\.input), per: per)
         runner.forward()
         let found = DetectNetV2Task.detections(coverage: runner.outputPointer(0), boxes: runner.outputPointer(1), batch: n, grid: task.grid, clustering: task.clustering)
         let names = task.config.classes.map(\.name)
