@@ -58,10 +58,13 @@ public enum Layout: Sendable {
     case any, plain
     /// Channels-last for rank 4 (acdb).
     case nhwc
+    /// Channels in blocks of 8 for rank 4 (nChw8c, aBcd8b): AVX2's activation layout.
+    case nChw8c
     func tag(rank: Int) -> dnnl_format_tag_t {
         switch self {
         case .any: return dnnl_format_tag_any
         case .nhwc: return dnnl_acdb
+        case .nChw8c: return dnnl_aBcd8b
         case .plain:
             switch rank {
             case 1: return dnnl_a

@@ -196,6 +196,14 @@ public enum Kernels {
         return try PrimitiveDesc.create(&d, attr: nil, hint: hint, "inner product backward weights")
     }
 
+    /// dst = src · weights, batched over leading dims ([B, M, K] · [B, K, N] → [B, M, N]).
+    public static func matmul(src: MemoryDesc, weights: MemoryDesc, dst: MemoryDesc) throws(KernelError) -> PrimitiveDesc {
+        var d = dnnl_matmul_desc_t()
+        var s = src.raw, wt = weights.raw, o = dst.raw
+        try check(dnnl_matmul_desc_init(&d, &s, &wt, nil, &o), "matmul desc")
+        return try PrimitiveDesc.create(&d, attr: nil, hint: nil, "matmul \(src.dims) x \(weights.dims)")
+    }
+
     public enum BinaryAlg: Sendable { case add, mul
         var raw: dnnl_alg_kind_t { self == .add ? dnnl_binary_add : dnnl_binary_mul }
     }

@@ -35,16 +35,19 @@ final class RValue {
 enum RStep {
     case prim(Step)
     case swift([Memory], () -> Void)
+    /// A kernel of our own standing for a oneDNN primitive kind (e.g. "convolution"), with its
+    /// implementation's name for reports (e.g. "winograd_4x3:tao_avx2").
+    case kernel(kind: String, implementation: String, [Memory], () -> Void)
     @inline(__always) func run() {
         switch self {
         case .prim(let s): s.run()
-        case .swift(_, let f): f()
+        case .swift(_, let f), .kernel(_, _, _, let f): f()
         }
     }
     var memories: [Memory] {
         switch self {
         case .prim(let s): s.memories
-        case .swift(let m, _): m
+        case .swift(let m, _), .kernel(_, _, let m, _): m
         }
     }
 }
@@ -79,6 +82,8 @@ public final class Executor {
     var rng: SplitMix64
     var constantMemories: [Memory] = []
     let winograd: Bool
+    /// Convolutions planned on our own Winograd kernel (`WinogradConvolution`, AVX2 processors).
+    public internal(set) var ownWinogradConvolutions = 0
     var graphConsumers: [[Int]] = []
     private var outputValues: [RValue] = []
     private var inputValues: [RValue] = []
@@ -223,12 +228,24 @@ public final class Executor {
 
     /// The oneDNN implementation of every primitive in the plan (e.g. "jit_wino_4x3:avx512_core").
     public var implementations: [String] {
-        (prepSteps + forwardSteps + backwardSteps).compactMap { if case .prim(let s) = $0 { return s.primitive.desc.implementation }; return nil }
+        (prepSteps + forwardSteps + backwardSteps).compactMap {
+            switch $0 {
+            case .prim(let s): return s.primitive.desc.implementation
+            case .kernel(_, let implementation, _, _): return implementation
+            case .swift: return nil
+            }
+        }
     }
 
     /// How many primitives of each kind the forward pass runs (reorders included), for tests and reports.
     public var forwardKinds: [String: Int] {
-        forwardSteps.reduce(into: [:]) { if case .prim(let s) = $1 { $0[s.primitive.desc.kind, default: 0] += 1 } }
+        forwardSteps.reduce(into: [:]) {
+            switch $1 {
+            case .prim(let s): $0[s.primitive.desc.kind, default: 0] += 1
+            case .kernel(let kind, _, _, _): $0[kind, default: 0] += 1
+            case .swift: break
+            }
+        }
     }
 
     /// Number of primitives and Swift kernels per pass, for tests and reports.

@@ -26,6 +26,36 @@ extension Executor {
     /// everywhere 1,911–2,026 img/s; only on maps ≥ 4: 3,318–3,330 img/s; only on maps ≥ 7: 2,575–3,220.
     static let winogradMinSide = 4
 
+    /// The geometry for our own Winograd kernel (`WinogradConvolution`) where oneDNN has no fp32
+    /// Winograd (AVX2 processors) and the convolution qualifies: inference, Winograd enabled, 3×3
+    /// stride 1 dense, channels in blocks of 8, maps at least `winogradMinSide`. On an AVX2 EPYC
+    /// (384×1248, batch 8) it ran 3×3 layers of 512, 256, 128 and 64 channels 1.6–2.5, 2.1–2.6, 2.1
+    /// and 1.1–1.4× faster than oneDNN's direct convolution.
+    func ownWinograd(_ c: Conv2D, input xd: [Int], output yd: [Int]) -> WinogradConvolution.Geometry? {
+        guard mode == .inference, !Kernels.hasWinograd, WinogradConvolution.available,
+              algorithm(for: c, input: xd) == .winograd else { return nil }
+        let g = WinogradConvolution.Geometry(batch: xd[0], inChannels: xd[1], outChannels: yd[1], inHeight: xd[2], inWidth: xd[3],
+                                             outHeight: yd[2], outWidth: yd[3], padTop: c.padding.top, padLeft: c.padding.left)
+        return WinogradConvolution.supports(g) ? g : nil
+    }
+
+    /// Plans our Winograd convolution: weights (plain [O, I, 3, 3]) transformed when the parameters
+    /// change, scratch from the memory plan, output `y` (nChw8c, holding the addend when `ops.sum`).
+    func lowerOwnWinograd(_ g: WinogradConvolution.Geometry, _ ops: WinogradConvolution.PostOps, x: RValue, weights w: RValue,
+                          bias b: RValue?, y: RValue) throws -> RValue {
+        precondition(w.md.isPlain && (b?.md.isPlain ?? true), "Winograd weights and bias are plain")
+        let conv = try WinogradConvolution(g, postOps: ops)
+        let (wm, bm) = (w.mem, b?.mem)
+        prepSteps.append(.swift([wm]) { conv.setWeights(wm.floats) })
+        let v = buffer(conv.scratchV), m = buffer(conv.scratchM)
+        let (xm, ym) = (x.mem, y.mem)
+        forwardSteps.append(.kernel(kind: "convolution", implementation: "winograd_4x3:tao_avx2", [xm, ym, v, m] + (bm.map { [$0] } ?? [])) {
+            conv.run(src: xm.floats, dst: ym.floats, bias: bm?.floats, v: v, m: m)
+        })
+        ownWinogradConvolutions += 1
+        return y
+    }
+
     /// oneDNN's view of a convolution's weights ([G, O/G, I/G, KH, KW] when grouped) and its window.
     func convGeometry(_ n: Node, _ c: Conv2D) -> (weightDims: [Int], window: Window) {
         let cin = dims(n.inputs[0])[1]
@@ -39,6 +69,11 @@ extension Executor {
     func lowerConv(_ n: Node, _ c: Conv2D) throws -> RValue {
         let (wDims, win) = convGeometry(n, c)
         let w = param(paramIndex(n.inputs[1]), logicalDims: wDims)
+        if let g = ownWinograd(c, input: dims(n.inputs[0]), output: dims(n.output)) {
+            let xin = try ensure(value(n.inputs[0]), MemoryDesc(dims(n.inputs[0]), .nChw8c))
+            return try lowerOwnWinograd(g, .init(), x: xin, weights: w, bias: c.hasBias ? value(n.inputs[2]) : nil,
+                                        y: newValue(MemoryDesc(dims(n.output), .nChw8c), needsGrad: false))
+        }
         let alg = algorithm(for: c, input: dims(n.inputs[0]))
         let family = ConvFamily(
             forward: { [prop] in try (try? Kernels.convForward(prop, src: $0, weights: $1, bias: $2, dst: $3, win, algorithm: alg)) ?? Kernels.convForward(prop, src: $0, weights: $1, bias: $2, dst: $3, win) },
@@ -179,5 +214,22 @@ extension Executor {
             }
         }
         return y
+    }
+}
+
+extension WinogradConvolution.PostOps {
+    /// The fused tail of a convolution as our Winograd kernel's post-ops (ReLU and leaky ReLU), or
+    /// nil when an activation is one it does not compute.
+    init?(_ activation: Activation?, sum: Bool, _ postActivation: Activation?) {
+        func relu(_ a: Activation?) -> WinogradConvolution.Activation? {
+            switch a {
+            case nil: return WinogradConvolution.Activation.none
+            case .relu?: return .relu(slope: 0)
+            case .leakyRelu(let s)?: return .relu(slope: s)
+            default: return nil
+            }
+        }
+        guard let pre = relu(activation), let post = relu(postActivation) else { return nil }
+        self.init(activation: pre, sum: sum, postActivation: post)
     }
 }

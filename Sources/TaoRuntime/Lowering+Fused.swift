@@ -28,6 +28,13 @@ extension Executor {
             w = folded
             b = foldedBias
         }
+        if let geometry = ownWinograd(c, input: xd, output: yd),
+           let ops = WinogradConvolution.PostOps(tail.activation, sum: tail.addend != nil, tail.postActivation) {
+            let xin = try ensure(x, MemoryDesc(xd, .nChw8c))
+            let addend = try tail.addend.map { try ensure(value($0), MemoryDesc(yd, .nChw8c)) }
+            let y = try fusedOutput(index: index, tail, addend: addend, src: [x.mem, xin.mem], md: MemoryDesc(yd, .nChw8c))
+            return try lowerOwnWinograd(geometry, ops, x: xin, weights: w, bias: b, y: y)
+        }
         var postOps: [Attributes.PostOp] = []
         if let a = tail.activation { let (alg, al, be) = a.eltwise; postOps.append(.eltwise(alg, alpha: al, beta: be)) }
         var addend: RValue?
@@ -41,24 +48,25 @@ extension Executor {
             ?? Kernels.convForward(.inference, src: srcAny, weights: wAny, bias: b?.md, dst: dstMD, win, attr: attr)
         let xin = try ensure(x, pd.md(.src))
         let wf = try ensure(w, pd.md(.weights), differentiable: false)
-        let y: RValue
-        if let addend {
-            // Accumulate into the addend's own buffer when nothing reads it after this convolution.
-            let later = graphConsumers[tail.addend!.index].filter { $0 != index && !tail.absorbed.contains($0) && $0 > index }
-            let isInput: Bool = { if case .node = graph.source(of: tail.addend!) { return false }; return true }()
-            if later.isEmpty && !isInput && !graph.outputs.contains(tail.addend!) && addend.mem !== xin.mem && addend.mem !== x.mem {
-                // A new value on the same buffer: layout conversions cached for the addend hold its old contents.
-                y = RValue(addend.md, addend.mem, needsGrad: false)
-            } else {
-                y = newValue(addend.md, needsGrad: false)
-                forwardSteps.append(try step(Kernels.reorder(from: addend.md, to: addend.md), [(.src, addend.mem), (.dst, y.mem)]))
-            }
-        } else {
-            y = newValue(pd.md(.dst), needsGrad: false)
-        }
+        let y = try fusedOutput(index: index, tail, addend: addend, src: [x.mem, xin.mem], md: pd.md(.dst))
         var binds: [(Arg, Memory)] = [(.src, xin.mem), (.weights, wf.mem), (.dst, y.mem)]
         if let b { binds.append((.bias, b.mem)) }
         forwardSteps.append(try step(pd, binds))
+        return y
+    }
+
+    /// The output of a fused convolution: with a residual addend, the addend's own buffer when
+    /// nothing reads it after this convolution (or a copy of it), else a new value of layout `md`.
+    private func fusedOutput(index: Int, _ tail: ConvTail, addend: RValue?, src: [Memory], md: MemoryDesc) throws -> RValue {
+        guard let addend, let v = tail.addend else { return newValue(md, needsGrad: false) }
+        let later = graphConsumers[v.index].filter { $0 != index && !tail.absorbed.contains($0) && $0 > index }
+        let isInput: Bool = { if case .node = graph.source(of: v) { return false }; return true }()
+        if later.isEmpty && !isInput && !graph.outputs.contains(v) && !src.contains(where: { $0 === addend.mem }) {
+            // A new value on the same buffer: layout conversions cached for the addend hold its old contents.
+            return RValue(addend.md, addend.mem, needsGrad: false)
+        }
+        let y = newValue(addend.md, needsGrad: false)
+        forwardSteps.append(try step(Kernels.reorder(from: addend.md, to: addend.md), [(.src, addend.mem), (.dst, y.mem)]))
         return y
     }
 }

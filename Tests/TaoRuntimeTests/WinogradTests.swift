@@ -21,6 +21,21 @@ final class WinogradTests: XCTestCase {
                        "forward, backward data and weights use Winograd where oneDNN has it (here: \(available)): \(e.implementations)")
     }
 
+    /// Inference with our own Winograd kernel where oneDNN has none (AVX2): a conv → BN → leaky ReLU
+    /// → add → ReLU chain, fused into the kernel's output transform, against the float64 reference.
+    func testInferenceOnOurWinogradMatchesReference() throws {
+        try Harness.check(batch: 3, training: false, tolerance: .init(forward: 2e-4)) { b in
+            let x = b.input("x", [16, 10, 9])
+            let y = b.activation(b.batchNorm(b.conv2d(x, "c", out: 16, kernel: 3, bias: true), "bn"), .leakyRelu(alpha: 0.1), "lr")
+            return b.relu(b.add(y, x, "add"), "r")
+        }
+        var b = GraphBuilder()
+        let y = b.conv2d(b.input("x", [16, 10, 9]), "c", out: 24, kernel: 3)
+        let g = try b.build(outputs: [y])
+        let e = try Executor(graph: g, batch: 2, mode: .inference, parameters: ParameterStore(graph: g, seed: 1))
+        XCTAssertEqual(e.ownWinogradConvolutions, !available && WinogradConvolution.available ? 1 : 0, "\(e.implementations)")
+    }
+
     /// Maps under 4×4 take direct convolution: Winograd's 4×4 tiles would mostly compute padding.
     func testSmallMapsUseDirectConvolution() throws {
         for (side, wino) in [(3, false), (4, available)] {
@@ -43,7 +58,10 @@ final class WinogradTests: XCTestCase {
         let input = Tensor.randomNormal([4, 16, 20, 20], rng: &rng)
         for mode in [Mode.training, .inference] {
             let w = try Executor(graph: g, batch: 4, mode: mode, parameters: store, winograd: true)
-            XCTAssertEqual(w.implementations.contains { $0.contains("wino") }, available)
+            // Inference on a processor without oneDNN's Winograd takes ours (AVX2).
+            let ours = mode == .inference && !available && WinogradConvolution.available
+            XCTAssertEqual(w.implementations.contains { $0.contains("wino") }, available || ours, "\(mode): \(w.implementations)")
+            XCTAssertEqual(w.ownWinogradConvolutions, ours ? 4 : 0)
             let d = try Executor(graph: g, batch: 4, mode: mode, parameters: store, winograd: false)
             for e in [w, d] { try e.setInput(0, input); e.forward() }
             let scale = d.output().scalars.map(abs).max()!
