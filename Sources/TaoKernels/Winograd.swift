@@ -90,32 +90,44 @@ public final class WinogradConvolution: @unchecked Sendable {
         workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
     }
 
-    /// Transforms plain [oc, ic, 3, 3] weights into U (in Double, rounded once).
-    public func setWeights(_ w: UnsafePointer<Float>) {
+    /// Transforms plain weights into U = G g Gᵀ (in Double, rounded once): `w` is [oc, ic, 3, 3], or
+    /// with `transposedAndFlipped` the forward convolution's [ic, oc, 3, 3] read as this one's
+    /// w'[o][i][a][b] = w[i][o][2 − a][2 − b] (the data gradient of a 3×3 stride-1 convolution is
+    /// this convolution of the output gradient, padding 2 − p).
+    public func setWeights(_ w: UnsafePointer<Float>, transposedAndFlipped: Bool = false) {
         let (ic, oc) = (geometry.inChannels, geometry.outChannels)
         let (wp, up) = (Unchecked(w), Unchecked(u.floats))
-        let gm: [[Double]] = [[0.25, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
-                              [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
-        DispatchQueue.concurrentPerform(iterations: workers) { part in
-            var t = [Double](repeating: 0, count: 18)
-            for o in stride(from: part, to: oc, by: workers) {
-                for i in 0..<ic {
-                    let k = wp.value + (o * ic + i) * 9
-                    // t = G g (6×3), then U = t Gᵀ (6×6).
-                    for a in 0..<6 {
-                        for c in 0..<3 {
-                            t[a * 3 + c] = gm[a][0] * Double(k[c]) + gm[a][1] * Double(k[3 + c]) + gm[a][2] * Double(k[6 + c])
-                        }
+        let parts = workers
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            var k = (Double(0), Double(0), Double(0), Double(0), Double(0), Double(0), Double(0), Double(0), Double(0))
+            for i in (ic * part / parts)..<(ic * (part + 1) / parts) {
+                for o in 0..<oc {
+                    if transposedAndFlipped {
+                        let p = wp.value + (i * oc + o) * 9
+                        k = (Double(p[8]), Double(p[7]), Double(p[6]), Double(p[5]), Double(p[4]), Double(p[3]), Double(p[2]), Double(p[1]), Double(p[0]))
+                    } else {
+                        let p = wp.value + (o * ic + i) * 9
+                        k = (Double(p[0]), Double(p[1]), Double(p[2]), Double(p[3]), Double(p[4]), Double(p[5]), Double(p[6]), Double(p[7]), Double(p[8]))
                     }
-                    for a in 0..<6 {
-                        for b in 0..<6 {
-                            let s = t[a * 3] * gm[b][0] + t[a * 3 + 1] * gm[b][1] + t[a * 3 + 2] * gm[b][2]
-                            up.value[((a * 6 + b) * ic + i) * oc + o] = Float(s)
-                        }
+                    // Columns (G g: 3×3 → 6×3), then rows (· Gᵀ: 6×3 → 6×6).
+                    let c0 = Self.g(k.0, k.3, k.6), c1 = Self.g(k.1, k.4, k.7), c2 = Self.g(k.2, k.5, k.8)
+                    let base = up.value + i * oc + o, step = ic * oc
+                    @inline(__always) func row(_ a: Int, _ x: Double, _ y: Double, _ z: Double) {
+                        let r = Self.g(x, y, z)
+                        base[(a * 6) * step] = Float(r.0); base[(a * 6 + 1) * step] = Float(r.1); base[(a * 6 + 2) * step] = Float(r.2)
+                        base[(a * 6 + 3) * step] = Float(r.3); base[(a * 6 + 4) * step] = Float(r.4); base[(a * 6 + 5) * step] = Float(r.5)
                     }
+                    row(0, c0.0, c1.0, c2.0); row(1, c0.1, c1.1, c2.1); row(2, c0.2, c1.2, c2.2)
+                    row(3, c0.3, c1.3, c2.3); row(4, c0.4, c1.4, c2.4); row(5, c0.5, c1.5, c2.5)
                 }
             }
         }
+    }
+
+    /// G applied to three values.
+    @inline(__always) private static func g(_ a: Double, _ b: Double, _ c: Double) -> (Double, Double, Double, Double, Double, Double) {
+        let s = a + c
+        return (a / 4, -(s + b) / 6, -(s - b) / 6, a / 24 + b / 12 + c / 6, a / 24 - b / 12 + c / 6, c)
     }
 
     /// dst = post-ops(conv(src) + bias); src and dst in nChw8c, bias [oc] or nil; `v` and `m`

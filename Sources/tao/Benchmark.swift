@@ -40,6 +40,8 @@ struct Benchmark: ParsableCommand {
     @Option(help: "Timed iterations.") var iters = 6
     @Option(help: "Untimed warm-up iterations.") var warmup = 2
     @Flag(help: "Print one JSON line per measurement instead of a table.") var json = false
+    @Flag(name: .customLong("no-winograd"), help: "fp32: direct convolution everywhere (Winograd's F(4×4, 3×3) is the default for 3×3 stride-1 layers), to compare the two.")
+    var noWinograd = false
     @Option(name: [.customLong("model-file"), .customShort("m")],
             help: "Time a saved model (.tao, e.g. a pruned one) instead of --model; its input size replaces --res and --channels.")
     var modelFile: String?
@@ -95,7 +97,7 @@ struct Benchmark: ParsableCommand {
         var records: [[String: Any]] = []
         switch task {
         case .train:
-            let exec = try Executor(graph: graph, batch: batch, mode: .training, parameters: store)
+            let exec = try Executor(graph: graph, batch: batch, mode: .training, parameters: store, winograd: !noWinograd)
             var rng = SplitMix64(seed: 1)
             try exec.setInput(0, Tensor.randomNormal(Shape([batch] + input), rng: &rng))
             let labels = (0..<batch).map { _ in Int(rng.next() % UInt64(classes)) }
@@ -124,7 +126,7 @@ struct Benchmark: ParsableCommand {
             }
         case .infer:
             for (b, n, w) in [(batch, iters, warmup), (1, max(iters * 5, 30), 5)] {
-                let exec = try Executor(graph: graph, batch: b, mode: .inference, parameters: store)
+                let exec = try Executor(graph: graph, batch: b, mode: .inference, parameters: store, winograd: !noWinograd)
                 var rng = SplitMix64(seed: 1)
                 try exec.setInput(0, Tensor.randomNormal(Shape([b] + input), rng: &rng))
                 let times = time(iters: n, warmup: w) { exec.forward() }

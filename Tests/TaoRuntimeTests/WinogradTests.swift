@@ -4,21 +4,30 @@ import TaoKernels
 @testable import TaoRuntime
 
 /// Winograd convolutions (the default for 3×3 stride 1) against the reference, finite differences and
-/// direct convolution. oneDNN 2.6 has fp32 Winograd kernels on AVX-512 processors only; elsewhere the
-/// same graphs must fall back to direct convolution, with the same results.
+/// direct convolution. oneDNN 2.6 has fp32 Winograd kernels on AVX-512 processors only; on AVX2 ones
+/// our own kernel (`WinogradConvolution`) computes the forward pass and the data gradient, with the
+/// same results.
 final class WinogradTests: XCTestCase {
     let available = Kernels.hasWinograd
+    /// Whether our own kernel takes oneDNN's place here.
+    let ours = !Kernels.hasWinograd && WinogradConvolution.available
 
     func testWinogradConvMatchesReferenceAndFiniteDifferences() throws {
         try Harness.check(batch: 2, tolerance: .init(forward: 5e-4, gradient: 3e-3), samples: 10) { b in
             b.conv2d(b.input("x", [16, 6, 6]), "c", out: 16, kernel: 3, bias: true)
         }
+        // Unpadded and asymmetric padding: the data gradient's own padding is 2 − p.
+        try Harness.check(batch: 2, tolerance: .init(forward: 5e-4, gradient: 3e-3), samples: 10) { b in
+            let x = b.conv2d(b.input("x", [8, 9, 7]), "valid", out: 16, kernel: 3, padding: Padding2D(0), bias: true)
+            return b.conv2d(x, "skewed", out: 8, kernel: 3, padding: Padding2D(top: 2, left: 0, bottom: 0, right: 2))
+        }
         var b = GraphBuilder()
         let y = b.conv2d(b.input("x", [16, 6, 6]), "c", out: 16, kernel: 3, bias: true)
         let g = try b.build(outputs: [y])
         let e = try Executor(graph: g, batch: 2, mode: .training, parameters: ParameterStore(graph: g, seed: 1), inputGradients: true)
-        XCTAssertEqual(e.implementations.filter { $0.contains("wino") }.count, available ? 3 : 0,
-                       "forward, backward data and weights use Winograd where oneDNN has it (here: \(available)): \(e.implementations)")
+        XCTAssertEqual(e.implementations.filter { $0.contains("wino") }.count, available ? 3 : ours ? 2 : 0,
+                       "forward, backward data and weights use oneDNN's Winograd where it has it (here: \(available)), "
+                       + "forward and backward data ours on AVX2 (here: \(ours)): \(e.implementations)")
     }
 
     /// Inference with our own Winograd kernel where oneDNN has none (AVX2): a conv → BN → leaky ReLU
@@ -33,12 +42,12 @@ final class WinogradTests: XCTestCase {
         let y = b.conv2d(b.input("x", [16, 10, 9]), "c", out: 24, kernel: 3)
         let g = try b.build(outputs: [y])
         let e = try Executor(graph: g, batch: 2, mode: .inference, parameters: ParameterStore(graph: g, seed: 1))
-        XCTAssertEqual(e.ownWinogradConvolutions, !available && WinogradConvolution.available ? 1 : 0, "\(e.implementations)")
+        XCTAssertEqual(e.ownWinogradConvolutions, ours ? 1 : 0, "\(e.implementations)")
     }
 
     /// Maps under 4×4 take direct convolution: Winograd's 4×4 tiles would mostly compute padding.
     func testSmallMapsUseDirectConvolution() throws {
-        for (side, wino) in [(3, false), (4, available)] {
+        for (side, wino) in [(3, false), (4, available || ours)] {
             var b = GraphBuilder()
             let y = b.conv2d(b.input("x", [16, side, side]), "c", out: 16, kernel: 3)
             let g = try b.build(outputs: [y])
@@ -58,8 +67,6 @@ final class WinogradTests: XCTestCase {
         let input = Tensor.randomNormal([4, 16, 20, 20], rng: &rng)
         for mode in [Mode.training, .inference] {
             let w = try Executor(graph: g, batch: 4, mode: mode, parameters: store, winograd: true)
-            // Inference on a processor without oneDNN's Winograd takes ours (AVX2).
-            let ours = mode == .inference && !available && WinogradConvolution.available
             XCTAssertEqual(w.implementations.contains { $0.contains("wino") }, available || ours, "\(mode): \(w.implementations)")
             XCTAssertEqual(w.ownWinogradConvolutions, ours ? 4 : 0)
             let d = try Executor(graph: g, batch: 4, mode: mode, parameters: store, winograd: false)
