@@ -14,15 +14,15 @@ final class WinogradTests: XCTestCase {
 
     func testWinogradConvMatchesReferenceAndFiniteDifferences() throws {
         try Harness.check(batch: 2, tolerance: .init(forward: 5e-4, gradient: 3e-3), samples: 10) { b in
-            b.conv2d(b.input("x", [16, 6, 6]), "c", out: 16, kernel: 3, bias: true)
+            b.conv2d(b.input("x", [16, 12, 12]), "c", out: 16, kernel: 3, bias: true)
         }
         // Unpadded and asymmetric padding: the data gradient's own padding is 2 − p.
         try Harness.check(batch: 2, tolerance: .init(forward: 5e-4, gradient: 3e-3), samples: 10) { b in
-            let x = b.conv2d(b.input("x", [8, 9, 7]), "valid", out: 16, kernel: 3, padding: Padding2D(0), bias: true)
+            let x = b.conv2d(b.input("x", [8, 17, 11]), "valid", out: 16, kernel: 3, padding: Padding2D(0), bias: true)
             return b.conv2d(x, "skewed", out: 8, kernel: 3, padding: Padding2D(top: 2, left: 0, bottom: 0, right: 2))
         }
         var b = GraphBuilder()
-        let y = b.conv2d(b.input("x", [16, 6, 6]), "c", out: 16, kernel: 3, bias: true)
+        let y = b.conv2d(b.input("x", [16, 12, 12]), "c", out: 16, kernel: 3, bias: true)
         let g = try b.build(outputs: [y])
         let e = try Executor(graph: g, batch: 2, mode: .training, parameters: ParameterStore(graph: g, seed: 1), inputGradients: true)
         XCTAssertEqual(e.implementations.filter { $0.contains("wino") }.count, available ? 3 : ours ? 2 : 0,
@@ -43,15 +43,19 @@ final class WinogradTests: XCTestCase {
         let g = try b.build(outputs: [y])
         let e = try Executor(graph: g, batch: 2, mode: .inference, parameters: ParameterStore(graph: g, seed: 1))
         XCTAssertEqual(e.ownWinogradConvolutions, ours ? 1 : 0, "\(e.implementations)")
+        // A batch of fewer than 16 tiles stays direct (the matmul's fixed cost outweighs the saving).
+        let small = try Executor(graph: g, batch: 1, mode: .inference, parameters: ParameterStore(graph: g, seed: 1))
+        XCTAssertEqual(small.ownWinogradConvolutions, 0)
     }
 
     /// Maps under 4×4 take direct convolution: Winograd's 4×4 tiles would mostly compute padding.
+    /// (Ours also needs 16 tiles in the batch, hence batch 16.)
     func testSmallMapsUseDirectConvolution() throws {
         for (side, wino) in [(3, false), (4, available || ours)] {
             var b = GraphBuilder()
             let y = b.conv2d(b.input("x", [16, side, side]), "c", out: 16, kernel: 3)
             let g = try b.build(outputs: [y])
-            let e = try Executor(graph: g, batch: 2, mode: .training, parameters: ParameterStore(graph: g, seed: 1))
+            let e = try Executor(graph: g, batch: 16, mode: .training, parameters: ParameterStore(graph: g, seed: 1))
             XCTAssertEqual(e.implementations.contains { $0.contains("wino") }, wino, "\(side)×\(side): \(e.implementations)")
         }
     }
