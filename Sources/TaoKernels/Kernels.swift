@@ -41,7 +41,7 @@ public enum Kernels {
     }
 
     /// Whether oneDNN has an fp32 Winograd convolution on this processor (oneDNN 2.6 has them for
-    /// AVX-512 only: on an AVX2-only processor every convolution is direct).
+    /// AVX-512 only; on AVX2-only processors the runtime uses our own, `WinogradConvolution`).
     public static let hasWinograd: Bool = {
         let win = Window(strides: [1, 1], padLeft: [1, 1], padRight: [1, 1])
         let src = MemoryDesc([2, 16, 8, 8], .any), dst = MemoryDesc([2, 16, 8, 8], .any), w = MemoryDesc([16, 16, 3, 3], .any)

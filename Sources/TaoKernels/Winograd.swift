@@ -3,7 +3,7 @@ import Foundation
 import TaoKernelsAVX2
 
 /// Winograd's F(4×4, 3×3) convolution for fp32 activations in nChw8c, for processors where oneDNN
-/// has none (oneDNN 2.6 has fp32 Winograd for AVX-512 only; on AVX2 every convolution is direct).
+/// has none (oneDNN 2.6 has fp32 Winograd for AVX-512 only; on AVX2 its convolutions are all direct).
 ///
 /// The work is split in chunks of output tiles. For each chunk: the input transform (Bᵀ d B of every
 /// 6×6 input patch, 8 channels at a time) writes V[ξ][tile][ic] for the 36 positions ξ; oneDNN's
