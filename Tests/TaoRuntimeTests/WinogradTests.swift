@@ -12,6 +12,21 @@ final class WinogradTests: XCTestCase {
     /// Whether our own kernel takes oneDNN's place here.
     let ours = !Kernels.hasWinograd && WinogradConvolution.available
 
+    // Training takes our kernel from 400 tiles a batch; these graphs are smaller.
+    override func setUp() { Executor.ownWinogradMinTrainingTiles = 16 }
+    override func tearDown() { Executor.ownWinogradMinTrainingTiles = 400 }
+
+    func testTrainingTakesOursOnlyWithEnoughTiles() throws {
+        Executor.ownWinogradMinTrainingTiles = 400
+        var b = GraphBuilder()
+        let y = b.conv2d(b.input("x", [16, 12, 12]), "c", out: 16, kernel: 3)
+        let g = try b.build(outputs: [y])
+        let store = ParameterStore(graph: g, seed: 1)
+        XCTAssertEqual(try Executor(graph: g, batch: 2, mode: .training, parameters: store).ownWinogradConvolutions, 0, "18 tiles")
+        XCTAssertEqual(try Executor(graph: g, batch: 45, mode: .training, parameters: store).ownWinogradConvolutions, ours ? 1 : 0, "405 tiles")
+        XCTAssertEqual(try Executor(graph: g, batch: 2, mode: .inference, parameters: store).ownWinogradConvolutions, ours ? 1 : 0, "inference from 16")
+    }
+
     func testWinogradConvMatchesReferenceAndFiniteDifferences() throws {
         try Harness.check(batch: 2, tolerance: .init(forward: 5e-4, gradient: 3e-3), samples: 10) { b in
             b.conv2d(b.input("x", [16, 12, 12]), "c", out: 16, kernel: 3, bias: true)
