@@ -14,15 +14,8 @@ public enum SqueezeNet {
     public static func build(classes: Int = 1000, inputShape: Shape = [3, 224, 224], dropout: Float = 0) throws -> Graph {
         var b = GraphBuilder()
         b.weightInitializer = .glorotUniform
-        /// Keras's 'same' padding for a k×k window at stride s: the output is ⌈in/s⌉, extra padding at the bottom/right.
-        func same(_ x: ValueID, kernel k: Int, stride s: Int) -> Padding2D {
-            let shape = b.shape(x)
-            func split(_ n: Int) -> (Int, Int) { let total = max(((n + s - 1) / s - 1) * s + k - n, 0); return (total / 2, total - total / 2) }
-            let (t, bo) = split(shape[1]), (l, r) = split(shape[2])
-            return Padding2D(top: t, left: l, bottom: bo, right: r)
-        }
         func pool(_ x: ValueID, _ name: String) -> ValueID {
-            b.node(name, .pool2d(Pool2D(.max, kernel: [3, 3], stride: [2, 2], padding: same(x, kernel: 3, stride: 2))), [x])
+            b.maxPoolSame(x, name, kernel: 3, stride: 2)
         }
         func fire(_ x: ValueID, _ id: Int, squeeze: Int, expand: Int) -> ValueID {
             let s = b.relu(b.conv2d(x, "fire\(id).squeeze_conv", out: squeeze, kernel: 1, bias: true), "fire\(id).squeeze")
@@ -31,7 +24,7 @@ public enum SqueezeNet {
             return b.concat([e1, e3], "fire\(id)")
         }
         let input = b.input("image", inputShape)
-        var x = b.relu(b.conv2d(input, "conv1", out: 96, kernel: 7, stride: 2, padding: same(input, kernel: 7, stride: 2), bias: true), "conv1_relu")
+        var x = b.relu(b.conv2d(input, "conv1", out: 96, kernel: 7, stride: 2, padding: b.samePadding(input, kernel: 7, stride: 2), bias: true), "conv1_relu")
         x = pool(x, "pool1")
         for (id, squeeze, expand) in fires {
             x = fire(x, id, squeeze: squeeze, expand: expand)

@@ -1,5 +1,10 @@
 // VGG — Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image Recognition"
-// (ICLR 2015), arXiv:1409.1556. Layout and names as torchvision's vgg16/vgg19 (with optional batch norm).
+// (ICLR 2015), arXiv:1409.1556. Two templates:
+// - TAO's (nvidia_tao_tf1/core/templates/vgg.py with TAO classification's head), what the tasks train:
+//   blocks of 3×3 convolutions with Keras 'same' padding, each conv → (batch norm) → activation;
+//   `use_pooling` puts a 2×2/2 max pool after blocks 1–4, or else the first convolution of blocks 2–5
+//   strides 2; then global average pooling and one dense layer (about 15 M parameters, not 138 M);
+// - torchvision's vgg16 / vgg19 (with optional batch norm), layout and names, for the benchmarks.
 import TaoGraph
 
 public struct VGGConfig: Sendable {
@@ -8,8 +13,16 @@ public struct VGGConfig: Sendable {
     public var inputShape: Shape
     public var batchNorm: Bool
     public var dropout: Float
-    public init(depth: Int, classes: Int = 1000, inputShape: Shape = [3, 224, 224], batchNorm: Bool = false, dropout: Float = 0.5) {
+    public var template: Template
+    /// TAO's template: max pooling between blocks (`use_pooling`) or strided convolutions.
+    public var usePooling = false
+    /// TAO's template: activation, bias and batch-norm settings of each convolution.
+    public var style: ConvStyle
+    public init(depth: Int, classes: Int = 1000, inputShape: Shape = [3, 224, 224], batchNorm: Bool = false, dropout: Float = 0.5,
+                template: Template = .torchvision) {
         self.depth = depth; self.classes = classes; self.inputShape = inputShape; self.batchNorm = batchNorm; self.dropout = dropout
+        self.template = template
+        style = ConvStyle(activation: .relu, batchNorm: batchNorm, bias: true)
     }
 }
 
@@ -23,6 +36,27 @@ public enum VGG {
         case 19: perStage = [2, 2, 4, 4, 4]
         default: throw ModelError.unsupported("vgg depth \(cfg.depth) (choose 16 or 19)")
         }
+        return try cfg.template == .tao ? tao(cfg, perStage) : torchvision(cfg, perStage)
+    }
+
+    /// TAO's template; layers named `block<b>.conv<i>` (`.conv`, `.bn`, `.act`), as `freeze_blocks` counts them.
+    static func tao(_ cfg: VGGConfig, _ perStage: [Int]) throws -> Graph {
+        var b = GraphBuilder()
+        var x = b.input("image", cfg.inputShape)
+        for (stage, n) in perStage.enumerated() {
+            let width = min(64 << stage, 512)
+            for i in 0..<n {
+                let stride = i == 0 && stage > 0 && !cfg.usePooling ? 2 : 1
+                x = b.convUnit(x, "block\(stage + 1).conv\(i + 1)", out: width, kernel: 3, stride: stride,
+                               padding: b.samePadding(x, kernel: 3, stride: stride), cfg.style)
+            }
+            if cfg.usePooling && stage < 4 { x = b.maxPoolSame(x, "block\(stage + 1).pool", kernel: 2, stride: 2) }
+        }
+        x = b.classifierHead(x, classes: cfg.classes, dropout: cfg.dropout)
+        return try b.build(outputs: [x])
+    }
+
+    static func torchvision(_ cfg: VGGConfig, _ perStage: [Int]) throws -> Graph {
         var b = GraphBuilder()
         var x = b.input("image", cfg.inputShape)
         var k = 0   // torchvision numbers the layers of `features` consecutively

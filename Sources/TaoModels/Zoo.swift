@@ -8,7 +8,8 @@ public enum ModelError: Error, CustomStringConvertible {
     }
 }
 
-/// Named architectures, as the CLI and benchmarks refer to them.
+/// Named architectures, as the CLI and benchmarks refer to them; where torchvision has the model,
+/// torchvision's recipe, for like-for-like comparisons with PyTorch.
 public enum Zoo {
     public static let names = ["resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v2", "mobilenet_v1",
                                "vgg16", "vgg19", "alexnet", "squeezenet", "googlenet", "darknet19", "darknet53",

@@ -23,6 +23,7 @@ public struct ClassificationTask {
         switch c.arch {
         case "resnet":
             var r = ResNetConfig(depth: c.nLayers, classes: classes, inputShape: Shape(c.inputShape), stemMaxPool: c.usePooling, dropout: c.dropout)
+            r.template = .tao
             r.allProjections = c.allProjections; r.useBias = c.useBias; r.useBatchNorm = c.useBatchNorm
             r.bnEpsilon = c.bnEpsilon; r.bnMomentum = c.bnMomentum
             r.activation = activation(c, default: .relu)
@@ -44,9 +45,12 @@ public struct ClassificationTask {
         case "mobilenet_v1":
             return try MobileNetV1.build(classes: classes, inputShape: Shape(c.inputShape), dropout: c.dropout)
         case "vgg":
-            return try VGG.build(VGGConfig(depth: c.nLayers, classes: classes, inputShape: Shape(c.inputShape), batchNorm: c.useBatchNorm, dropout: c.dropout))
+            var v = VGGConfig(depth: c.nLayers, classes: classes, inputShape: Shape(c.inputShape), batchNorm: c.useBatchNorm, dropout: c.dropout, template: .tao)
+            v.usePooling = c.usePooling
+            v.style = style(c, default: .relu)
+            return try VGG.build(v)
         case "alexnet":
-            return try AlexNet.build(classes: classes, inputShape: Shape(c.inputShape), dropout: c.dropout)
+            return try AlexNet.build(classes: classes, inputShape: Shape(c.inputShape), dropout: c.dropout, template: .tao)
         case "squeezenet":
             return try SqueezeNet.build(classes: classes, inputShape: Shape(c.inputShape), dropout: c.dropout)
         default:
@@ -95,7 +99,8 @@ public struct ClassificationTask {
         var prefixes: [String] = []
         for b in config.freezeBlocks {
             if config.arch == "resnet" { prefixes += b == 0 ? ["conv1.", "bn1."] : ["layer\(b)."] }
-            else if ["googlenet", "darknet", "cspdarknet", "cspdarknet_tiny", "efficientnet_b0", "efficientnet_b1"].contains(config.arch) {
+            else if config.arch == "alexnet" { prefixes.append("conv\(b).") }
+            else if ["vgg", "googlenet", "darknet", "cspdarknet", "cspdarknet_tiny", "efficientnet_b0", "efficientnet_b1"].contains(config.arch) {
                 prefixes.append("block\(b).")
             }
             else { prefixes.append("features.\(b).") }

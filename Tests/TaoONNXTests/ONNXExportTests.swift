@@ -88,8 +88,8 @@ final class ONNXExportTests: XCTestCase {
         XCTAssertLessThanOrEqual(oursError, 1e-3 * max(1, scale), "\(name): our fp32 result is far from the float64 reference", file: file, line: line)
     }
 
-    func checkAgainstONNXRuntime(_ name: String, res: Int, channels: Int = 3, batches: [Int] = [2]) throws {
-        let g = try Zoo.build(name, classes: 7, inputShape: [channels, res, res])
+    func checkAgainstONNXRuntime(_ name: String, res: Int, channels: Int = 3, batches: [Int] = [2], graph: Graph? = nil) throws {
+        let g = try graph ?? Zoo.build(name, classes: 7, inputShape: [channels, res, res])
         let s = Self.store(g, seed: 5)
         try Self.normalize(g, s, channels: channels, res: res)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString).onnx").path
@@ -205,6 +205,15 @@ final class ONNXExportTests: XCTestCase {
             try checkAgainstONNXRuntime(name, res: 32)
         }
         try checkAgainstONNXRuntime("alexnet", res: 64)
+        // TAO's templates: asymmetric 'same' padding in convolutions and max pools, and the 7×7 average
+        // pool that leaves the padding out of its divisor (ResNet at 264: 9×9 maps into it).
+        var r = ResNetConfig(depth: 10, classes: 7, inputShape: [3, 264, 264], stemMaxPool: true)
+        r.template = .tao
+        try checkAgainstONNXRuntime("tao_resnet10_pooling", res: 264, batches: [1], graph: try ResNet.build(r))
+        var v = VGGConfig(depth: 16, classes: 7, inputShape: [3, 32, 32], batchNorm: true, dropout: 0, template: .tao)
+        v.usePooling = false
+        try checkAgainstONNXRuntime("tao_vgg16_strided", res: 32, graph: try VGG.build(v))
+        try checkAgainstONNXRuntime("tao_alexnet", res: 64, graph: try AlexNet.build(classes: 7, inputShape: [3, 64, 64], dropout: 0, template: .tao))
         try checkAgainstONNXRuntime("resnet101", res: 64)
     }
 

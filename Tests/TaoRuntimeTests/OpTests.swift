@@ -72,6 +72,15 @@ final class OpTests: XCTestCase {
         try Harness.check(batch: 2) { b in b.avgPool(b.input("x", [3, 7, 8]), "p", kernel: 3, stride: 2, padding: 1) }
         try Harness.check(batch: 2) { b in b.avgPool(b.input("x", [3, 7, 8]), "p", kernel: 3, stride: 2, padding: 1, countIncludePad: true) }
     }
+    /// Keras's 'same' padding as TAO's templates pool: more padding after than before, and (average)
+    /// windows that overhang the map by different amounts on each side.
+    func testPoolsWithAsymmetricPadding() throws {
+        let same = Padding2D(top: 0, left: 1, bottom: 1, right: 2)
+        try Harness.check(batch: 2) { b in b.node("p", .pool2d(Pool2D(.max, kernel: [3, 3], stride: [2, 2], padding: same)), [b.input("x", [3, 8, 9])]) }
+        try Harness.check(batch: 2) { b in
+            b.node("p", .pool2d(Pool2D(.average, kernel: [4, 4], stride: [3, 3], padding: same, countIncludePad: false)), [b.input("x", [3, 8, 9])])
+        }
+    }
     func testGlobalAveragePoolAndDense() throws {
         try Harness.check(batch: 3) { b in b.dense(b.globalAveragePool(b.input("x", [7, 5, 3]), "gap"), "fc", out: 4) }
     }
