@@ -29,7 +29,7 @@ extension Executor {
     /// The geometry for our own Winograd kernel (`WinogradConvolution`) where oneDNN has no fp32
     /// Winograd (AVX2 processors) and the convolution qualifies: Winograd enabled, 3×3 stride 1
     /// dense, channels in blocks of 8, maps at least `winogradMinSide`. In training it computes the
-    /// forward pass and the data gradient; oneDNN computes the weight gradient. On an AVX2 EPYC
+    /// forward pass, the data gradient and (without a bias) the weight gradient. On an AVX2 EPYC
     /// (384×1248, batch 8) it ran 3×3 layers of 512, 256, 128 and 64 channels 1.6–2.5, 2.1–2.6, 2.1
     /// and 1.1–1.4× faster than oneDNN's direct convolution.
     func ownWinograd(_ c: Conv2D, input xd: [Int], output yd: [Int]) -> WinogradConvolution.Geometry? {
@@ -39,16 +39,14 @@ extension Executor {
                                              outHeight: yd[2], outWidth: yd[3], padTop: c.padding.top, padLeft: c.padding.left)
         // Under ~16 tiles of 4×4 (a 7×7 map at batch 1) the matmul's fixed cost outweighs the saving:
         // ResNet-10 at 28², batch 1, ran 0.88 ms a pass with Winograd there and 0.47 ms without.
+        // Training transforms the weights twice a step (forward and data gradient), which the SIMD
+        // transform makes cheap (6 ms of CPU for 512×512 channels, 5× less than before): the same
+        // rule holds there. DetectNet_v2 at 96×160, batch 16 (the 512-channel maps are 6×10: 96
+        // tiles), trained at 644 ms a step with it, 826 ms with ours only from 400 tiles.
         let tiles = g.batch * ((g.outHeight + 3) / 4) * ((g.outWidth + 3) / 4)
-        // Training transforms the weights twice a step (forward and data gradient): worth it only
-        // with enough tiles to share that cost. DetectNet_v2 at 96×160, batch 16, trained at 14.3 img/s
-        // with ours on every eligible layer (down to 96 tiles), 20.3 with direct convolution only.
-        let minTiles = mode == .training ? Self.ownWinogradMinTrainingTiles : Self.ownWinogradMinTiles
-        return WinogradConvolution.supports(g) && tiles >= minTiles ? g : nil
+        return WinogradConvolution.supports(g) && tiles >= Self.ownWinogradMinTiles ? g : nil
     }
     static let ownWinogradMinTiles = 16
-    /// (A variable so that tests can run the training path on small graphs.)
-    nonisolated(unsafe) static var ownWinogradMinTrainingTiles = 400
 
     /// Plans our Winograd convolution: weights (plain [O, I, 3, 3]) transformed when the parameters
     /// change, scratch from the memory plan, output `y` (nChw8c, holding the addend when `ops.sum`).
@@ -67,9 +65,10 @@ extension Executor {
         return y
     }
 
-    /// Training on our Winograd kernel: the forward pass, and the data gradient as the same kernel
-    /// over the output gradient (weights transposed and flipped, padding 2 − p); the weight and bias
-    /// gradients from oneDNN's backward-weights primitive.
+    /// Training on our Winograd kernel: the forward pass; the data gradient as the same kernel over
+    /// the output gradient (weights transposed and flipped, padding 2 − p); the weight gradient by
+    /// the adjoint transforms (`WinogradConvolution.weightGradient`), or with a bias from oneDNN's
+    /// backward-weights primitive.
     func lowerOwnWinogradTraining(_ g: WinogradConvolution.Geometry, x xin: RValue, weights w: RValue, weightDims: [Int],
                                   bias b: RValue?, window win: Window) throws -> RValue {
         let xd = [g.batch, g.inChannels, g.inHeight, g.inWidth], yd = [g.batch, g.outChannels, g.outHeight, g.outWidth]
@@ -92,7 +91,20 @@ extension Executor {
                     }]
                 }
             }
-            if w.needsGrad || (b?.needsGrad ?? false) {
+            if w.needsGrad && b == nil {
+                // Ours too: dU = Σ Vᵀ·dM over the tiles (oneDNN's batched matmul), then Gᵀ dU G.
+                let conv = try WinogradConvolution(g)
+                try conv.planWeightGradient()
+                let v = self.buffer(conv.scratchV), m = self.buffer(conv.scratchM), du = self.buffer(conv.gradientScratch)
+                let xm = xin.mem
+                try self.contribute(to: [w]) { t in
+                    try self.writeVia(t[0]!, MemoryDesc(weightDims)) { dw in
+                        .kernel(kind: "convolution", implementation: "winograd_4x3_weights:tao_avx2", [xm, dy, dw, v, m, du]) {
+                            conv.weightGradient(src: xm.floats, diffDst: dy.floats, diffWeights: dw.floats, v: v, m: m, du: du)
+                        }
+                    }
+                }
+            } else if w.needsGrad || (b?.needsGrad ?? false) {
                 let hint = try Kernels.convForward(.training, src: MemoryDesc(xd, .nChw8c), weights: MemoryDesc(weightDims, .any),
                                                    bias: b?.md, dst: MemoryDesc(yd, .nChw8c), win)
                 let bw = try Kernels.convBackwardWeights(src: MemoryDesc(xd, .any), diffWeights: MemoryDesc(weightDims, .any), diffBias: b?.md,

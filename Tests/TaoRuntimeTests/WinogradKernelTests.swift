@@ -55,4 +55,44 @@ final class WinogradKernelTests: XCTestCase {
             XCTAssertLessThan(worst, 2e-5, "\(g) \(ops)")
         }
     }
+
+    /// The weight gradient by the adjoint transforms against a float64 direct computation,
+    /// dw[o][i][a][b] = Σ dY[n][o][y][x]·X[n][i][y + a − pt][x + b − pl]: padding 1, 0 and 2, outputs
+    /// that end inside a tile (clipped), several chunks with a partial last one, and a second call on
+    /// the same scratch (nothing from the first may remain).
+    func testWeightGradientMatchesFloat64() throws {
+        guard WinogradConvolution.available else { return }
+        var rng = SplitMix64(seed: 7)
+        let cases: [WinogradConvolution.Geometry] = [
+            .init(batch: 2, inChannels: 16, outChannels: 24, inHeight: 9, inWidth: 13, outHeight: 9, outWidth: 13, padTop: 1, padLeft: 1),
+            .init(batch: 3, inChannels: 8, outChannels: 16, inHeight: 7, inWidth: 6, outHeight: 5, outWidth: 4, padTop: 0, padLeft: 0),
+            .init(batch: 1, inChannels: 24, outChannels: 8, inHeight: 5, inWidth: 11, outHeight: 7, outWidth: 13, padTop: 2, padLeft: 2),
+        ]
+        for g in cases {
+            let conv = try WinogradConvolution(g, chunkBytes: 4096)
+            try conv.planWeightGradient()
+            let (v, m, du) = (Memory(conv.scratchV), Memory(conv.scratchM), Memory(conv.gradientScratch))
+            for round in 0..<2 {
+                let x = Tensor.randomNormal([g.batch * g.inChannels * g.inHeight * g.inWidth], rng: &rng)
+                let dy = Tensor.randomNormal([g.batch * g.outChannels * g.outHeight * g.outWidth], rng: &rng)
+                var dw = [Float](repeating: .nan, count: g.outChannels * g.inChannels * 9)
+                x.withUnsafeBufferPointer { xp in dy.withUnsafeBufferPointer { yp in dw.withUnsafeMutableBufferPointer {
+                    conv.weightGradient(src: xp.baseAddress!, diffDst: yp.baseAddress!, diffWeights: $0.baseAddress!, v: v, m: m, du: du)
+                } } }
+                var worst = 0.0
+                for o in 0..<g.outChannels { for i in 0..<g.inChannels { for a in 0..<3 { for b in 0..<3 {
+                    var s = 0.0, mag = 0.0
+                    for n in 0..<g.batch { for y in 0..<g.outHeight { for xx in 0..<g.outWidth {
+                        let iy = y + a - g.padTop, ix = xx + b - g.padLeft
+                        guard iy >= 0, iy < g.inHeight, ix >= 0, ix < g.inWidth else { continue }
+                        let p = Double(dy[flat: Self.blocked(n, o, y, xx, channels: g.outChannels, h: g.outHeight, w: g.outWidth)])
+                            * Double(x[flat: Self.blocked(n, i, iy, ix, channels: g.inChannels, h: g.inHeight, w: g.inWidth)])
+                        s += p; mag += abs(p)
+                    } } }
+                    worst = max(worst, abs(Double(dw[((o * g.inChannels + i) * 3 + a) * 3 + b]) - s) / max(mag, 1))
+                } } } }
+                XCTAssertLessThan(worst, 2e-5, "\(g) round \(round)")
+            }
+        }
+    }
 }

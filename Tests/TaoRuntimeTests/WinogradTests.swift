@@ -5,26 +5,22 @@ import TaoKernels
 
 /// Winograd convolutions (the default for 3×3 stride 1) against the reference, finite differences and
 /// direct convolution. oneDNN 2.6 has fp32 Winograd kernels on AVX-512 processors only; on AVX2 ones
-/// our own kernel (`WinogradConvolution`) computes the forward pass and the data gradient, with the
-/// same results.
+/// our own kernel (`WinogradConvolution`) computes the forward pass, the data gradient and the
+/// weight gradient, with the same results.
 final class WinogradTests: XCTestCase {
     let available = Kernels.hasWinograd
     /// Whether our own kernel takes oneDNN's place here.
     let ours = !Kernels.hasWinograd && WinogradConvolution.available
 
-    // Training takes our kernel from 400 tiles a batch; these graphs are smaller.
-    override func setUp() { Executor.ownWinogradMinTrainingTiles = 16 }
-    override func tearDown() { Executor.ownWinogradMinTrainingTiles = 400 }
-
-    func testTrainingTakesOursOnlyWithEnoughTiles() throws {
-        Executor.ownWinogradMinTrainingTiles = 400
+    func testOursFromSixteenTilesInTrainingAndInference() throws {
         var b = GraphBuilder()
         let y = b.conv2d(b.input("x", [16, 12, 12]), "c", out: 16, kernel: 3)
         let g = try b.build(outputs: [y])
         let store = ParameterStore(graph: g, seed: 1)
-        XCTAssertEqual(try Executor(graph: g, batch: 2, mode: .training, parameters: store).ownWinogradConvolutions, 0, "18 tiles")
-        XCTAssertEqual(try Executor(graph: g, batch: 45, mode: .training, parameters: store).ownWinogradConvolutions, ours ? 1 : 0, "405 tiles")
-        XCTAssertEqual(try Executor(graph: g, batch: 2, mode: .inference, parameters: store).ownWinogradConvolutions, ours ? 1 : 0, "inference from 16")
+        for mode in [Mode.training, .inference] {
+            XCTAssertEqual(try Executor(graph: g, batch: 1, mode: mode, parameters: store).ownWinogradConvolutions, 0, "\(mode): 9 tiles")
+            XCTAssertEqual(try Executor(graph: g, batch: 2, mode: mode, parameters: store).ownWinogradConvolutions, ours ? 1 : 0, "\(mode): 18 tiles")
+        }
     }
 
     func testWinogradConvMatchesReferenceAndFiniteDifferences() throws {
@@ -42,7 +38,13 @@ final class WinogradTests: XCTestCase {
         let e = try Executor(graph: g, batch: 2, mode: .training, parameters: ParameterStore(graph: g, seed: 1), inputGradients: true)
         XCTAssertEqual(e.implementations.filter { $0.contains("wino") }.count, available ? 3 : ours ? 2 : 0,
                        "forward, backward data and weights use oneDNN's Winograd where it has it (here: \(available)), "
-                       + "forward and backward data ours on AVX2 (here: \(ours)): \(e.implementations)")
+                       + "forward and backward data ours on AVX2 (here: \(ours)), the weights' with the bias oneDNN's: \(e.implementations)")
+        // Without a bias ours computes the weight gradient too.
+        var nb = GraphBuilder()
+        let z = nb.conv2d(nb.input("x", [16, 12, 12]), "c", out: 16, kernel: 3)
+        let h = try nb.build(outputs: [z])
+        let f = try Executor(graph: h, batch: 2, mode: .training, parameters: ParameterStore(graph: h, seed: 1), inputGradients: true)
+        XCTAssertEqual(f.implementations.filter { $0.contains("wino") }.count, available || ours ? 3 : 0, "\(f.implementations)")
     }
 
     /// Inference with our own Winograd kernel where oneDNN has none (AVX2): a conv → BN → leaky ReLU

@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 @testable import TaoTrain
 import TaoGraph
+import TaoTensor
 
 final class LossTests: XCTestCase {
     /// Independent computation in Double: -Σ t·log softmax.
@@ -71,6 +72,47 @@ final class OptimizerTests: XCTestCase {
         let w = run(&adam, w: [1, 1], grads: [[3, -0.001]], lr: 0.01)
         XCTAssertEqual(w[0], 0.99, accuracy: 1e-5)
         XCTAssertEqual(w[1], 1.01, accuracy: 1e-4)
+    }
+
+    /// Adam on a tensor large enough to be split across threads, three steps (the moments kept
+    /// between them), against the update written out element by element here.
+    func testAdamOnALargeTensorMatchesTheFormula() {
+        let n = 300_001
+        var rng = SplitMix64(seed: 9)
+        var w = (0..<n).map { _ in Float(rng.nextDouble() * 2 - 1) }
+        var ref = w, m = [Float](repeating: 0, count: n), v = m
+        var adam = Adam()
+        for step in 1...3 {
+            let g = (0..<n).map { _ in Float(rng.nextDouble() * 2 - 1) }
+            w.withUnsafeMutableBufferPointer { adam.update(index: 4, weights: $0.baseAddress!, grads: g, count: n, lr: 0.01) }
+            let c1 = 1 - Float(pow(0.9, Double(step))), c2 = 1 - Float(pow(0.999, Double(step)))
+            for i in 0..<n {
+                m[i] = 0.9 * m[i] + 0.1 * g[i]
+                v[i] = 0.999 * v[i] + 0.001 * g[i] * g[i]
+                ref[i] -= 0.01 * (m[i] / c1) / ((v[i] / c2).squareRoot() + 1e-7)
+            }
+        }
+        let worst = zip(w, ref).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(worst, 1e-6)
+        XCTAssertEqual(adam.state["m.4"]?.count, n)
+    }
+
+    /// The vectorized regularizer against a float64 sum, on a length that leaves a tail past the
+    /// last full vector.
+    func testRegularizerOnALongVector() {
+        let n = 1_003
+        var rng = SplitMix64(seed: 2)
+        let w = (0..<n).map { i in i % 97 == 0 ? 0 : Float(rng.nextDouble() * 4 - 2) }
+        for kind in [Regularizer.Kind.l2, .l1] {
+            var g = [Float](repeating: 0.5, count: n)
+            let loss = Regularizer(kind, weight: 0.01).apply(weights: w, grads: &g, count: n)
+            let exact = 0.01 * w.reduce(0.0) { $0 + (kind == .l2 ? Double($1) * Double($1) : abs(Double($1))) }
+            XCTAssertEqual(Double(loss), exact, accuracy: 1e-5 * exact)
+            for i in 0..<n {
+                let d: Float = kind == .l2 ? 0.02 * w[i] : (w[i] > 0 ? 0.01 : w[i] < 0 ? -0.01 : 0)
+                XCTAssertEqual(g[i], 0.5 + d, "\(kind) \(i)")
+            }
+        }
     }
 
     func testRMSpropStep() {
