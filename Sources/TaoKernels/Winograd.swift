@@ -30,6 +30,10 @@ public final class WinogradConvolution: @unchecked Sendable {
         public var description: String {
             "\(batch)×\(inChannels)×\(inHeight)×\(inWidth) → \(outChannels)×\(outHeight)×\(outWidth)"
         }
+        /// 4×4 output tiles a row and a column, and in the whole batch.
+        public var tilesH: Int { (outHeight + 3) / 4 }
+        public var tilesW: Int { (outWidth + 3) / 4 }
+        public var tiles: Int { batch * tilesH * tilesW }
     }
 
     /// An activation fused into the output transform: ReLU with a negative slope (0: plain ReLU).
@@ -75,9 +79,7 @@ public final class WinogradConvolution: @unchecked Sendable {
         precondition(Self.supports(g), "Winograd F(4×4, 3×3) needs channels in blocks of 8: \(g)")
         geometry = g
         self.postOps = postOps
-        tilesH = (g.outHeight + 3) / 4
-        tilesW = (g.outWidth + 3) / 4
-        tiles = g.batch * tilesH * tilesW
+        (tilesH, tilesW, tiles) = (g.tilesH, g.tilesW, g.tiles)
         let perTile = 36 * (g.inChannels + g.outChannels) * 4
         let bytes = chunkBytes ?? max(4 << 20, 36 * g.inChannels * g.outChannels * 4 / 2)
         let c = max(16, min(tiles, bytes / perTile))

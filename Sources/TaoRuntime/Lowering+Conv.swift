@@ -43,8 +43,7 @@ extension Executor {
         // transform makes cheap (6 ms of CPU for 512×512 channels, 5× less than before): the same
         // rule holds there. DetectNet_v2 at 96×160, batch 16 (the 512-channel maps are 6×10: 96
         // tiles), trained at 644 ms a step with it, 826 ms with ours only from 400 tiles.
-        let tiles = g.batch * ((g.outHeight + 3) / 4) * ((g.outWidth + 3) / 4)
-        return WinogradConvolution.supports(g) && tiles >= Self.ownWinogradMinTiles ? g : nil
+        return WinogradConvolution.supports(g) && g.tiles >= Self.ownWinogradMinTiles ? g : nil
     }
     static let ownWinogradMinTiles = 16
 
