@@ -84,6 +84,8 @@ public final class Executor {
     let winograd: Bool
     /// Convolutions planned on our own Winograd kernel (`WinogradConvolution`, AVX2 processors).
     public internal(set) var ownWinogradConvolutions = 0
+    /// Training convolutions planned as one matrix product on small maps (`SmallMapConvolution`).
+    public internal(set) var smallMapConvolutions = 0
     var graphConsumers: [[Int]] = []
     private var outputValues: [RValue] = []
     private var inputValues: [RValue] = []

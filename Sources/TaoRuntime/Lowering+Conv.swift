@@ -148,6 +148,9 @@ extension Executor {
             }
             return try lowerOwnWinogradTraining(g, x: xin, weights: w, weightDims: wDims, bias: b, window: win)
         }
+        if let g = smallMap(c, input: dims(n.inputs[0]), output: dims(n.output)) {
+            return try lowerSmallMapTraining(g, x: value(n.inputs[0]), weights: w, weightDims: wDims)
+        }
         let alg = algorithm(for: c, input: dims(n.inputs[0]))
         let family = ConvFamily(
             forward: { [prop] in try (try? Kernels.convForward(prop, src: $0, weights: $1, bias: $2, dst: $3, win, algorithm: alg)) ?? Kernels.convForward(prop, src: $0, weights: $1, bias: $2, dst: $3, win) },
@@ -155,6 +158,54 @@ extension Executor {
             backwardWeights: { try (try? Kernels.convBackwardWeights(src: $0, diffWeights: $1, diffBias: $2, diffDst: $3, win, hint: $4, algorithm: alg)) ?? Kernels.convBackwardWeights(src: $0, diffWeights: $1, diffBias: $2, diffDst: $3, win, hint: $4) })
         let cin = dims(n.inputs[0])[1]
         return try lowerConvLike(n, family: family, weights: w, hasBias: c.hasBias, depthwise: c.groups == cin && c.outChannels == cin ? c : nil)
+    }
+
+    /// Training convolutions on maps of at most 4 pixels (a 2×2 map, and what feeds it) as one
+    /// matrix product (`SmallMapConvolution`): dense, no bias, kernels larger than 1×1. Measured on
+    /// ResNet-10's last stage on Fashion-MNIST (2×2 maps, 512 channels, batch 128, AVX2 EPYC), where
+    /// oneDNN's convolutions ran at 12–24% of the processor's peak.
+    func smallMap(_ c: Conv2D, input xd: [Int], output yd: [Int]) -> SmallMapConvolution.Geometry? {
+        guard mode == .training, c.groups == 1, !c.hasBias, c.dilation == [1, 1], c.kernel != [1, 1],
+              xd[2] * xd[3] <= 4, yd[2] * yd[3] <= 4 else { return nil }
+        return SmallMapConvolution.Geometry(batch: xd[0], inChannels: xd[1], outChannels: yd[1], inHeight: xd[2], inWidth: xd[3],
+                                            outHeight: yd[2], outWidth: yd[3], kernelHeight: c.kernel[0], kernelWidth: c.kernel[1],
+                                            strideHeight: c.stride[0], strideWidth: c.stride[1], padTop: c.padding.top, padLeft: c.padding.left)
+    }
+
+    func lowerSmallMapTraining(_ g: SmallMapConvolution.Geometry, x xin: RValue, weights w: RValue, weightDims: [Int]) throws -> RValue {
+        precondition(w.md.isPlain, "small-map convolution weights are plain")
+        let x = try ensure(xin, MemoryDesc([g.batch, g.inChannels, g.inHeight, g.inWidth]))
+        let conv = try SmallMapConvolution(g)
+        let wm = w.mem
+        prepSteps.append(.swift([wm]) { conv.setWeights(wm.floats) })
+        let y = newValue(MemoryDesc([g.batch, g.outChannels, g.outHeight, g.outWidth]), needsGrad: x.needsGrad || w.needsGrad)
+        let (xm, ym) = (x.mem, y.mem)
+        forwardSteps.append(.kernel(kind: "convolution", implementation: "small_map_matmul:tao", [xm, ym]) {
+            conv.run(src: xm.floats, dst: ym.floats)
+        })
+        onBackward(y) { [unowned self] in
+            let dy = self.grad(y)
+            if x.needsGrad {
+                try self.contribute(to: [x]) { t in
+                    let dx = t[0]!
+                    return [.kernel(kind: "convolution", implementation: "small_map_matmul:tao", [dy, dx]) {
+                        conv.dataGradient(diffDst: dy.floats, diffSrc: dx.floats)
+                    }]
+                }
+            }
+            if w.needsGrad {
+                let scratch = self.buffer(conv.gradientScratch)
+                try self.contribute(to: [w]) { t in
+                    try self.writeVia(t[0]!, MemoryDesc(weightDims)) { dw in
+                        .kernel(kind: "convolution", implementation: "small_map_matmul:tao", [xm, dy, dw, scratch]) {
+                            conv.weightGradient(src: xm.floats, diffDst: dy.floats, diffWeights: dw.floats, scratch: scratch)
+                        }
+                    }
+                }
+            }
+        }
+        smallMapConvolutions += 1
+        return y
     }
 
     func lowerConvTranspose(_ n: Node, _ c: ConvTranspose2D) throws -> RValue {
