@@ -12,6 +12,15 @@ public enum WinogradTransforms {
             self.outHeight = outHeight; self.outWidth = outWidth; self.padTop = padTop; self.padLeft = padLeft
             self.tilesH = tilesH; self.tilesW = tilesW; self.chunk = chunk
         }
+
+        /// Where output tile `tile` lies: its image, top-left output pixel, and the rows and columns
+        /// of it inside the output (fewer than 4 at the bottom and right edges).
+        @inline(__always) func outputTile(_ tile: Int) -> (n: Int, y0: Int, x0: Int, rows: Int, cols: Int) {
+            let perImage = tilesH * tilesW
+            let n = tile / perImage, r = tile % perImage
+            let y0 = (r / tilesW) * 4, x0 = (r % tilesW) * 4
+            return (n, y0, x0, min(4, outHeight - y0), min(4, outWidth - x0))
+        }
     }
 
     /// Fused after bias: leaky-ReLU `activation` (slope; nil: none), `sum` of dst's prior content,
@@ -148,17 +157,13 @@ public enum WinogradTransforms {
     public static func outputGradient(_ dy: UnsafePointer<Float>, _ mp: UnsafeMutablePointer<Float>, _ g: Layout,
                                       start: Int, from: Int, to: Int) {
         let (oh, ow, ocb, oc) = (g.outHeight, g.outWidth, g.outChannels / 8, g.outChannels)
-        let perImage = g.tilesH * g.tilesW
         let yv = UnsafeMutablePointer<V8>.allocate(capacity: 16)
         let tm = UnsafeMutablePointer<V8>.allocate(capacity: 24)
         defer { yv.deallocate(); tm.deallocate() }
         let plane = oh * ow * 8
         let step = g.chunk * oc
         for t in from..<to {
-            let tile = start + t
-            let n = tile / perImage, r = tile % perImage
-            let y0 = (r / g.tilesW) * 4, x0 = (r % g.tilesW) * 4
-            let rows = min(4, oh - y0), cols = min(4, ow - x0)
+            let (n, y0, x0, rows, cols) = g.outputTile(start + t)
             for ob in 0..<ocb {
                 let base = dy + (n * ocb + ob) * plane
                 for k in 0..<4 {
@@ -223,7 +228,6 @@ public enum WinogradTransforms {
     public static func output(_ mp: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?,
                               _ g: Layout, _ ops: PostOps, start: Int, from: Int, to: Int) {
         let (oh, ow, ocb, oc) = (g.outHeight, g.outWidth, g.outChannels / 8, g.outChannels)
-        let perImage = g.tilesH * g.tilesW
         let mm = UnsafeMutablePointer<V8>.allocate(capacity: 36)
         let tm = UnsafeMutablePointer<V8>.allocate(capacity: 24)
         let outs = UnsafeMutablePointer<V8>.allocate(capacity: 4)
@@ -231,10 +235,7 @@ public enum WinogradTransforms {
         let plane = oh * ow * 8
         let step = g.chunk * oc
         for t in from..<to {
-            let tile = start + t
-            let n = tile / perImage, r = tile % perImage
-            let y0 = (r / g.tilesW) * 4, x0 = (r % g.tilesW) * 4
-            let rows = min(4, oh - y0), cols = min(4, ow - x0)
+            let (n, y0, x0, rows, cols) = g.outputTile(start + t)
             for ob in 0..<ocb {
                 let src = mp + t * oc + ob * 8
                 for xi in 0..<36 { mm[xi] = load(src + xi * step) }
