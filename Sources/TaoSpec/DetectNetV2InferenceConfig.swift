@@ -100,4 +100,7 @@ public struct DetectNetV2InferenceConfig: Sendable {
 
     /// The handler of a target class (its own, else "default").
     public func handler(_ name: String) -> ClassHandler { handlers[name] ?? handlers["default"]! }
+    /// The name a class's detections are written under: its own handler's `output_map`, else its
+    /// own name (the "default" handler's `output_map` would give every class it serves one name).
+    public func outputName(_ name: String) -> String { handlers[name]?.outputName ?? name }
 }

@@ -207,7 +207,7 @@ extension DetectNetV2Task {
                 let (sx, sy) = (Double(img.width) / Double(spec.width), Double(img.height) / Double(spec.height))
                 var objects: [DetectedObject] = []
                 for (c, boxes) in found[k].enumerated() where keep.contains(spec.targetClasses[c]) {
-                    let name = spec.handler(spec.targetClasses[c]).outputName ?? spec.targetClasses[c]
+                    let name = spec.outputName(spec.targetClasses[c])
                     for d in boxes {
                         let b = Box(max(0, d.box.x1 * sx), max(0, d.box.y1 * sy), min(Double(img.width), d.box.x2 * sx), min(Double(img.height), d.box.y2 * sy))
                         objects.append(DetectedObject(className: name, box: b, score: d.score))
@@ -222,7 +222,7 @@ extension DetectNetV2Task {
                 }
                 if spec.overlay {
                     let marks = objects.map { o -> BoxMark in
-                        let c = spec.targetClasses.firstIndex { (spec.handler($0).outputName ?? $0) == o.className } ?? 0
+                        let c = spec.targetClasses.firstIndex { spec.outputName($0) == o.className } ?? 0
                         let color = spec.handler(spec.targetClasses[c]).color.map { RGB($0.r, $0.g, $0.b) } ?? RGB.series(c)
                         return BoxMark(x1: o.box.x1, y1: o.box.y1, x2: o.box.x2, y2: o.box.y2, label: String(format: "%@ %.2f", o.className, o.score), color: color)
                     }
