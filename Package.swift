@@ -26,7 +26,10 @@ let package = Package(
         // TAO spec schemas: our .proto files in Protos/, generated Swift in Generated/ (scripts/gen-protos.sh).
         .target(name: "TaoSpec", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["Protos"]),
-        .target(name: "TaoKernels", dependencies: ["TaoTensor", "CDNNL", "TaoKernelsAVX2"]),
+        // Optimized in debug builds too: the small-map convolutions' tap loops and the Winograd
+        // bookkeeping run every training step of the tests' real models.
+        .target(name: "TaoKernels", dependencies: ["TaoTensor", "CDNNL", "TaoKernelsAVX2"],
+                swiftSettings: [.unsafeFlags(["-O"])]),
         // Winograd's transforms only, compiled for AVX2 + FMA (optimized in debug builds too: tests run
         // them on real shapes); called only where oneDNN reports AVX2 or better.
         .target(name: "TaoKernelsAVX2", swiftSettings: [.unsafeFlags(["-target-cpu", "haswell", "-O"])]),

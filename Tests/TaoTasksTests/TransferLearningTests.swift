@@ -5,7 +5,10 @@ import TaoGraph
 @testable import TaoTasks
 
 /// Transfer learning on real images: features learnt on five Fashion-MNIST classes help a small
-/// fine-tuning budget on the other five beat the same budget from scratch.
+/// fine-tuning budget on the other five beat the same budget from scratch. The budget is three epochs of
+/// 50 images (15 steps): with five, TAO's ResNet-10 (2x2 last maps at 28x28) learns the other five classes
+/// from scratch about as well as from A's features (72.6% against 72.2% on the AVX2 EPYC), while at three
+/// scratch reaches 44.6% and fine-tuning 67.4%.
 final class TransferLearningTests: XCTestCase {
     func testFineTuningFromAnotherDatasetBeatsScratch() throws {
         let source = FashionMNIST.defaultSource
@@ -44,13 +47,13 @@ final class TransferLearningTests: XCTestCase {
         }
         let pre = dir.appendingPathComponent("pre").path
         try ClassificationTask(specPath: spec(train: "A", val: "Aval", epochs: 3, pretrained: nil, batch: 50)).train(resultsDir: pre, quiet: true)
-        let scratch = try ClassificationTask(specPath: spec(train: "B", val: "Bval", epochs: 5, pretrained: nil))
+        let scratch = try ClassificationTask(specPath: spec(train: "B", val: "Bval", epochs: 3, pretrained: nil))
             .train(resultsDir: dir.appendingPathComponent("scratch").path, quiet: true)
-        let tuned = try ClassificationTask(specPath: spec(train: "B", val: "Bval", epochs: 5, pretrained: "\(pre)/weights/resnet10_003.tao"))
+        let tuned = try ClassificationTask(specPath: spec(train: "B", val: "Bval", epochs: 3, pretrained: "\(pre)/weights/resnet10_003.tao"))
             .train(resultsDir: dir.appendingPathComponent("tuned").path, quiet: true)
         let log = try String(contentsOfFile: dir.appendingPathComponent("tuned/train.log").path, encoding: .utf8)
         XCTAssertTrue(log.contains("re-initialized the head fc.weight, fc.bias"), log)
         print("transfer: scratch \(scratch["val_accuracy"]!), fine-tuned \(tuned["val_accuracy"]!)")
-        XCTAssertGreaterThan(tuned["val_accuracy"]!, scratch["val_accuracy"]! + 0.05)
+        XCTAssertGreaterThan(tuned["val_accuracy"]!, scratch["val_accuracy"]! + 0.1)
     }
 }
