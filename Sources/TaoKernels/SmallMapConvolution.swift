@@ -1,5 +1,6 @@
 import CDNNL
 import Foundation
+import TaoTensor
 
 /// A dense convolution on feature maps of a few pixels (2×2 and smaller), as one matrix product.
 ///
@@ -32,7 +33,6 @@ public final class SmallMapConvolution: @unchecked Sendable {
     let wt: Memory
     let forward, backwardData, backwardWeights: Primitive
     let srcMD, dstMD, transposedWeights, transposedDst: MemoryDesc
-    private let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// The layout of `weightGradient`'s scratch (W''s gradient).
     public let gradientScratch: MemoryDesc
 
@@ -62,16 +62,15 @@ public final class SmallMapConvolution: @unchecked Sendable {
     public func setWeights(_ w: UnsafePointer<Float>) {
         let (ic, oc, taps) = (geometry.inChannels, geometry.outChannels, geometry.kernelHeight * geometry.kernelWidth)
         let (hw, ohw, pairs) = (geometry.inHeight * geometry.inWidth, geometry.outHeight * geometry.outWidth, pairs)
-        let (wp, dp) = (Unchecked(w), Unchecked(wt.floats))
+        let wt = wt.floats
         // Every (input pixel, output pixel) reached by a tap: then every entry of W' is written.
-        let full = pairs.count == hw * ohw
-        let (features, parts) = (features, min(workers, oc))
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            for o in (oc * part / parts)..<(oc * (part + 1) / parts) {
-                if !full { (dp.value + o * ohw * features).update(repeating: 0, count: ohw * features) }
-                let src = wp.value + o * ic * taps
+        let (full, features) = (pairs.count == hw * ohw, features)
+        forEachSlice(of: oc) { slice in
+            for o in slice {
+                if !full { (wt + o * ohw * features).update(repeating: 0, count: ohw * features) }
+                let src = w + o * ic * taps
                 for (pin, pout, tap) in pairs {
-                    let row = dp.value + (o * ohw + pout) * features + pin
+                    let row = wt + (o * ohw + pout) * features + pin
                     for i in 0..<ic { row[i * hw] = src[i * taps + tap] }
                 }
             }
@@ -95,14 +94,12 @@ public final class SmallMapConvolution: @unchecked Sendable {
         execute(backwardWeights, [(TAO_ARG_SRC, transposedDst, diffDst), (TAO_ARG_WEIGHTS, srcMD, src), (TAO_ARG_DST, gradientScratch, dwt)])
         let (ic, oc, taps) = (geometry.inChannels, geometry.outChannels, geometry.kernelHeight * geometry.kernelWidth)
         let (hw, ohw, features, pairs) = (geometry.inHeight * geometry.inWidth, geometry.outHeight * geometry.outWidth, features, pairs)
-        let (gp, dp) = (Unchecked(UnsafePointer(dwt)), Unchecked(diffWeights))
-        let parts = min(workers, oc)
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            for o in (oc * part / parts)..<(oc * (part + 1) / parts) {
-                let out = dp.value + o * ic * taps
+        forEachSlice(of: oc) { slice in
+            for o in slice {
+                let out = diffWeights + o * ic * taps
                 out.update(repeating: 0, count: ic * taps)
                 for (pin, pout, tap) in pairs {
-                    let row = gp.value + (o * ohw + pout) * features + pin
+                    let row = dwt + (o * ohw + pout) * features + pin
                     for i in 0..<ic { out[i * taps + tap] += row[i * hw] }
                 }
             }

@@ -1,5 +1,6 @@
 import CDNNL
 import Foundation
+import TaoTensor
 import TaoKernelsAVX2
 
 /// Winograd's F(4×4, 3×3) convolution for fp32 activations in nChw8c, for processors where oneDNN
@@ -64,7 +65,6 @@ public final class WinogradConvolution: @unchecked Sendable {
     let u: Memory
     /// Scratch layouts: transformed inputs V [36, chunk, ic] and products M [36, chunk, oc].
     public let scratchV: MemoryDesc, scratchM: MemoryDesc
-    private let workers: Int
 
     /// Whether this processor runs the transforms (compiled for AVX2 with FMA).
     public static let available: Bool = {
@@ -89,7 +89,6 @@ public final class WinogradConvolution: @unchecked Sendable {
         let umd = MemoryDesc([36, g.inChannels, g.outChannels])
         matmul = try Primitive(Kernels.matmul(src: scratchV, weights: umd, dst: scratchM))
         u = Memory(umd)
-        workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
     }
 
     /// Transforms plain weights into U = G g Gᵀ (SIMD float, within a few ulps of the exact
@@ -101,11 +100,10 @@ public final class WinogradConvolution: @unchecked Sendable {
     /// scalar Double version it replaced (profiles of DetectNet_v2 training on an AVX2 EPYC).
     public func setWeights(_ w: UnsafePointer<Float>, transposedAndFlipped: Bool = false) {
         let (ic, oc) = (geometry.inChannels, geometry.outChannels)
-        let (wp, up) = (Unchecked(w), Unchecked(u.floats))
-        let parts = min(workers, ic / 8)
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            WinogradTransforms.weights(wp.value, up.value, inChannels: ic, outChannels: oc, transposedAndFlipped: transposedAndFlipped,
-                                       from: ic * part / parts, to: ic * (part + 1) / parts)
+        let u = u.floats
+        forEachSlice(of: ic, parts: ic / 8) { s in
+            WinogradTransforms.weights(w, u, inChannels: ic, outChannels: oc, transposedAndFlipped: transposedAndFlipped,
+                                       from: s.lowerBound, to: s.upperBound)
         }
     }
 
@@ -172,11 +170,8 @@ public final class WinogradConvolution: @unchecked Sendable {
             let s = args.withUnsafeBufferPointer { dnnl_primitive_execute(gradientMatmul!.handle, DNNL.shared.stream, 3, $0.baseAddress) }
             precondition(s == dnnl_success, "Winograd weight-gradient matmul failed (\(s.rawValue))")
         }
-        let parts = min(workers, ic / 8)
-        let (dp, wp) = (Unchecked(UnsafePointer(dup)), Unchecked(diffWeights))
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            WinogradTransforms.weightGradient(dp.value, wp.value, inChannels: ic, outChannels: oc,
-                                              from: ic * part / parts, to: ic * (part + 1) / parts)
+        forEachSlice(of: ic, parts: ic / 8) { s in
+            WinogradTransforms.weightGradient(dup, diffWeights, inChannels: ic, outChannels: oc, from: s.lowerBound, to: s.upperBound)
         }
     }
     private var gradientMatmul: Primitive?
@@ -201,17 +196,6 @@ public final class WinogradConvolution: @unchecked Sendable {
 
     /// `body(from, to)` over `0..<count` split across the cores.
     private func parallel(_ count: Int, _ body: (Int, Int) -> Void) {
-        let parts = min(workers, max(1, count / 8))
-        if parts == 1 { body(0, count); return }
-        withoutActuallyEscaping(body) { body in
-            let f = Unchecked(body)
-            DispatchQueue.concurrentPerform(iterations: parts) { p in f.value(count * p / parts, count * (p + 1) / parts) }
-        }
+        forEachSlice(of: count, parts: count / 8) { body($0.lowerBound, $0.upperBound) }
     }
-}
-
-/// A value handed to worker threads that only touch disjoint parts of what it points at.
-struct Unchecked<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }

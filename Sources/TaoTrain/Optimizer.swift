@@ -1,5 +1,6 @@
 import Foundation
 import TaoGraph
+import TaoTensor
 
 /// Updates parameters in place from their gradients. One instance per training run: it keeps
 /// per-parameter state (momentum, moments) keyed by parameter index.
@@ -51,12 +52,6 @@ public struct SGD: Optimizer {
     }
 }
 
-/// A pointer handed to worker threads that touch disjoint ranges of what it points at.
-struct Shared<P>: @unchecked Sendable {
-    let pointer: P
-    init(_ pointer: P) { self.pointer = pointer }
-}
-
 /// Adam (Kingma & Ba, 2015) with bias correction.
 public struct Adam: Optimizer {
     public var beta1: Float, beta2: Float, epsilon: Float
@@ -80,12 +75,9 @@ public struct Adam: Optimizer {
         var vv = v.removeValue(forKey: index) ?? [Float](repeating: 0, count: count)
         mm.withUnsafeMutableBufferPointer { mp in
             vv.withUnsafeMutableBufferPointer { vp in
-                let (m, v, w, g) = (Shared(mp.baseAddress!), Shared(vp.baseAddress!), Shared(w), Shared(g))
                 // Large tensors split across the cores (memory-bound: 7 passes over the tensor's size).
-                let parts = count >= 1 << 18 ? ProcessInfo.processInfo.activeProcessorCount : 1
-                DispatchQueue.concurrentPerform(iterations: parts) { part in
-                    let (mp, vp, w, g) = (m.pointer, v.pointer, w.pointer, g.pointer)
-                    for i in (count * part / parts)..<(count * (part + 1) / parts) {
+                forEachSlice(of: count, parts: count >= 1 << 18 ? processorCount : 1) { slice in
+                    for i in slice {
                         mp[i] = b1 * mp[i] + (1 - b1) * g[i]
                         vp[i] = b2 * vp[i] + (1 - b2) * g[i] * g[i]
                         w[i] -= lr * (mp[i] / c1) / ((vp[i] / c2).squareRoot() + eps)
