@@ -20,7 +20,7 @@ public enum AlexNet {
         let style = ConvStyle(activation: .relu, batchNorm: false, bias: true)
         var x = b.input("image", inputShape)
         for (i, (out, kernel, stride)) in [(96, 11, 4), (256, 5, 1), (384, 3, 1), (384, 3, 1), (256, 3, 1)].enumerated() {
-            x = b.convUnit(x, "conv\(i + 1)", out: out, kernel: kernel, stride: stride, padding: b.samePadding(x, kernel: kernel, stride: stride), style)
+            x = b.convUnit(x, "conv\(i + 1)", out: out, kernel: kernel, stride: stride, style)
             if i < 2 { x = b.maxPoolSame(x, "pool\(i + 1)", kernel: 3, stride: 2) }
         }
         x = b.classifierHead(x, classes: classes, dropout: dropout)

@@ -20,9 +20,11 @@ public struct ConvStyle: Sendable {
 
 extension GraphBuilder {
     /// conv → (batch norm) → activation (none when `linear`), named `name.conv`, `name.bn`, `name.act`;
-    /// padding (k − 1) / 2 on every side unless given.
+    /// Keras's 'same' padding unless given, as TAO's templates pad (at stride 1 (k − 1) / 2 on every
+    /// side; at stride 2 on an even size one less before than after, as `correct_pad` too).
     mutating func convUnit(_ x: ValueID, _ name: String, out: Int, kernel: Int, stride: Int = 1, groups: Int = 1, padding: Padding2D? = nil,
                            _ style: ConvStyle, linear: Bool = false) -> ValueID {
+        let padding = padding ?? samePadding(x, kernel: kernel, stride: stride)
         var y = conv2d(x, "\(name).conv", out: out, kernel: kernel, stride: stride, padding: padding, groups: groups, bias: style.bias || !style.batchNorm)
         if style.batchNorm { y = batchNorm(y, "\(name).bn", epsilon: style.bnEpsilon, momentum: style.bnMomentum) }
         return linear ? y : self.activation(y, style.activation, "\(name).act")

@@ -1,13 +1,15 @@
 // MobileNet (v1) — Howard et al., "MobileNets: Efficient Convolutional Neural Networks for Mobile
-// Vision Applications" (2017), arXiv:1704.04861. Layout as Keras builds it (ReLU6; stride-2 convs
-// pad only bottom/right, like TensorFlow's "same"), width multiplier 1.
+// Vision Applications" (2017), arXiv:1704.04861. Layout as TAO's template builds it (ReLU6, width
+// multiplier 1; every 3×3 convolution padded by one pixel on each side, TAO's explicit
+// ZeroPadding2D((1, 1)) before a 'valid' convolution, where Keras's own MobileNet pads stride-2
+// convolutions only at the bottom and right).
 import TaoGraph
 
 public enum MobileNetV1 {
     public static func build(classes: Int = 1000, inputShape: Shape = [3, 224, 224], dropout: Float = 1e-3) throws -> Graph {
         var b = GraphBuilder()
         func convBN(_ x: ValueID, _ name: String, out: Int, kernel: Int, stride: Int, groups: Int = 1) -> ValueID {
-            let pad = kernel == 1 ? Padding2D.zero : (stride == 2 ? Padding2D(top: 0, left: 0, bottom: 1, right: 1) : Padding2D(1))
+            let pad = kernel == 1 ? Padding2D.zero : Padding2D(1)
             let c = b.conv2d(x, name, out: out, kernel: kernel, stride: stride, padding: pad, groups: groups)
             return b.activation(b.batchNorm(c, "\(name)_bn", epsilon: 1e-3, momentum: 0.99), .relu6, "\(name)_relu")
         }

@@ -47,8 +47,7 @@ public enum VGG {
             let width = min(64 << stage, 512)
             for i in 0..<n {
                 let stride = i == 0 && stage > 0 && !cfg.usePooling ? 2 : 1
-                x = b.convUnit(x, "block\(stage + 1).conv\(i + 1)", out: width, kernel: 3, stride: stride,
-                               padding: b.samePadding(x, kernel: 3, stride: stride), cfg.style)
+                x = b.convUnit(x, "block\(stage + 1).conv\(i + 1)", out: width, kernel: 3, stride: stride, cfg.style)
             }
             if cfg.usePooling && stage < 4 { x = b.maxPoolSame(x, "block\(stage + 1).pool", kernel: 2, stride: 2) }
         }

@@ -8,8 +8,10 @@ public enum ModelError: Error, CustomStringConvertible {
     }
 }
 
-/// Named architectures, as the CLI and benchmarks refer to them; where torchvision has the model,
-/// torchvision's recipe, for like-for-like comparisons with PyTorch.
+/// Named architectures, as the CLI and benchmarks refer to them: ResNet, VGG and AlexNet in
+/// torchvision's recipes, for like-for-like comparisons with PyTorch; the others as TAO's templates
+/// build them (MobileNets pad as torchvision does, and TAO's GoogLeNet, with its batch norms and 2×2
+/// pools, is not torchvision's).
 public enum Zoo {
     public static let names = ["resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v2", "mobilenet_v1",
                                "vgg16", "vgg19", "alexnet", "squeezenet", "googlenet", "darknet19", "darknet53",

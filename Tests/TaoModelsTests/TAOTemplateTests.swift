@@ -4,7 +4,7 @@ import TaoGraph
 import TaoRuntime
 import TaoTensor
 
-/// ResNet, VGG and AlexNet as TAO's Keras templates build them (nvidia_tao_tf1/core/templates with
+/// ResNet, VGG, AlexNet and the rest as TAO's Keras templates build them (nvidia_tao_tf1/core/templates with
 /// TAO classification's average-pool and dense head): strides, Keras 'same' padding and parameter
 /// counts worked out by hand from the templates' layer lists.
 final class TAOTemplateTests: XCTestCase {
@@ -127,6 +127,36 @@ final class TAOTemplateTests: XCTestCase {
         XCTAssertEqual(["conv1.act", "pool1", "conv2.act", "pool2", "conv5.act"].map { shape(g, $0) },
                        [[96, 56, 56], [96, 28, 28], [256, 28, 28], [256, 14, 14], [256, 14, 14]])
         XCTAssertEqual(conv(g, "conv1.conv").padding, Padding2D(top: 3, left: 3, bottom: 4, right: 4))
+    }
+
+    /// The other Keras templates: DarkNet, CSPDarkNet, GoogLeNet and EfficientNet pad their stride-2
+    /// convolutions as Keras's 'same' (EfficientNet's `correct_pad` is the same rule): on an even size
+    /// one pixel less before than after, on an odd one alike; TAO's MobileNet V1 pads every 3×3 by
+    /// one on each side (explicit ZeroPadding2D((1, 1)), then 'valid').
+    func testStrideTwoPaddingOfTheOtherTemplates() throws {
+        let even = Padding2D(top: 0, left: 0, bottom: 1, right: 1)
+        let darknet = try DarkNet.build(DarkNetConfig(.darknet, depth: 53))
+        XCTAssertEqual(conv(darknet, "block1.conv2.conv").stride, [2, 2])
+        XCTAssertEqual(conv(darknet, "block1.conv2.conv").padding, even)
+        XCTAssertEqual(conv(darknet, "block0.conv1.conv").padding, Padding2D(1))
+        let csp = try DarkNet.build(DarkNetConfig(.cspDarknet, depth: 53))
+        XCTAssertEqual(conv(csp, "block1.conv2.conv").padding, even)
+        let tiny = try DarkNet.build(DarkNetConfig(.cspDarknetTiny, inputShape: [3, 225, 225]))
+        XCTAssertEqual(conv(tiny, "block0.conv_0.conv").padding, Padding2D(1), "odd sizes pad alike on both sides")
+        XCTAssertEqual(shape(tiny, "block0.conv_0.act"), [32, 113, 113])
+        let googlenet = try GoogLeNet.build(GoogLeNetConfig())
+        XCTAssertEqual(conv(googlenet, "block0.conv1.conv").padding, Padding2D(top: 2, left: 2, bottom: 3, right: 3))
+        XCTAssertEqual(shape(googlenet, "block0.conv1.act"), [64, 112, 112])
+        let b0 = try EfficientNet.build(EfficientNetConfig(variant: 0))
+        XCTAssertEqual(conv(b0, "block0.stem.conv").padding, even)
+        XCTAssertEqual(conv(b0, "block2.0.dwconv.conv").padding, even)                              // 3×3 / 2
+        XCTAssertEqual(conv(b0, "block3.0.dwconv.conv").padding, Padding2D(top: 1, left: 1, bottom: 2, right: 2))   // 5×5 / 2
+        XCTAssertEqual(conv(b0, "block3.1.dwconv.conv").padding, Padding2D(2))                      // 5×5 / 1
+        let mobilenet = try MobileNetV1.build()
+        XCTAssertEqual(conv(mobilenet, "conv1").padding, Padding2D(1))
+        XCTAssertEqual(conv(mobilenet, "conv_dw_2").padding, Padding2D(1))
+        XCTAssertEqual(conv(mobilenet, "conv_dw_2").stride, [2, 2])
+        XCTAssertEqual(shape(mobilenet, "conv_pw_13_relu"), [1024, 7, 7])
     }
 
     /// Each template trains: finite outputs, gradients down to the first layer.
