@@ -11,4 +11,9 @@ struct Tao: ParsableCommand {
         """,
         subcommands: [Classification.self, DetectNetV2.self, DataCommand.self, Benchmark.self]
     )
+
+    static func main() {
+        OpenMPSpin.reexecIfNeeded()
+        main(nil)
+    }
 }
