@@ -3,8 +3,8 @@
 # Fashion-MNIST (shipped by Debian) as image folders, a ResNet-10 trained from a TAO spec, its test
 # accuracy; then the rest of TAO's flow on it: prune, retrain, ONNX export, INT8 calibration and the
 # INT8 model's accuracy; then the detection demo: scenes of Fashion-MNIST objects on photographs,
-# converted to TFRecords, DetectNet_v2 ResNet-18 trained (about 15 minutes on 2 cores), its mAP on
-# the test scenes, an annotated test image; then the speed benchmark. About 30 minutes on 2 cores.
+# converted to TFRecords, DetectNet_v2 ResNet-18 trained (about 14 minutes on 2 cores), its mAP on
+# the test scenes, an annotated test image; then the speed benchmark. About 27 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
