@@ -59,7 +59,8 @@ public final class WinogradConvolution: @unchecked Sendable {
 
     public let geometry: Geometry
     public let postOps: PostOps
-    let tilesH, tilesW, tiles, chunk: Int
+    let chunk: Int
+    var tiles: Int { geometry.tiles }
     let matmul: Primitive
     /// The transformed weights U [36, ic, oc], kept between `setWeights` calls.
     let u: Memory
@@ -79,7 +80,7 @@ public final class WinogradConvolution: @unchecked Sendable {
         precondition(Self.supports(g), "Winograd F(4×4, 3×3) needs channels in blocks of 8: \(g)")
         geometry = g
         self.postOps = postOps
-        (tilesH, tilesW, tiles) = (g.tilesH, g.tilesW, g.tiles)
+        let tiles = g.tiles
         let perTile = 36 * (g.inChannels + g.outChannels) * 4
         let bytes = chunkBytes ?? max(4 << 20, 36 * g.inChannels * g.outChannels * 4 / 2)
         let c = max(16, min(tiles, bytes / perTile))
@@ -184,7 +185,7 @@ public final class WinogradConvolution: @unchecked Sendable {
                                   inHeight: geometry.inHeight, inWidth: geometry.inWidth,
                                   outHeight: geometry.outHeight, outWidth: geometry.outWidth,
                                   padTop: geometry.padTop, padLeft: geometry.padLeft,
-                                  tilesH: tilesH, tilesW: tilesW, chunk: chunk)
+                                  tilesH: geometry.tilesH, tilesW: geometry.tilesW, chunk: chunk)
     }
 
     /// `run` with scratch of its own (for tests and benchmarks).

@@ -42,8 +42,9 @@ public struct Int8ExportOptions: Sendable {
     /// Calibration ranges (JSON): written after calibrating (default OUTPUT with .calib.json), else read.
     public var cacheFile: String?
     public var batches = 10, batchSize = 8
-    /// Entropy by default, as TAO's calibrators (TensorRT's IInt8EntropyCalibrator2).
-    public var method = Int8Calibration.Method.entropy
+    public var method = Self.defaultMethod
+    /// Entropy, as TAO's calibrators (TensorRT's IInt8EntropyCalibrator2).
+    public static let defaultMethod = Int8Calibration.Method.entropy
     public var tactics = Int8Engine.Tactics.timed
     /// Convolutions to keep in fp32 in the engine: none, these, or chosen by measurement on the
     /// calibration images (`Int8Precision`) until the output error is at most `maxError`.
@@ -141,7 +142,7 @@ extension ModelTask {
     /// INT8 calibration: fp32 inference over up to `batches` × `batchSize` images of `imageDir`
     /// (preprocessed as this spec says), recording each activation's range.
     public func calibrate(modelPath: String, imageDir: String, batches: Int, batchSize: Int,
-                          method: Int8Calibration.Method = .entropy) throws -> [String: Float] {
+                          method: Int8Calibration.Method = Int8ExportOptions.defaultMethod) throws -> [String: Float] {
         let (ck, _) = try Self.loadModel(modelPath)
         return try Int8Calibration.measure(ck.graph, ck.parameters, batches: try calibrationImages(ck, imageDir: imageDir, batches: batches, batchSize: batchSize),
                                            method: method)

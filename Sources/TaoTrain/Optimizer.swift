@@ -134,20 +134,25 @@ public struct Regularizer: Sendable {
         // types, which debug builds run through generic code, 50× slower.
         var (s0, s1, s2, s3): (Float, Float, Float, Float) = (0, 0, 0, 0)
         let whole = count / 4 * 4
+        // One pass over the weights: the gradient term and the loss's partial sums together
+        // (written out, not through a helper, which debug builds would call for every weight).
         switch kind {
         case .l2:
             let k = 2 * weight
-            for i in 0..<count { g[i] += k * w[i] }
             for i in stride(from: 0, to: whole, by: 4) {
-                s0 += w[i] * w[i]; s1 += w[i + 1] * w[i + 1]; s2 += w[i + 2] * w[i + 2]; s3 += w[i + 3] * w[i + 3]
+                let (a, b, c, d) = (w[i], w[i + 1], w[i + 2], w[i + 3])
+                g[i] += k * a; g[i + 1] += k * b; g[i + 2] += k * c; g[i + 3] += k * d
+                s0 += a * a; s1 += b * b; s2 += c * c; s3 += d * d
             }
-            for i in whole..<count { s0 += w[i] * w[i] }
+            for i in whole..<count { g[i] += k * w[i]; s0 += w[i] * w[i] }
         case .l1:
-            for i in 0..<count { g[i] += w[i] > 0 ? weight : (w[i] < 0 ? -weight : 0) }
             for i in stride(from: 0, to: whole, by: 4) {
-                s0 += abs(w[i]); s1 += abs(w[i + 1]); s2 += abs(w[i + 2]); s3 += abs(w[i + 3])
+                let (a, b, c, d) = (w[i], w[i + 1], w[i + 2], w[i + 3])
+                g[i] += a > 0 ? weight : (a < 0 ? -weight : 0); g[i + 1] += b > 0 ? weight : (b < 0 ? -weight : 0)
+                g[i + 2] += c > 0 ? weight : (c < 0 ? -weight : 0); g[i + 3] += d > 0 ? weight : (d < 0 ? -weight : 0)
+                s0 += abs(a); s1 += abs(b); s2 += abs(c); s3 += abs(d)
             }
-            for i in whole..<count { s0 += abs(w[i]) }
+            for i in whole..<count { g[i] += w[i] > 0 ? weight : (w[i] < 0 ? -weight : 0); s0 += abs(w[i]) }
         }
         return weight * ((s0 + s1) + (s2 + s3))
     }

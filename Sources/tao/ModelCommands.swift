@@ -91,7 +91,7 @@ struct ExportCommand<Task: ModelTask>: ParsableCommand {
     @Flag(name: [.customLong("gen_ds_config")], help: "TAO's DeepStream config; accepted, not written.") var genDSConfig = false
     @Option(name: [.customLong("cal_algorithm")],
             help: "How calibration sets each activation's range: entropy (the default, TensorRT's entropy calibrator as TAO uses it: the clipping that loses least information), max (largest magnitude seen) or percentile (the 90th percentile of each image's largest magnitude: a few unusual images are clipped; best for detectors).")
-    var calAlgorithm = "entropy"
+    var calAlgorithm = Int8ExportOptions.defaultMethod.rawValue
     @Option(name: [.customLong("qdq_file")], help: "The INT8 ONNX file (QDQ form) to write (default: OUTPUT with .int8.onnx).") var qdqFile: String?
     @Option(name: [.customLong("tactics")], help: "How the INT8 engine picks its kernels: timed (oneDNN's alternatives — Winograd for 3×3 convolutions, a depthwise convolution fused into the pointwise one before it — kept where they run faster here at the batch size used; Winograd keeps about 2 bits less precision in those layers) or direct.")
     var tactics = "timed"

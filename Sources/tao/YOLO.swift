@@ -6,29 +6,20 @@ import TaoTasks
 /// What sets TAO's three YOLO commands apart for the subtasks they share so far.
 protocol YOLOFlavor {
     static var commandName: String { get }
+    static var title: String { get }
     /// How many anchor groups the spec takes (small / mid / big, or mid / big for the tiny model).
     static var scales: Int { get }
 }
+enum YOLOv3: YOLOFlavor { static let commandName = "yolo_v3", title = "YOLOv3", scales = 3 }
+enum YOLOv4: YOLOFlavor { static let commandName = "yolo_v4", title = "YOLOv4", scales = 3 }
+enum YOLOv4Tiny: YOLOFlavor { static let commandName = "yolo_v4_tiny", title = "YOLOv4-tiny", scales = 2 }
 
-/// `tao yolo_v3 …`: TAO's YOLOv3 (for now its `kmeans`; training comes with the task).
-struct YOLOv3: ParsableCommand, YOLOFlavor {
-    static let commandName = "yolo_v3", scales = 3
-    static let configuration = CommandConfiguration(commandName: commandName, abstract: "TAO's YOLOv3 object detector (so far: kmeans anchors).",
-                                                    subcommands: [KMeansCommand<YOLOv3>.self])
-}
-
-/// `tao yolo_v4 …`: TAO's YOLOv4.
-struct YOLOv4: ParsableCommand, YOLOFlavor {
-    static let commandName = "yolo_v4", scales = 3
-    static let configuration = CommandConfiguration(commandName: commandName, abstract: "TAO's YOLOv4 object detector (so far: kmeans anchors).",
-                                                    subcommands: [KMeansCommand<YOLOv4>.self])
-}
-
-/// `tao yolo_v4_tiny …`: TAO's YOLOv4-tiny (two anchor groups).
-struct YOLOv4Tiny: ParsableCommand, YOLOFlavor {
-    static let commandName = "yolo_v4_tiny", scales = 2
-    static let configuration = CommandConfiguration(commandName: commandName, abstract: "TAO's YOLOv4-tiny object detector (so far: kmeans anchors).",
-                                                    subcommands: [KMeansCommand<YOLOv4Tiny>.self])
+/// `tao yolo_v3 | yolo_v4 | yolo_v4_tiny …` (for now `kmeans`; training comes with the task).
+struct YOLOCommand<Flavor: YOLOFlavor>: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(commandName: Flavor.commandName, abstract: "TAO's \(Flavor.title) object detector (so far: kmeans anchors).",
+                             subcommands: [KMeansCommand<Flavor>.self])
+    }
 }
 
 /// `tao yolo_v4 kmeans -l LABELS -i IMAGES -x W -y H -n 9`, with TAO's flags.
