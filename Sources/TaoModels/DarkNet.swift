@@ -22,13 +22,27 @@ public struct DarkNetConfig: Sendable {
 public enum DarkNet {
     public static func build(_ cfg: DarkNetConfig) throws -> Graph {
         var b = GraphBuilder()
-        var x = b.input("image", cfg.inputShape)
+        let features = try backbone(&b, b.input("image", cfg.inputShape), cfg)
+        let x = b.classifierHead(features.last!.value, classes: cfg.classes, dropout: cfg.dropout)
+        return try b.build(outputs: [x])
+    }
+
+    /// The layers before the classifier. Returns the last map; CSPDarkNet-tiny also returns the
+    /// maps YOLOv4-tiny's heads read: TAO's `conv_3_conv_3` (stride 8) and `conv_4_conv_3` (16),
+    /// before the blocks' pools, then `conv_5` (32).
+    public static func backbone(_ b: inout GraphBuilder, _ image: ValueID, _ cfg: DarkNetConfig) throws -> [FeatureMap] {
+        var x = image
         let s = cfg.style
+        var features: [FeatureMap] = []
         switch (cfg.variant, cfg.depth) {
         case (.cspDarknetTiny, _):
             x = b.convUnit(x, "block0.conv_0", out: 32, kernel: 3, stride: 2, s)
             x = b.convUnit(x, "block1.conv_1", out: 64, kernel: 3, stride: 2, s)
-            for (i, f) in [64, 128, 256].enumerated() { x = cspTinyBlock(&b, x, "block\(i + 2).conv_\(i + 2)", filters: f, s) }
+            for (i, f) in [64, 128, 256].enumerated() {
+                let (pooled, tap) = cspTinyBlock(&b, x, "block\(i + 2).conv_\(i + 2)", filters: f, s)
+                if i > 0 { features.append(FeatureMap(name: "conv_\(i + 2)_conv_3", value: tap, stride: 4 << i, channels: f)) }
+                x = pooled
+            }
             x = b.convUnit(x, "block5.conv_5", out: 512, kernel: 3, s)
         case (_, 53):
             x = b.convUnit(x, "block0.conv1", out: 32, kernel: 3, s)
@@ -74,8 +88,9 @@ public enum DarkNet {
         default:
             throw ModelError.unsupported("darknet depth \(cfg.depth) (choose 19 or 53)")
         }
-        x = b.classifierHead(x, classes: cfg.classes, dropout: cfg.dropout)
-        return try b.build(outputs: [x])
+        let inputSize = b.shape(image)[2]
+        features.append(FeatureMap(name: cfg.variant == .cspDarknetTiny ? "conv_5" : "last", value: x, stride: inputSize / b.shape(x)[2], channels: b.shape(x)[0]))
+        return features
     }
 
     /// 1×1 to `mid`, 3×3 back to `out`, added to the input.
@@ -86,15 +101,16 @@ public enum DarkNet {
     }
 
     /// YOLOv4-tiny's block: 3×3, the second half of its channels through two 3×3s (concatenated),
-    /// a 1×1, concatenated with the first 3×3's output, then 2×2 max pooling.
-    static func cspTinyBlock(_ b: inout GraphBuilder, _ x: ValueID, _ name: String, filters f: Int, _ s: ConvStyle) -> ValueID {
+    /// a 1×1, concatenated with the first 3×3's output, then 2×2 max pooling. Returns the pooled
+    /// output and the 1×1's (TAO's `conv_N_conv_3`).
+    static func cspTinyBlock(_ b: inout GraphBuilder, _ x: ValueID, _ name: String, filters f: Int, _ s: ConvStyle) -> (ValueID, ValueID) {
         let route = b.convUnit(x, "\(name)_conv_0", out: f, kernel: 3, s)
         let half = b.node("\(name)_split_0", .slice(Slice(axis: 1, start: f / 2, end: f)), [route])
         let r1 = b.convUnit(half, "\(name)_conv_1", out: f / 2, kernel: 3, s)
         var y = b.convUnit(r1, "\(name)_conv_2", out: f / 2, kernel: 3, s)
         y = b.concat([y, r1], "\(name)_concat_0")
-        y = b.convUnit(y, "\(name)_conv_3", out: f, kernel: 1, s)
-        y = b.concat([route, y], "\(name)_concat_1")
-        return b.maxPoolSame(y, "\(name)_pool_0", kernel: 2, stride: 2)
+        let tap = b.convUnit(y, "\(name)_conv_3", out: f, kernel: 1, s)
+        y = b.concat([route, tap], "\(name)_concat_1")
+        return (b.maxPoolSame(y, "\(name)_pool_0", kernel: 2, stride: 2), tap)
     }
 }

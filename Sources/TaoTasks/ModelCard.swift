@@ -64,12 +64,17 @@ public struct ModelCard: Codable, Sendable, Equatable {
         /// DetectNet_v2: coverage [N, C, H/stride, W/stride] and box distances [N, 4C, …] in units of
         /// `scale` from each cell's anchor (column·stride + offset, row·stride + offset).
         case detectNetV2(stride: Int, scale: Float, offset: Float)
+        /// YOLO: per head (big, stride 32, first) raw maps [N, anchors · (5 + C), H/stride, W/stride];
+        /// `anchors[h]` the head's (width, height) pairs as fractions of the input, `xyScale[h]` its
+        /// grid scale (1 + grid_xy_extend).
+        case yolo(anchors: [[[Double]]], xyScale: [Double])
 
         /// The outputs' names in exported ONNX files (DetectNet_v2's as TAO's export names its nodes).
         public var outputNames: [String] {
             switch self {
             case .classifierLogits: ["logits"]
             case .detectNetV2: ["output_cov", "output_bbox"]
+            case .yolo(let anchors, _): Array(["conv_big_object", "conv_mid_object", "conv_sm_object"].prefix(anchors.count))
             }
         }
     }

@@ -201,6 +201,17 @@ enum Weights {
         }
         if strict && !replaced.isEmpty { throw TaskError("\(source) does not match this model: \(replaced.prefix(5).joined(separator: ", "))") }
         guard loaded > 0 else { throw TaskError("\(source): no tensor matches this model (a different architecture?)") }
-        return "loaded \(loaded) of \(store.count) tensors from \(source)" + (replaced.isEmpty ? "" : "; newly initialized: \(replaced.joined(separator: ", "))")
+        guard replaced.count > 12 else {
+            return "loaded \(loaded) of \(store.count) tensors from \(source)" + (replaced.isEmpty ? "" : "; newly initialized: \(replaced.joined(separator: ", "))")
+        }
+        // Many: named by layer (a tensor's name less its last component), the first twelve.
+        var layers: [String] = []
+        for r in replaced {
+            let name = r.split(separator: " ").first.map(String.init) ?? r
+            let layer = name.split(separator: ".").dropLast().joined(separator: ".")
+            if !layers.contains(layer) { layers.append(layer) }
+        }
+        return "loaded \(loaded) of \(store.count) tensors from \(source); newly initialized: \(replaced.count) tensors of \(layers.count) layers ("
+            + layers.prefix(12).joined(separator: ", ") + (layers.count > 12 ? " and \(layers.count - 12) more)" : ")")
     }
 }

@@ -13,6 +13,10 @@ public enum LearningRateSchedule: Sendable, Equatable {
     /// TAO's soft_start_annealing_schedule (DetectNet_v2): exponential from `min` up to `max` over the
     /// first `softStart` of training, `max` until `annealing`, then exponential back down to `min`.
     case softStartAnnealing(min: Float, max: Float, softStart: Float, annealing: Float)
+    /// TAO's soft_start_cosine_annealing_schedule (YOLO, SSD, RetinaNet): linear from `min` up to
+    /// `max` over the first `softStart`, then min + (max − min)(1 + cos(π(p − softStart))) / 2 — the
+    /// cosine's phase is not rescaled to what is left of training, as TAO's is not.
+    case softStartCosine(min: Float, max: Float, softStart: Float)
 
     /// The rate at `epoch` (0-based) and `progress` ∈ [0, 1) through the whole run.
     public func rate(epoch: Int, progress p: Float) -> Float {
@@ -34,6 +38,9 @@ public enum LearningRateSchedule: Sendable, Equatable {
             if p < start, start > 0 { t = p / start }
             if p > anneal, anneal < 1 { t = (1 - p) / (1 - anneal) }
             return Foundation.exp(Foundation.log(lo) + t * (Foundation.log(hi) - Foundation.log(lo)))
+        case let .softStartCosine(lo, hi, start):
+            if start > 0, p < start { return (hi - lo) * (p / start) + lo }
+            return lo + (hi - lo) * Float(1 + cos(Double.pi * Double(p - start))) / 2
         }
     }
 }

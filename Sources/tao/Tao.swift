@@ -1,4 +1,5 @@
 import ArgumentParser
+import TaoTasks
 
 @main
 struct Tao: ParsableCommand {

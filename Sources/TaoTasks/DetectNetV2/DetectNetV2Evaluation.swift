@@ -117,28 +117,8 @@ extension DetectNetV2Task {
         let t0 = Date()
         let aps = try evaluate(set, runner, grid: grid(for: card))
         let r = DetectionEvaluation(classes: card.classes, perClass: aps, images: set.count)
-        results.log(String(format: "evaluated %@%@ on %d %@ frames in %.1f s: mAP %.2f%% (%@, per-class minimum overlap)", modelPath,
-                           runner.int8 == nil ? "" : " (INT8 engine)", set.count, useTrainingSet ? "training" : "validation",
-                           Date().timeIntervalSince(t0), 100 * r.mAP, config.apMode == "integrate" ? "INTEGRATE" : "SAMPLE, 11 points"))
-        let width = max(10, card.classes.map(\.count).max() ?? 0)
-        results.log("class".padding(toLength: width, withPad: " ", startingAt: 0) + "      AP  ground truth  true pos  false pos")
-        for (name, a) in zip(card.classes, aps) {
-            results.log(name.padding(toLength: width, withPad: " ", startingAt: 0)
-                        + (a.ap.map { String(format: "  %5.2f%%", 100 * $0) } ?? "       -") + String(format: "  %12d  %8d  %9d", a.groundTruth, a.truePositives, a.falsePositives))
-        }
-        try Plots.write(Plots.precisionRecall(title: String(format: "Precision-recall: %@ (mAP %.1f%%)", runName(resultsDir), 100 * r.mAP), classes: card.classes, aps),
-                        to: "\(resultsDir)/plots/pr_curves")
-        let events = try results.events(), step = card.epoch ?? 0
-        try events.scalars([("evaluate/mAP", r.mAP)] + zip(card.classes, aps).compactMap { n, a in a.ap.map { ("evaluate/AP_\(n)", $0) } }, step: step)
-        try writePRCurves(zip(card.classes, aps).map { ($0, $1) }, prefix: "evaluate", to: events, step: step)
-        try results.writeJSON("evaluation.json", [
-            "model": modelPath, "frames": set.count, "data": useTrainingSet ? "training" : "validation", "mAP": r.mAP,
-            "ap_mode": config.apMode,
-            "per_class": zip(card.classes, aps).map { name, a -> [String: Any] in
-                ["class": name, "ap": a.ap ?? NSNull(), "ground_truth": a.groundTruth, "true_positives": a.truePositives,
-                 "false_positives": a.falsePositives, "precision": a.precision, "recall": a.recall]
-            },
-        ])
+        try r.report(to: results, resultsDir: resultsDir, model: modelPath, card: card, int8: runner.int8 != nil, data: useTrainingSet ? "training" : "validation",
+                     seconds: Date().timeIntervalSince(t0), apMode: config.apMode, overlap: "per-class minimum overlap")
         try results.writeSummary()
         return r
     }
@@ -213,24 +193,12 @@ extension DetectNetV2Task {
                         objects.append(DetectedObject(className: name, box: b, score: d.score))
                     }
                 }
-                let stem = ((chunk[k] as NSString).lastPathComponent as NSString).deletingPathExtension
-                if spec.kittiDump {
-                    let lines = objects.map { o in
-                        String(format: "%@ 0.00 0 0.00 %.2f %.2f %.2f %.2f 0.00 0.00 0.00 0.00 0.00 0.00 0.00 %.5f", o.className, o.box.x1, o.box.y1, o.box.x2, o.box.y2, o.score)
-                    }
-                    try AtomicFile.write(Data(lines.map { $0 + "\n" }.joined().utf8), to: "\(outputDir)/labels/\(stem).txt")
+                let colors = objects.map { o -> RGB in
+                    let c = spec.targetClasses.firstIndex { spec.outputName($0) == o.className } ?? 0
+                    return spec.handler(spec.targetClasses[c]).color.map { RGB($0.r, $0.g, $0.b) } ?? RGB.series(c)
                 }
-                if spec.overlay {
-                    let marks = objects.map { o -> BoxMark in
-                        let c = spec.targetClasses.firstIndex { spec.outputName($0) == o.className } ?? 0
-                        let color = spec.handler(spec.targetClasses[c]).color.map { RGB($0.r, $0.g, $0.b) } ?? RGB.series(c)
-                        return BoxMark(x1: o.box.x1, y1: o.box.y1, x2: o.box.x2, y2: o.box.y2, label: String(format: "%@ %.2f", o.className, o.score), color: color)
-                    }
-                    let annotated = Annotator.draw(img, marks, lineWidth: Double(max(1, spec.lineWidth)))
-                    let name = (chunk[k] as NSString).lastPathComponent
-                    let jpeg = ["jpg", "jpeg"].contains((name as NSString).pathExtension.lowercased())
-                    try AtomicFile.write(Data(jpeg ? try ImageCodec.encodeJPEG(annotated) : try ImageCodec.encodePNG(annotated)), to: "\(outputDir)/images_annotated/\(name)")
-                }
+                try DetectedObject.write(objects, colors: colors, image: img, path: chunk[k], outputDir: outputDir,
+                                         labels: spec.kittiDump, annotated: spec.overlay, lineWidth: Double(max(1, spec.lineWidth)))
                 return objects
             }
             for (k, objects) in written.enumerated() { out.append((chunk[k], objects)) }

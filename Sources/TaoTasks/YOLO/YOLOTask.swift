@@ -1,0 +1,360 @@
+import Foundation
+import TaoData
+import TaoGraph
+import TaoMetrics
+import TaoModels
+import TaoReport
+import TaoRuntime
+import TaoSpec
+import TaoTensor
+import TaoTrain
+
+/// Which of TAO's three YOLO commands a task is.
+public protocol YOLOVersion: Sendable {
+    static var flavor: YOLOConfig.Flavor { get }
+}
+public enum YOLOv3: YOLOVersion { public static let flavor = YOLOConfig.Flavor.v3 }
+public enum YOLOv4: YOLOVersion { public static let flavor = YOLOConfig.Flavor.v4 }
+public enum YOLOv4Tiny: YOLOVersion { public static let flavor = YOLOConfig.Flavor.v4Tiny }
+
+/// `tao yolo_v3 | yolo_v4 | yolo_v4_tiny train`: YOLO's hooks on the shared training run — KITTI
+/// folders or TFRecords with TAO's YOLO augmentation, anchors matched as TAO's encoders match them,
+/// TAO's losses, and mAP after letterboxing on the validation images.
+public struct YOLOTask<V: YOLOVersion>: Sendable {
+    public let config: YOLOConfig
+    public let specPath: String
+
+    public init(specPath: String) throws {
+        config = try YOLOConfig(path: specPath, flavor: V.flavor)
+        self.specPath = specPath
+    }
+
+    public var modelName: String { config.arch + (config.nlayers > 0 && config.arch != "cspdarknet_tiny" ? "\(config.nlayers)" : "") }
+    var classMapping: ClassMapping { ClassMapping(config.classMapping, targets: config.classes) }
+
+    /// The heads of the model for an input of `inputShape` (C, H, W), anchors as fractions of the spec's size.
+    func layout(inputShape s: [Int]) -> YOLOLayout {
+        let c = config, (w, h) = (Double(c.inputShape[2]), Double(c.inputShape[1]))
+        let heads = c.anchors.enumerated().map { k, group in
+            YOLOHead(gridWidth: s[2] / YOLO.strides[k], gridHeight: s[1] / YOLO.strides[k], anchors: group.map { ($0.width / w, $0.height / h) },
+                     xyScale: 1 + Double(c.gridXYExtend[k]))
+        }
+        return YOLOLayout(heads: heads, classes: c.classes.count)
+    }
+
+    /// The layout a model's card records, on its own input.
+    static func layout(_ card: ModelCard) throws -> YOLOLayout {
+        guard case let .yolo(anchors, xyScale) = card.decoding, anchors.count == xyScale.count else { throw TaskError("the model's outputs are not YOLO's heads") }
+        let s = card.inputShape
+        return YOLOLayout(heads: anchors.enumerated().map { k, group in
+            YOLOHead(gridWidth: s[2] / YOLO.strides[k], gridHeight: s[1] / YOLO.strides[k], anchors: group.map { ($0[0], $0[1]) }, xyScale: xyScale[k])
+        }, classes: card.classes.count)
+    }
+
+    var loss: YOLOLoss {
+        let c = config
+        var l = YOLOLoss(version: V.flavor == .v3 ? .v3 : .v4, layout: layout(inputShape: c.inputShape))
+        (l.locWeight, l.negativeWeight, l.classWeight, l.neutralIoU) = (Double(c.locWeight), Double(c.negativeObjectWeight), Double(c.classWeight), Double(c.neutralBoxIoU))
+        (l.labelSmoothing, l.focalAlpha, l.focalGamma) = (Double(c.labelSmoothing), Double(c.focalAlpha), Double(c.focalGamma))
+        return l
+    }
+
+    var augmentation: YOLOAugmentation {
+        let c = config
+        var a = YOLOAugmentation(width: c.inputShape[2], height: c.inputShape[1])
+        (a.hue, a.saturation, a.exposure) = (Double(c.hue), Double(c.saturation), Double(c.exposure))
+        (a.vflip, a.hflip, a.jitter) = (Double(c.vflip), Double(c.hflip), Double(c.jitter))
+        (a.mosaicProbability, a.mosaicMinRatio) = (Double(c.mosaicProbability), Double(c.mosaicMinRatio))
+        return a
+    }
+
+    /// A canvas as the network takes it (TAO's YOLO preprocessing): BGR, each channel less its mean,
+    /// channels first, 0…255 scale.
+    static func input(_ canvas: Image, mean: [Float]) -> [Float] {
+        let c = canvas.channels, plane = canvas.width * canvas.height
+        var x = [Float](repeating: 0, count: c * plane)
+        canvas.pixels.withUnsafeBufferPointer { p in
+            for ch in 0..<c {
+                let src = c == 3 ? 2 - ch : ch, m = mean[ch]
+                for i in 0..<plane { x[ch * plane + i] = Float(p[i * c + src]) - m }
+            }
+        }
+        return x
+    }
+
+    /// The spec's training and validation frames.
+    func frames() throws -> (train: [YOLOFrame], val: [YOLOFrame]) {
+        let c = config
+        func read(_ sources: [YOLOConfig.DataSource]) throws -> [(frame: YOLOFrame, fold: Int?)] {
+            try sources.flatMap { s -> [(frame: YOLOFrame, fold: Int?)] in
+                switch s.labels {
+                case .kitti(let labels):
+                    let d = try KITTIDataset(images: s.images, labels: labels)
+                    return d.ids.indices.map { (YOLOFrame(imagePath: d.imagePaths[$0], labels: .kitti(d, $0)), nil) }
+                case .tfrecords(let pattern):
+                    return try DetectionRecords.files(matching: pattern).flatMap { file in
+                        let fold = file.range(of: "-fold-").flatMap { Int(file[$0.upperBound...].prefix(3)) }
+                        return try DetectionRecords.read([file], imageDirectory: s.images, imageExtension: c.imageExtension).map { (YOLOFrame(imagePath: $0.imagePath, labels: .record($0)), fold) }
+                    }
+                }
+            }
+        }
+        let train = try read(c.sources)
+        if let f = c.validationFold {
+            let val = train.filter { $0.fold == f }.map(\.frame)
+            guard !val.isEmpty else { throw TaskError("validation_fold \(f): no TFRecord file of the data sources is named -fold-\(String(format: "%03d", f))-") }
+            return (train.filter { $0.fold != f }.map(\.frame), val)
+        }
+        return (train.map(\.frame), try read(c.validationSources).map(\.frame))
+    }
+
+    /// The detections of a batch (per image, per class; boxes as fractions of the input).
+    func detections(_ runner: ModelRunner, batch: Int, layout: YOLOLayout, confidence: Double? = nil) -> [[[ScoredBox]]] {
+        YOLODecoder.detections(outputs: layout.heads.indices.map { UnsafePointer(runner.outputPointer($0)) }, batch: batch, layout: layout,
+                               confidence: confidence ?? Double(config.confidenceThreshold), nmsIoU: Double(config.nmsIoU), topK: config.topK)
+    }
+
+    /// mAP as TAO's YOLO evaluates: each frame letterboxed to the input, detections (NMS as
+    /// nms_config says) against the labels at eval_config's IoU, difficult objects neutral.
+    func evaluate(_ frames: [YOLOFrame], _ runner: ModelRunner, layout: YOLOLayout) throws -> [ClassAP] {
+        let aug = augmentation, mapping = classMapping, mean = config.imageMean, channels = config.inputShape[0]
+        var found: [Detection] = [], truth: [GroundTruth] = []
+        let b = runner.batch, per = channels * aug.width * aug.height
+        for start in stride(from: 0, to: frames.count, by: b) {
+            let chunk = Array(frames[start..<min(start + b, frames.count)])
+            let samples = try parallelMap(chunk.count) { k -> (LabelledImage, YOLOAugmentation.Placement, [Float]) in
+                let s = try chunk[k].load(channels: channels, mapping: mapping, keepDifficult: true)
+                let boxed = aug.letterboxed(s)
+                return (s, aug.letterbox(imageWidth: s.image.width, imageHeight: s.image.height), Self.input(boxed.image, mean: mean))
+            }
+            runner.load(samples.map(\.2), per: per)
+            runner.forward()
+            let batch = detections(runner, batch: chunk.count, layout: layout)
+            for (k, s) in samples.enumerated() {
+                for o in s.0.objects {
+                    truth.append(GroundTruth(image: start + k, classIndex: o.classIndex, box: Box(o.x1, o.y1, o.x2, o.y2), difficult: o.difficult))
+                }
+                for (c, boxes) in batch[k].enumerated() {
+                    for d in boxes { found.append(Detection(image: start + k, classIndex: c, box: Self.unbox(d.box, s.1, aug), score: d.score)) }
+                }
+            }
+        }
+        return AveragePrecision.evaluate(detections: found, groundTruth: truth, classes: config.classes.count,
+                                         iouThreshold: Array(repeating: Double(config.matchingIoU), count: config.classes.count),
+                                         mode: config.apMode == "integrate" ? .integrate : .sample)
+    }
+
+    /// A box on the letterboxed input (fractions) in the original image's pixels.
+    static func unbox(_ b: Box, _ p: YOLOAugmentation.Placement, _ aug: YOLOAugmentation) -> Box {
+        func x(_ v: Double) -> Double { (v * Double(aug.width) - Double(p.dx)) * p.sw / Double(p.dw) + p.sx }
+        func y(_ v: Double) -> Double { (v * Double(aug.height) - Double(p.dy)) * p.sh / Double(p.dh) + p.sy }
+        return Box(x(b.x1), y(b.y1), x(b.x2), y(b.y2))
+    }
+}
+
+/// One labelled image of a YOLO dataset: a KITTI label file or a TFRecord frame.
+struct YOLOFrame: Sendable {
+    enum Labels: Sendable { case kitti(KITTIDataset, Int), record(DetectionFrame) }
+    var imagePath: String
+    var labels: Labels
+
+    /// The image with its objects of the target classes (pixels); objects marked occluded are
+    /// difficult, dropped unless `keepDifficult`. A box outside the image is an error naming the label's line.
+    func load(channels: Int, mapping: ClassMapping, keepDifficult: Bool) throws -> LabelledImage {
+        let img = try ImageCodec.decode(path: imagePath, channels: channels)
+        let objects: [KITTIObject]
+        switch labels {
+        case .kitti(let d, let i): objects = try d.objects(i, imageWidth: img.width, imageHeight: img.height)
+        case .record(let f):
+            guard img.width == f.width, img.height == f.height else {
+                throw TaskError("\(imagePath) is \(img.width)×\(img.height), but its TFRecord says \(f.width)×\(f.height): convert the dataset again")
+            }
+            objects = f.objects
+        }
+        return LabelledImage(image: img, objects: objects.compactMap { o in
+            guard let k = mapping.target(of: o.className), keepDifficult || o.occlusion == 0 else { return nil }
+            let (x1, y1) = (max(0, Double(o.x1)), max(0, Double(o.y1))), (x2, y2) = (min(Double(img.width), Double(o.x2)), min(Double(img.height), Double(o.y2)))
+            guard x2 - x1 > 1e-3 * Double(img.width), y2 - y1 > 1e-3 * Double(img.height) else { return nil }
+            return LabelledImage.Object(classIndex: k, x1: x1, y1: y1, x2: x2, y2: y2, difficult: o.occlusion != 0)
+        })
+    }
+}
+
+extension YOLOTask: TrainableTask {
+    public var settings: TrainingSettings {
+        let c = config
+        let reg = c.regularizer.map { Regularizer($0.kind == "L1" ? .l1 : .l2, weight: $0.weight, scope: [.convWeight]) }
+        let schedule: LearningRateSchedule = switch c.schedule {
+        case let .softStartAnnealing(lo, hi, s, a): .softStartAnnealing(min: lo, max: hi, softStart: s, annealing: a)
+        case let .softStartCosine(lo, hi, s): .softStartCosine(min: lo, max: hi, softStart: s)
+        }
+        var s = TrainingSettings(task: V.flavor.rawValue, modelName: modelName, epochs: c.epochs, batchSize: c.batchSize, seed: c.seed,
+                                 inputShape: c.inputShape, pretrainedModelPath: c.prunedModel ?? c.pretrainedModel, schedule: schedule, regularizer: reg)
+        s.notes = c.notes
+        if c.randomizeInputShapePeriod > 0 {
+            s.notes.append("augmentation_config.randomize_input_shape_period: multi-scale training is not available in tao-swift yet; every batch is \(c.inputShape[2])×\(c.inputShape[1])")
+        }
+        return s
+    }
+
+    /// Trains as the spec says into `resultsDir` (resuming as every task does).
+    @discardableResult
+    public func train(resultsDir: String, quiet: Bool = false, initEpoch: Int? = nil) throws -> [String: Double] {
+        try TrainingRun(task: self, resultsDir: resultsDir, quiet: quiet, initEpoch: initEpoch).run()
+    }
+
+    public func makeOptimizer() -> (any Optimizer, decay: Float) {
+        switch config.optimizer {
+        case let .adam(b1, b2, eps): (Adam(beta1: b1, beta2: b2, epsilon: eps), 0)
+        case let .sgd(m, nesterov): (SGD(momentum: m, nesterov: nesterov), 0)
+        case let .rmsprop(rho, m, eps): (RMSprop(rho: rho, momentum: m, epsilon: eps), 0)
+        }
+    }
+
+    public func openData() throws -> any TrainingData { try YOLOData(self) }
+
+    public func buildModel(classes: [String]) throws -> Graph {
+        let c = config
+        let version: YOLOModelConfig.Version = switch V.flavor { case .v3: .v3; case .v4: .v4; case .v4Tiny: .v4Tiny }
+        let backbone: YOLOModelConfig.Backbone = c.arch == "cspdarknet_tiny" ? .cspDarknetTiny : .resnet(depth: c.nlayers)
+        var m = YOLOModelConfig(version: version, backbone: backbone, inputShape: Shape(c.inputShape), classes: classes.count, anchorsPerHead: c.anchors.map(\.count))
+        m.archConvBlocks = c.archConvBlocks
+        m.forceReLU = c.forceReLU
+        m.backboneActivation = c.activation == "mish" ? .mish : c.activation == "relu" ? .relu : .leakyRelu(alpha: 0.1)
+        return try YOLO.build(m)
+    }
+
+    public func readModel(_ path: String) throws -> Checkpoint {
+        guard !path.lowercased().hasSuffix(".onnx") else {
+            throw TaskError("\(path): a YOLO backbone from an ONNX file is not available yet; pretrain with tao classification and name its .tao file")
+        }
+        return try Checkpoint.read(from: path)
+    }
+
+    public func adapt(_ graph: Graph, classes: [String], source: String, card: ModelCard) throws -> Graph {
+        let layout = layout(inputShape: config.inputShape)
+        guard card.task == V.flavor.rawValue, graph.outputs.count == layout.heads.count,
+              zip(graph.outputs, layout.heads).allSatisfy({ graph.shape(of: $0)[0] == $1.anchors.count * (5 + classes.count) }) else {
+            throw TaskError("\(source) is a \(card.task) model of \(card.classes.count) classes; retrain a pruned \(V.flavor.rawValue) model with the anchors and classes it was trained for")
+        }
+        return graph
+    }
+
+    public func headParameters(_ graph: Graph) -> [String] {
+        graph.parameters.map(\.name).filter { n in YOLO.headLayers.contains { n.hasPrefix($0 + ".") } }
+    }
+
+    /// TAO's freeze_blocks: ResNet's block 0 is the stem, N its Nth stage; CSPDarkNet-tiny's are its units.
+    public func frozen(_ g: Graph) -> (params: Set<String>, batchNorms: Set<String>) {
+        let prefixes = config.freezeBlocks.flatMap { b -> [String] in
+            config.arch == "resnet" ? (b == 0 ? ["conv1.", "bn1."] : ["layer\(b)."]) : ["block\(b)."]
+        }
+        return frozenLayers(g, prefixes: prefixes, freezeBN: config.freezeBN)
+    }
+
+    public func card(classes: [String], epoch: Int) -> ModelCard {
+        let l = layout(inputShape: config.inputShape)
+        return ModelCard(task: V.flavor.rawValue, arch: modelName, classes: classes, inputShape: config.inputShape, preprocessMode: "caffe", epoch: epoch,
+                         decoding: .yolo(anchors: l.heads.map { $0.anchors.map { [$0.w, $0.h] } }, xyScale: l.heads.map(\.xyScale)))
+    }
+
+    public func makeValidator(graph: Graph, store: ParameterStore, data: any TrainingData) throws -> any Validator {
+        let d = data as! YOLOData<V>
+        return YOLOValidator(task: self, frames: d.val, runner: try ModelRunner(graph: graph, store: store, batch: min(config.evalBatchSize, max(d.val.count, 1))))
+    }
+
+    public func describe(train: [(String, Double)], val: [(String, Double)]) -> String {
+        (train + val).filter { $0.1.isFinite }.map { k, v in k == "val_mAP" || k.hasPrefix("val_AP") ? String(format: "%@ %.2f%%", k, 100 * v) : String(format: "%@ %.4f", k, v) }.joined(separator: ", ")
+    }
+}
+
+/// The frames of a YOLO run, augmented and matched to anchors in batches.
+final class YOLOData<V: YOLOVersion>: TrainingData {
+    let task: YOLOTask<V>
+    let train: [YOLOFrame]
+    let val: [YOLOFrame]
+    var order: [Int] = []
+    var position = 0, epoch = 0
+    var sums = YOLOLoss.Parts(), steps = 0
+
+    init(_ task: YOLOTask<V>) throws {
+        self.task = task
+        (train, val) = try task.frames()
+        guard train.count >= task.config.batchSize else { throw TaskError("the training data has \(train.count) images, fewer than one batch of \(task.config.batchSize)") }
+    }
+
+    var classes: [String] { task.config.classes }
+    var summary: String { "on \(train.count) images (\(classes.joined(separator: ", "))), validating on \(val.count)" }
+    var stepsPerEpoch: Int { train.count / task.config.batchSize }
+    var epochMetrics: [(String, Double)] {
+        let n = Double(max(steps, 1))
+        return [("loss_loc", sums.location / n), ("loss_obj", sums.positiveObjectness / n), ("loss_noobj", sums.negativeObjectness / n), ("loss_cls", sums.classes / n)]
+    }
+
+    func start(epoch: Int) {
+        self.epoch = epoch
+        var rng = SplitMix64(seed: task.config.seed &+ UInt64(epoch) &* 31337)
+        order = Array(train.indices)
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        position = 0; sums = YOLOLoss.Parts(); steps = 0
+    }
+
+    /// One training sample: augmented (mosaic drawing other training images), its input and anchor matches.
+    static func sample(_ task: YOLOTask<V>, _ frames: [YOLOFrame], _ index: Int, rng: inout SplitMix64, layout: YOLOLayout) throws -> ([Float], YOLOTargets) {
+        let c = task.config, mapping = task.classMapping, aug = task.augmentation
+        func load(_ i: Int) throws -> LabelledImage { try frames[i].load(channels: c.inputShape[0], mapping: mapping, keepDifficult: c.includeDifficult) }
+        let s = try aug.training(try load(index), count: frames.count, other: load, rng: &rng)
+        let (w, h) = (Double(aug.width), Double(aug.height))
+        let targets = YOLOTargets(objects: s.objects.map { ($0.classIndex, Box($0.x1 / w, $0.y1 / h, $0.x2 / w, $0.y2 / h)) }, layout: layout,
+                                  matchingIoU: V.flavor == .v3 ? nil : Double(c.boxMatchingIoU), classWeights: c.classWeights.map(Double.init))
+        return (YOLOTask<V>.input(s.image, mean: c.imageMean), targets)
+    }
+
+    func step(_ trainer: Trainer) throws -> (loss: Float, samples: Int)? {
+        let n = task.config.batchSize
+        guard position + n <= order.count else { return nil }
+        let idx = Array(order[position..<(position + n)])
+        position += n
+        let (task, frames, epoch, seed) = (self.task, train, self.epoch, self.task.config.seed)
+        let loss = task.loss, layout = loss.layout
+        let prepared = try parallelMap(n) { k -> ([Float], YOLOTargets) in
+            var rng = SplitMix64(seed: seed &+ UInt64(epoch) &* 1_000_003 &+ UInt64(idx[k]) &* 7919)
+            return try Self.sample(task, frames, idx[k], rng: &rng, layout: layout)
+        }
+        let exec = trainer.executor, input = exec.inputPointer(0), per = prepared[0].0.count
+        for (k, s) in prepared.enumerated() { s.0.withUnsafeBufferPointer { input.advanced(by: k * per).update(from: $0.baseAddress!, count: per) } }
+        var parts = YOLOLoss.Parts()
+        let value = trainer.step { ex in
+            let r = loss(outputs: layout.heads.indices.map { UnsafePointer(ex.outputPointer($0)) }, targets: prepared.map(\.1),
+                         gradients: layout.heads.indices.map { ex.outputGradientPointer($0) })
+            parts = r.parts
+            return Float(r.total)
+        }
+        sums.location += parts.location; sums.positiveObjectness += parts.positiveObjectness
+        sums.negativeObjectness += parts.negativeObjectness; sums.classes += parts.classes; steps += 1
+        return (value, n)
+    }
+
+    func close() {}
+}
+
+/// mAP on the validation images, as `evaluate` computes it.
+struct YOLOValidator<V: YOLOVersion>: Validator {
+    let task: YOLOTask<V>
+    let frames: [YOLOFrame]
+    let runner: ModelRunner
+    final class Last: @unchecked Sendable { var aps: [ClassAP] = [] }
+    let last = Last()
+
+    func run(epoch: Int, last: Bool) throws -> [(String, Double)] {
+        guard !frames.isEmpty else { return [] }
+        let aps = try task.evaluate(frames, runner, layout: task.layout(inputShape: task.config.inputShape))
+        self.last.aps = aps
+        return [("val_mAP", AveragePrecision.mean(aps))] + zip(task.config.classes, aps).map { ("val_AP_\($0)", $1.ap ?? 0) }
+    }
+
+    func writeEvents(_ events: EventWriter, step: Int) throws {
+        try writePRCurves(zip(task.config.classes, last.aps).map { ($0, $1) }, prefix: "validation", to: events, step: step)
+        last.aps = []
+    }
+}
