@@ -389,6 +389,23 @@ public final class Int8Engine {
                                       [(.src, f), (.dst, y)]))
                     vals[n.output.index] = Q(mem: y, scale: 1, type: .f32)
                 }
+            case .upsample(let u):
+                // Nearest neighbour (YOLO's necks) copies values: int8 stays int8 at its scale where
+                // oneDNN resamples that type; bilinear, or where it does not, through fp32.
+                let x = vals[n.inputs[0].index]!
+                let alg: Kernels.ResampleAlg = u.mode == .nearest ? .nearest : .linear
+                if u.mode == .nearest, x.type != .f32,
+                   let pd = try? Kernels.resampleForward(.inference, alg, src: x.mem.desc, dst: MemoryDesc(dims, .any, type: x.type)) {
+                    let y = Memory(pd.md(.dst))
+                    steps.append(Step(try Primitive(pd), [(.src, x.mem), (.dst, y)]))
+                    vals[n.output.index] = Q(mem: y, scale: x.scale, type: x.type, nonNegative: x.nonNegative)
+                } else {
+                    let f = try dequantize(x, dims: g.shape(of: n.inputs[0]).batched(batch).dims)
+                    let pd = try Kernels.resampleForward(.inference, alg, src: f.desc, dst: MemoryDesc(dims))
+                    let y = Memory(pd.md(.dst))
+                    steps.append(Step(try Primitive(pd), [(.src, f), (.dst, y)]))
+                    vals[n.output.index] = Q(mem: y, scale: 1, type: .f32)
+                }
             case .reshape:
                 let x = try dequantize(vals[n.inputs[0].index]!, dims: g.shape(of: n.inputs[0]).batched(batch).dims)
                 vals[n.output.index] = Q(mem: Memory(MemoryDesc(dims), wrapping: x.pointer), scale: 1, type: .f32)

@@ -1,5 +1,7 @@
 import Foundation
 import TaoGraph
+import TaoModels
+import TaoONNX
 
 /// What a saved model is, as one typed record that travels in every checkpoint, pruned model and
 /// engine file (metadata key `tao.card`): the task, its classes, the input it takes and how images
@@ -66,17 +68,24 @@ public struct ModelCard: Codable, Sendable, Equatable {
         case detectNetV2(stride: Int, scale: Float, offset: Float)
         /// YOLO: per head (big, stride 32, first) raw maps [N, anchors · (5 + C), H/stride, W/stride];
         /// `anchors[h]` the head's (width, height) pairs as fractions of the input, `xyScale[h]` its
-        /// grid scale (1 + grid_xy_extend).
-        case yolo(anchors: [[[Double]]], xyScale: [Double])
+        /// grid scale (1 + grid_xy_extend); `nms` the training spec's nms_config, which export appends.
+        case yolo(anchors: [[[Double]]], xyScale: [Double], nms: NMSSettings)
 
         /// The outputs' names in exported ONNX files (DetectNet_v2's as TAO's export names its nodes).
         public var outputNames: [String] {
             switch self {
             case .classifierLogits: ["logits"]
             case .detectNetV2: ["output_cov", "output_bbox"]
-            case .yolo(let anchors, _): Array(["conv_big_object", "conv_mid_object", "conv_sm_object"].prefix(anchors.count))
+            case .yolo(let anchors, _, _): Array(["conv_big_object", "conv_mid_object", "conv_sm_object"].prefix(anchors.count))
             }
         }
+    }
+
+    /// A detector's non-maximum suppression: boxes scoring above `confidence`, overlaps above `iou`
+    /// suppressed, at most `topK` kept.
+    public struct NMSSettings: Codable, Sendable, Equatable {
+        public var confidence: Double, iou: Double, topK: Int
+        public init(confidence: Double, iou: Double, topK: Int) { self.confidence = confidence; self.iou = iou; self.topK = topK }
     }
 
     /// The graph trains as it is (pruned or imported), not as the spec would build it.
@@ -141,5 +150,18 @@ extension ModelCard {
 
     private struct LegacyPrune: Decodable {
         var source: String, threshold: Float, normalizer: String, equalization: String, granularity: Int, min_num_filters: Int, excluded_layers: [String]
+    }
+}
+
+extension ModelCard {
+    /// The post-processing ONNX can run for this model (YOLO's decoding and NMS), or nil.
+    var decodingGraph: YOLODecodingGraph? {
+        guard case let .yolo(anchors, xyScale, nms) = decoding else { return nil }
+        let (h, w) = (inputShape[1], inputShape[2])
+        let heads = anchors.enumerated().map { k, group in
+            YOLODecodingGraph.Head(output: decoding.outputNames[k], gridWidth: w / TaoModels.YOLO.strides[k], gridHeight: h / TaoModels.YOLO.strides[k],
+                                   anchors: group.map { ($0[0] * Double(w), $0[1] * Double(h)) }, xyScale: xyScale[k])
+        }
+        return YOLODecodingGraph(heads: heads, classes: classes.count, inputWidth: w, inputHeight: h, scoreThreshold: nms.confidence, iou: nms.iou, maxPerClass: nms.topK)
     }
 }

@@ -115,16 +115,18 @@ extension ModelTask {
 
     /// `export`: writes a trained model as ONNX (opset 17, dynamic batch), its outputs named as the
     /// task's head decoding names them, with class labels, input size, preprocessing and the model
-    /// card in the metadata.
-    public static func export(modelPath: String, output: String, classMap: String? = nil, log: (String) -> Void = { _ in }) throws {
+    /// card in the metadata. A detector whose decoding ONNX can express (YOLO) gets it appended, with
+    /// ONNX's NonMaxSuppression, unless `rawOutputs`.
+    public static func export(modelPath: String, output: String, classMap: String? = nil, rawOutputs: Bool = false, log: (String) -> Void = { _ in }) throws {
         let (ck, card) = try loadModel(modelPath)
         if let classMap { try checkClassMap(classMap, classes: card.classes, model: modelPath) }
-        let names = card.decoding.outputNames
-        try ONNXExport.write(ck.graph, ck.parameters, to: output, metadata: try onnxMetadata(card), outputNames: names)
+        var m = try ONNXExport.model(ck.graph, ck.parameters, metadata: try onnxMetadata(card), outputNames: card.decoding.outputNames)
+        if !rawOutputs, let d = card.decodingGraph { try ONNXExport.appendYOLODecoding(&m, d) }
+        try AtomicFile.write(try m.serializedData(), to: output)
         let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
-        let dims = { (s: [Int]) in "[batch," + s.map(String.init).joined(separator: ",") + "]" }
-        let outputs = zip(names, ck.graph.outputs).map { "'\($0)' \(dims(ck.graph.shape(of: $1).dims))" }.joined(separator: ", ")
-        log("wrote \(output) (ONNX opset \(ONNXExport.opset), input 'image' \(dims(ck.graph.shape(of: ck.graph.inputs[0]).dims)), output\(names.count > 1 ? "s" : "") \(outputs), \(size / 1024) KiB)")
+        let dims = { (s: Onnx_ValueInfoProto) in "[" + s.type.tensorType.shape.dim.map { $0.dimParam.isEmpty ? String($0.dimValue) : $0.dimParam }.joined(separator: ",") + "]" }
+        let outputs = m.graph.output.map { "'\($0.name)' \(dims($0))" }.joined(separator: ", ")
+        log("wrote \(output) (ONNX opset \(ONNXExport.opset), input 'image' \(dims(m.graph.input[0])), output\(m.graph.output.count > 1 ? "s" : "") \(outputs), \(size / 1024) KiB)")
     }
 
     /// `export --data_type int8`: the model as INT8 ONNX in QDQ form (batch norms folded; int8

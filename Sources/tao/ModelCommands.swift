@@ -82,6 +82,8 @@ struct ExportCommand<Task: ModelTask>: ParsableCommand {
     @Option(name: [.customLong("max_workspace_size")], help: "TAO's TensorRT workspace; accepted, unused.") var maxWorkspaceSize: Int?
     @Option(name: [.customLong("classmap_json")], help: "TAO's class map; checked against the classes the model was trained on.") var classmap: String?
     @Option(name: [.customLong("data_type")], help: "fp32 or int8.") var dataType = "fp32"
+    @Flag(name: [.customLong("raw_outputs")], help: "Detectors: end the ONNX graph at the heads' raw outputs, without the decoding and NonMaxSuppression export otherwise appends (YOLO).")
+    var rawOutputs = false
     @Option(name: [.customLong("cal_image_dir")], help: "Images for INT8 calibration.") var calImageDir: String?
     @Option(name: [.customLong("cal_cache_file")], help: "Calibration ranges (JSON): written, or read when no --cal_image_dir is given.") var calCacheFile: String?
     @Option(name: [.customLong("cal_data_file")], help: "TAO's calibration tensor file; accepted, unused (calibration reads --cal_image_dir).") var calDataFile: String?
@@ -119,7 +121,7 @@ struct ExportCommand<Task: ModelTask>: ParsableCommand {
             output = (output as NSString).deletingPathExtension + ".onnx"
             say("note: TAO's .etlt is an encrypted ONNX file; tao-swift writes plain ONNX: \(output)")
         }
-        try Task.export(modelPath: model, output: output, classMap: classmap, log: say)
+        try Task.export(modelPath: model, output: output, classMap: classmap, rawOutputs: rawOutputs, log: say)
         guard dataType == "int8" else { return }
         var o = Int8ExportOptions(output: output)
         (o.spec, o.imageDir, o.cacheFile, o.batches, o.batchSize) = (spec, calImageDir, calCacheFile, batches, batchSize)

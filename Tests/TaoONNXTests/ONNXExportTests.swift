@@ -250,4 +250,30 @@ final class ONNXExportTests: XCTestCase {
         XCTAssertEqual(namedReport["output_names"] as? [String], ["output_cov", "output_bbox"])
         XCTAssertEqual(named, theirs)
     }
+
+    /// YOLO's heads (YOLOv4-tiny on CSPDarkNet-tiny, YOLOv4 on ResNet-10 with SPP and the PAN path) at
+    /// a wide input: onnxruntime gives ours within rounding of the exact answer.
+    func testYOLOHeadsMatchONNXRuntime() throws {
+        for (name, cfg) in [("yolo_v4_tiny", YOLOModelConfig(version: .v4Tiny, backbone: .cspDarknetTiny, inputShape: [3, 64, 96], classes: 2, anchorsPerHead: [3, 3])),
+                            ("yolo_v4_resnet10", YOLOModelConfig(version: .v4, backbone: .resnet(depth: 10), inputShape: [3, 64, 96], classes: 2, anchorsPerHead: [3, 3, 3])),
+                            ("yolo_v3_resnet10", YOLOModelConfig(version: .v3, backbone: .resnet(depth: 10), inputShape: [3, 64, 96], classes: 2, anchorsPerHead: [3, 3, 3]))] {
+            let g = try YOLO.build(cfg)
+            let s = Self.store(g, seed: 5)
+            var stats = SplitMix64(seed: 77)
+            try BatchNormStatistics.reestimate(g, s, batches: [Tensor.randomNormal([8, 3, 64, 96], rng: &stats)])
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString).onnx").path
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            try ONNXExport.write(g, s, to: path, outputNames: Array(YOLO.headLayers.prefix(g.outputs.count)))
+            var rng = SplitMix64(seed: 3)
+            let x = Tensor.randomNormal([2, 3, 64, 96], rng: &rng)
+            let (theirs, _) = try PythonONNX.run(path, input: x)
+            let e = try Executor(graph: g, batch: 2, mode: .inference, parameters: s)
+            try e.setInput(0, x)
+            e.forward()
+            let mine = g.outputs.indices.flatMap { e.output($0).scalars }
+            XCTAssertEqual(theirs.count, mine.count)
+            print("onnx \(name): max |onnxruntime − ours| = \(zip(theirs, mine).map { abs($0 - $1) }.max() ?? .infinity)")
+            try Self.checkWithinRoundingOfTheExactAnswer(g, s, x, ours: mine, theirs: theirs, name: name)
+        }
+    }
 }

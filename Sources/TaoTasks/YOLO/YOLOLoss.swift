@@ -305,30 +305,32 @@ public struct YOLOLoss: Sendable {
 /// Boxes from YOLO's heads as TAO decodes them (score = σ(objectness) · σ(class)), then per-class
 /// non-maximum suppression and the `topK` best overall.
 public enum YOLODecoder {
+    /// Every slot of image `image`: its box (x1, y1, x2, y2 as fractions of the input) and its score
+    /// per class, heads in order, each head's slots by anchor, row, column (the order export's ONNX
+    /// decoding gives them).
+    public static func slots(outputs: [UnsafePointer<Float>], image img: Int, layout L: YOLOLayout) -> [(box: Box, scores: [Double])] {
+        var out: [(box: Box, scores: [Double])] = []
+        for (h, g) in L.heads.enumerated() {
+            for a in g.anchors.indices {
+                for i in 0..<g.gridHeight {
+                    for j in 0..<g.gridWidth {
+                        func o(_ k: Int) -> Double { Double(outputs[h][L.offset(head: h, image: img, anchor: a, channel: k, row: i, column: j)]) }
+                        let d = L.decode(head: h, anchor: a, row: i, column: j, ty: o(0), tx: o(1), th: o(2), tw: o(3))
+                        let obj = sigmoid(o(4))
+                        out.append((Box(d.cx - d.w / 2, d.cy - d.h / 2, d.cx + d.w / 2, d.cy + d.h / 2), (0..<L.classes).map { obj * sigmoid(o(5 + $0)) }))
+                    }
+                }
+            }
+        }
+        return out
+    }
+
     /// Per image, per class, the boxes above `confidence` (x1, y1, x2, y2 as fractions of the input).
     public static func detections(outputs: [UnsafePointer<Float>], batch: Int, layout L: YOLOLayout, confidence: Double, nmsIoU: Double, topK: Int) -> [[[ScoredBox]]] {
         (0..<batch).map { img in
             var perClass = [[ScoredBox]](repeating: [], count: L.classes)
-            for (h, g) in L.heads.enumerated() {
-                for a in g.anchors.indices {
-                    for i in 0..<g.gridHeight {
-                        for j in 0..<g.gridWidth {
-                            func o(_ k: Int) -> Double { Double(outputs[h][L.offset(head: h, image: img, anchor: a, channel: k, row: i, column: j)]) }
-                            let obj = sigmoid(o(4))
-                            guard obj > confidence else { continue }
-                            var box: Box?
-                            for c in 0..<L.classes {
-                                let score = obj * sigmoid(o(5 + c))
-                                guard score > confidence else { continue }
-                                if box == nil {
-                                    let d = L.decode(head: h, anchor: a, row: i, column: j, ty: o(0), tx: o(1), th: o(2), tw: o(3))
-                                    box = Box(d.cx - d.w / 2, d.cy - d.h / 2, d.cx + d.w / 2, d.cy + d.h / 2)
-                                }
-                                perClass[c].append(ScoredBox(box!, score: score))
-                            }
-                        }
-                    }
-                }
+            for s in slots(outputs: outputs, image: img, layout: L) {
+                for (c, score) in s.scores.enumerated() where score > confidence { perClass[c].append(ScoredBox(s.box, score: score)) }
             }
             let kept = perClass.map { NMS.suppress($0, iouThreshold: nmsIoU, topK: topK) }
             // The topK best over all classes.

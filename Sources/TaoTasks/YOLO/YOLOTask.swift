@@ -44,7 +44,7 @@ public struct YOLOTask<V: YOLOVersion>: Sendable {
 
     /// The layout a model's card records, on its own input.
     static func layout(_ card: ModelCard) throws -> YOLOLayout {
-        guard case let .yolo(anchors, xyScale) = card.decoding, anchors.count == xyScale.count else { throw TaskError("the model's outputs are not YOLO's heads") }
+        guard case let .yolo(anchors, xyScale, _) = card.decoding, anchors.count == xyScale.count else { throw TaskError("the model's outputs are not YOLO's heads") }
         let s = card.inputShape
         return YOLOLayout(heads: anchors.enumerated().map { k, group in
             YOLOHead(gridWidth: s[2] / YOLO.strides[k], gridHeight: s[1] / YOLO.strides[k], anchors: group.map { ($0[0], $0[1]) }, xyScale: xyScale[k])
@@ -255,7 +255,8 @@ extension YOLOTask: TrainableTask {
     public func card(classes: [String], epoch: Int) -> ModelCard {
         let l = layout(inputShape: config.inputShape)
         return ModelCard(task: V.flavor.rawValue, arch: modelName, classes: classes, inputShape: config.inputShape, preprocessMode: "caffe", epoch: epoch,
-                         decoding: .yolo(anchors: l.heads.map { $0.anchors.map { [$0.w, $0.h] } }, xyScale: l.heads.map(\.xyScale)))
+                         decoding: .yolo(anchors: l.heads.map { $0.anchors.map { [$0.w, $0.h] } }, xyScale: l.heads.map(\.xyScale),
+                                         nms: .init(confidence: Double(config.confidenceThreshold), iou: Double(config.nmsIoU), topK: config.topK)))
     }
 
     public func makeValidator(graph: Graph, store: ParameterStore, data: any TrainingData) throws -> any Validator {

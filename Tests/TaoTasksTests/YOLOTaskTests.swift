@@ -1,0 +1,273 @@
+import XCTest
+import Foundation
+import TaoData
+import TaoGraph
+import TaoMetrics
+import TaoPrune
+import TaoRuntime
+@testable import TaoTasks
+import TaoTensor
+import TaoTestSupport
+
+/// YOLO end to end on small scenes of bright squares and bars on noise (KITTI label folders): a
+/// TAO spec, training on the shared run, validation mAP, resume, evaluate, inference, ONNX export
+/// with NMS against onnxruntime, prune and INT8.
+final class YOLOTaskTests: XCTestCase {
+    var dir: String!
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("yolo-\(UUID().uuidString)").path
+        var rng = SplitMix64(seed: 7)
+        for (split, count) in [("train", 48), ("val", 12)] {
+            for sub in ["images", "labels"] { try FileManager.default.createDirectory(atPath: "\(dir!)/\(split)/\(sub)", withIntermediateDirectories: true) }
+            for i in 0..<count {
+                let (w, h) = (96, 64)
+                var px = (0..<(w * h * 3)).map { _ in UInt8(rng.next() % 50) }
+                var lines: [String] = []
+                for k in 0..<(1 + i % 2) {
+                    let bar = (i + k) % 3 == 0
+                    let (bw, bh) = bar ? (30 + Int(rng.next() % 6), 12 + Int(rng.next() % 4)) : (18 + Int(rng.next() % 6), 18 + Int(rng.next() % 6))
+                    let x0 = k * 48 + Int(rng.next() % UInt64(48 - bw)), y0 = Int(rng.next() % UInt64(h - bh))
+                    for y in y0..<(y0 + bh) { for x in x0..<(x0 + bw) { for c in 0..<3 { px[(y * w + x) * 3 + c] = bar ? [230, 60, 60][c] : 220 } } }
+                    lines.append("\(bar ? "Bar" : "Box") 0.00 0 0.00 \(x0).00 \(y0).00 \(x0 + bw).00 \(y0 + bh).00 0 0 0 0 0 0 0")
+                }
+                let png = try ImageCodec.encodePNG(Image(width: w, height: h, channels: 3, pixels: px))
+                FileManager.default.createFile(atPath: "\(dir!)/\(split)/images/\(String(format: "%04d", i)).png", contents: Data(png))
+                try (lines.joined(separator: "\n") + "\n").write(toFile: "\(dir!)/\(split)/labels/\(String(format: "%04d", i)).txt", atomically: true, encoding: .utf8)
+            }
+        }
+    }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func spec(_ flavor: String, epochs: Int, arch: String = "cspdarknet_tiny", extraTraining: String = "", mosaic: Double = 0.5) throws -> String {
+        let v3 = flavor == "yolov3_config", tiny = arch == "cspdarknet_tiny"
+        let text = """
+        random_seed: 42
+        \(flavor) {
+          big_anchor_shape: "[(20, 20), (34, 14), (24, 24)]"
+          mid_anchor_shape: "[(16, 16), (28, 12), (20, 20)]"
+          \(tiny ? "" : "small_anchor_shape: \"[(8, 8), (14, 6), (10, 10)]\"")
+          \(v3 ? "" : "box_matching_iou: 0.25")
+          matching_neutral_box_iou: 0.5
+          arch: "\(arch)"
+          \(tiny ? "" : "nlayers: 10")
+          arch_conv_blocks: \(v3 ? 1 : 0)
+          loss_loc_weight: 1.0
+          loss_neg_obj_weights: 1.0
+          loss_class_weights: 1.0
+          \(v3 ? "" : "big_grid_xy_extend: 0.05 mid_grid_xy_extend: 0.1 \(tiny ? "" : "small_grid_xy_extend: 0.2")")
+        }
+        training_config {
+          batch_size_per_gpu: 8
+          num_epochs: \(epochs)
+          checkpoint_interval: 1
+          learning_rate { soft_start_cosine_annealing_schedule { min_learning_rate: 1e-5 max_learning_rate: 5e-4 soft_start: 0.1 } }
+          regularizer { type: L1 weight: 3e-5 }
+          optimizer { adam { epsilon: 1e-7 beta1: 0.9 beta2: 0.999 amsgrad: false } }
+          \(extraTraining)
+        }
+        eval_config { average_precision_mode: SAMPLE batch_size: 6 matching_iou_threshold: 0.5 }
+        nms_config { confidence_threshold: 0.01 clustering_iou_threshold: 0.5 top_k: 200 }
+        augmentation_config {
+          hue: 0.05 saturation: 1.2 exposure: 1.2 vertical_flip: 0 horizontal_flip: 0.5 jitter: 0.2
+          output_width: 96 output_height: 64 output_channel: 3
+          \(v3 ? "" : "mosaic_prob: \(mosaic) mosaic_min_ratio: 0.3")
+        }
+        dataset_config {
+          data_sources: { label_directory_path: "\(dir!)/train/labels" image_directory_path: "\(dir!)/train/images" }
+          include_difficult_in_training: true
+          target_class_mapping { key: "box" value: "box" }
+          target_class_mapping { key: "bar" value: "bar" }
+          validation_data_sources: { label_directory_path: "\(dir!)/val/labels" image_directory_path: "\(dir!)/val/images" }
+        }
+        """
+        let path = "\(dir!)/\(flavor)-\(arch)-\(epochs)-\(abs((extraTraining + "\(mosaic)").hashValue)).txt"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// YOLOv4-tiny learns where its training scenes' objects are (the loss falls 3×, objectness on
+    /// the matched slots is far above the rest), writes its metrics and card, and resumes to the
+    /// same weights. (The mAP a longer run reaches is the README demo's to show.)
+    func testYOLOv4TinyLearnsScenesAndResumes() throws {
+        let task = try YOLOTask<YOLOv4Tiny>(specPath: try spec("yolov4_config", epochs: 8))
+        let out = "\(dir!)/run"
+        let m = try task.train(resultsDir: out, quiet: true)
+        let rows = try String(contentsOfFile: "\(out)/metrics.csv", encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",").map(String.init) }
+        print("yolo_v4_tiny scenes: \(m)")
+        XCTAssertEqual(rows.count, 9)
+        XCTAssertEqual(Array(rows[0].prefix(10)), ["epoch", "lr", "loss", "loss_loc", "loss_obj", "loss_noobj", "loss_cls", "val_mAP", "val_AP_bar", "val_AP_box"])
+        XCTAssertLessThan(m["loss"]!, Double(rows[1][2])! / 3, "the loss falls")
+        XCTAssertTrue((0...1).contains(m["val_mAP"]!))
+        let model = "\(out)/weights/cspdarknet_tiny_008.tao"
+        let ck = try Checkpoint.read(from: model)
+        let card = try XCTUnwrap(try ck.card)
+        XCTAssertEqual(card.task, "yolo_v4_tiny")
+        XCTAssertEqual(card.classes, ["bar", "box"], "TAO's order: sorted")
+        guard case let .yolo(anchors, xyScale, nms) = card.decoding else { return XCTFail("\(card.decoding)") }
+        XCTAssertEqual(anchors[0][1][0], 34.0 / 96, accuracy: 1e-12)
+        XCTAssertEqual(xyScale[0], 1.05, accuracy: 1e-6); XCTAssertEqual(xyScale[1], 1.1, accuracy: 1e-6)
+        XCTAssertEqual(nms, .init(confidence: Double(Float(0.01)), iou: 0.5, topK: 200))
+        XCTAssertEqual(ck.graph.outputs.map { ck.graph.shape(of: $0).dims }, [[21, 2, 3], [21, 4, 6]])
+
+        // Objectness on the training scenes: the slots matched to objects against all the others.
+        let layout = try YOLOTask<YOLOv4Tiny>.layout(card)
+        let frames = Array(try task.frames().train.prefix(16))
+        let samples = try frames.map { try $0.load(channels: 3, mapping: task.classMapping, keepDifficult: true) }
+        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: samples.count)
+        let inputs = samples.map { YOLOTask<YOLOv4Tiny>.input(task.augmentation.letterboxed($0).image, mean: task.config.imageMean) }
+        runner.load(inputs, per: inputs[0].count)
+        runner.forward()
+        var matched: [Double] = [], other: [Double] = []
+        for (n, s) in samples.enumerated() {
+            let t = YOLOTargets(objects: s.objects.map { ($0.classIndex, Box($0.x1 / 96, $0.y1 / 64, $0.x2 / 96, $0.y2 / 64)) }, layout: layout, matchingIoU: 0.25)
+            let keys = Set(t.positives.map { [$0.head, $0.row, $0.column, $0.anchor] })
+            for (h, g) in layout.heads.enumerated() {
+                for a in g.anchors.indices { for i in 0..<g.gridHeight { for j in 0..<g.gridWidth {
+                    let z = Double(runner.outputPointer(h)[layout.offset(head: h, image: n, anchor: a, channel: 4, row: i, column: j)])
+                    if keys.contains([h, i, j, a]) { matched.append(1 / (1 + exp(-z))) } else { other.append(1 / (1 + exp(-z))) }
+                } } }
+            }
+        }
+        let (pos, neg) = (matched.reduce(0, +) / Double(matched.count), other.reduce(0, +) / Double(other.count))
+        XCTAssertGreaterThan(pos, 4 * neg, "objectness on objects \(pos), elsewhere \(neg)")
+
+        try FileManager.default.removeItem(atPath: model)
+        try task.train(resultsDir: out, quiet: true)
+        let again = try Checkpoint.read(from: model)
+        for i in 0..<ck.parameters.count { XCTAssertEqual(ck.parameters[i].scalars, again.parameters[i].scalars, ck.graph.parameters[i].name) }
+    }
+
+    /// YOLOv3 and YOLOv4 on ResNet-10 build TAO's layers and train (the loss falls over a few epochs).
+    func testYOLOv3AndYOLOv4OnResNetTrain() throws {
+        for flavor in ["yolov3_config", "yolov4_config"] {
+            let path = try spec(flavor, epochs: 2, arch: "resnet")
+            let out = "\(dir!)/\(flavor)"
+            let m = flavor == "yolov3_config" ? try YOLOTask<YOLOv3>(specPath: path).train(resultsDir: out, quiet: true)
+                                              : try YOLOTask<YOLOv4>(specPath: path).train(resultsDir: out, quiet: true)
+            let ck = try Checkpoint.read(from: "\(out)/weights/resnet10_002.tao")
+            XCTAssertEqual(ck.graph.outputs.map { ck.graph.shape(of: $0).dims }, [[21, 2, 3], [21, 4, 6], [21, 8, 12]])
+            let names = Set(ck.graph.parameters.map(\.name))
+            for layer in flavor == "yolov3_config" ? ["yolo_expand_conv1", "yolo_conv1_1", "yolo_conv3_6", "yolo_conv5_3"] : ["yolo_neck_2", "yolo_spp_conv", "yolo_sm_branch_conv", "bg_leaky_conv1024"] {
+                XCTAssertTrue(names.contains("\(layer).conv.weight"), "\(flavor): \(layer)")
+            }
+            let rows = try String(contentsOfFile: "\(out)/metrics.csv", encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",").map(String.init) }
+            XCTAssertLessThan(m["loss"]!, Double(rows[1][2])!, "\(flavor): the loss falls")
+        }
+    }
+
+    /// evaluate equals training's last validation; inference writes labels; the exported ONNX with its
+    /// NonMaxSuppression, run by onnxruntime, keeps the boxes our decoding and NMS keep on the same
+    /// inputs; prune keeps the heads and retrains; the INT8 engine evaluates close to fp32.
+    func testEvaluateInferenceExportPruneAndInt8() throws {
+        let specPath = try spec("yolov4_config", epochs: 3, mosaic: 0)
+        let task = try YOLOTask<YOLOv4Tiny>(specPath: specPath)
+        let out = "\(dir!)/run"
+        let m = try task.train(resultsDir: out, quiet: true)
+        let model = "\(out)/weights/cspdarknet_tiny_003.tao"
+        let e = try task.evaluate(modelPath: model, resultsDir: out, quiet: true)
+        XCTAssertEqual(e.mAP, m["val_mAP"]!, accuracy: 1e-12)
+        XCTAssertEqual(e.images, 12)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(out)/evaluation.json"))) as! [String: Any]
+        XCTAssertEqual((json["per_class"] as? [[String: Any]])?.map { $0["class"] as? String }, ["bar", "box"])
+
+        // inference: labels in the images' own pixels, scores above the threshold.
+        let found = try task.inference(modelPath: model, images: "\(dir!)/val/images", annotatedDir: "\(dir!)/annotated", labelsDir: "\(dir!)/labels", threshold: 0.2, quiet: true)
+        XCTAssertEqual(found.count, 12)
+        let written = try KITTI.read("\(dir!)/labels/0000.txt")
+        XCTAssertEqual(written.count, found[0].1.count)
+        XCTAssertTrue(written.allSatisfy { ($0.score ?? 0) > 0.2 && $0.x1 >= 0 && $0.x2 <= 96 && ["bar", "box"].contains($0.className) })
+        XCTAssertGreaterThan(found.reduce(0) { $0 + $1.1.count }, 0)
+        XCTAssertEqual(try ImageCodec.decode(path: "\(dir!)/annotated/0000.png", channels: 3).width, 96)
+
+        // ONNX with NMS against our decoding on the same letterboxed inputs.
+        let onnx = "\(dir!)/model.onnx"
+        try YOLOTask<YOLOv4Tiny>.export(modelPath: model, output: onnx)
+        let (ck, card) = try YOLOTask<YOLOv4Tiny>.loadModel(model)
+        let layout = try YOLOTask<YOLOv4Tiny>.layout(card)
+        let frames = try task.frames().val
+        let inputs = try frames.map { f in
+            YOLOTask<YOLOv4Tiny>.input(task.augmentation.letterboxed(try f.load(channels: 3, mapping: task.classMapping, keepDifficult: true)).image, mean: task.config.imageMean)
+        }
+        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: frames.count)
+        runner.load(inputs, per: inputs[0].count)
+        runner.forward()
+        let bin = "\(dir!)/inputs.bin"
+        try inputs.flatMap { $0 }.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: bin))
+        struct ORT: Decodable { var boxes: [[[Double]]]; var scores: [[[Double]]]; var selected: [[Int]] }
+        let r = try JSONDecoder().decode(ORT.self, from: PythonReference.run("Tests/TaoTasksTests/onnx_nms_run.py", arguments: [onnx, bin, "\(frames.count)", "3", "64", "96"]))
+        // Every slot's box and scores, before NMS: onnxruntime's float32 decoding against ours. The two
+        // runtimes' head outputs differ by ~1e-4 (float32 convolutions summed in other orders), which
+        // a box carries as ~1e-4 of its stride (the centre) and of its size (e^t), a score as ~1e-4 / 4.
+        let heads = layout.heads.indices.map { UnsafePointer(runner.outputPointer($0)) }
+        for img in frames.indices {
+            let slots = YOLODecoder.slots(outputs: heads, image: img, layout: layout)
+            XCTAssertEqual(r.boxes[img].count, slots.count)
+            for (k, s) in slots.enumerated() {
+                let size = (s.box.x2 - s.box.x1) * 96 + (s.box.y2 - s.box.y1) * 64
+                for (a, b) in zip([s.box.x1 * 96, s.box.y1 * 64, s.box.x2 * 96, s.box.y2 * 64], r.boxes[img][k]) { XCTAssertEqual(a, b, accuracy: 1e-3 * (32 + size), "image \(img) slot \(k)") }
+                for c in 0..<2 { XCTAssertEqual(s.scores[c], r.scores[img][c][k], accuracy: 1e-4) }
+            }
+        }
+        // What NMS keeps, where no two candidates overlap within 0.001 of the IoU threshold or tie in
+        // score while overlapping (there float32 and float64 may round to opposite sides, or break the
+        // tie either way, and the selections rightly differ).
+        let ours = task.detections(runner, batch: frames.count, layout: layout)
+        var compared = 0, borderline = 0
+        for img in frames.indices {
+            for c in 0..<2 {
+                let candidates = YOLODecoder.slots(outputs: heads, image: img, layout: layout).filter { $0.scores[c] > Double(Float(task.config.confidenceThreshold)) }
+                let unstable = candidates.indices.contains { i in candidates.indices.contains { j in
+                    let iou = candidates[i].box.iou(candidates[j].box)
+                    return j > i && (abs(iou - 0.5) < 1e-3 || (iou > 0.5 && abs(candidates[i].scores[c] - candidates[j].scores[c]) < 1e-4))
+                } }
+                if unstable { borderline += 1; continue }
+                var theirs = r.selected.filter { $0[0] == img && $0[1] == c }.map { (box: Box(r.boxes[img][$0[2]][0] / 96, r.boxes[img][$0[2]][1] / 64, r.boxes[img][$0[2]][2] / 96, r.boxes[img][$0[2]][3] / 64), score: r.scores[img][c][$0[2]]) }
+                let mine = ours[img][c]
+                XCTAssertEqual(theirs.count, mine.count, "image \(img) class \(c)")
+                // Paired by coordinates, within the error model above (an undertrained model's boxes can be
+                // slivers, whose IoU says nothing about how close two of them are).
+                for a in mine {
+                    let size = (a.box.x2 - a.box.x1) * 96 + (a.box.y2 - a.box.y1) * 64
+                    func far(_ b: Box) -> Double { max(abs(a.box.x1 - b.x1) * 96, abs(a.box.y1 - b.y1) * 64, abs(a.box.x2 - b.x2) * 96, abs(a.box.y2 - b.y2) * 64) }
+                    guard let k = theirs.indices.min(by: { far(theirs[$0].box) < far(theirs[$1].box) }) else { break }
+                    XCTAssertLessThan(far(theirs[k].box), 1e-3 * (32 + size), "image \(img) class \(c)")
+                    XCTAssertEqual(a.score, theirs[k].score, accuracy: 1e-4)
+                    theirs.remove(at: k)
+                }
+                compared += 1
+            }
+        }
+        XCTAssertGreaterThan(compared, 2 * borderline, "images and classes compared: \(compared), borderline: \(borderline)")
+        // The raw heads, on request; the exported model evaluates as the checkpoint does.
+        try YOLOTask<YOLOv4Tiny>.export(modelPath: model, output: "\(dir!)/raw.onnx", rawOutputs: true)
+        XCTAssertEqual(try task.evaluate(modelPath: "\(dir!)/raw.onnx", resultsDir: "\(dir!)/onnx_eval", quiet: true).mAP, e.mAP, accuracy: 1e-3)
+
+        // prune: the heads keep their channels; the pruned model retrains as it is.
+        var o = PruneOptions(); o.threshold = 0.7; o.minFilters = 8
+        let pruned = "\(dir!)/pruned.tao"
+        let report = try YOLOTask<YOLOv4Tiny>.prune(modelPath: model, output: pruned, options: o, task: task, bnImages: 16, resultsDir: "\(dir!)/prune", quiet: true)
+        XCTAssertLessThan(report.parametersAfter, report.parametersBefore)
+        let p = try Checkpoint.read(from: pruned)
+        XCTAssertEqual(p.graph.outputs.map { p.graph.shape(of: $0) }, ck.graph.outputs.map { ck.graph.shape(of: $0) })
+        let retrain = try spec("yolov4_config", epochs: 1, extraTraining: "pruned_model_path: \"\(pruned)\"", mosaic: 0)
+        XCTAssertNotNil(try YOLOTask<YOLOv4Tiny>(specPath: retrain).train(resultsDir: "\(dir!)/retrain", quiet: true)["val_mAP"])
+        XCTAssertEqual(try Checkpoint.read(from: "\(dir!)/retrain/weights/cspdarknet_tiny_001.tao").graph.parameters.map(\.shape), p.graph.parameters.map(\.shape))
+
+        // INT8: calibrated on the training images, the engine evaluates close to fp32.
+        var x = Int8ExportOptions(output: onnx)
+        (x.spec, x.imageDir, x.batches, x.batchSize, x.tactics) = (specPath, "\(dir!)/train/images", 3, 8, .direct)
+        let files = try YOLOTask<YOLOv4Tiny>.exportInt8(modelPath: model, x)
+        let int8 = try task.evaluate(modelPath: files.engine, resultsDir: "\(dir!)/int8", quiet: true)
+        XCTAssertEqual(int8.mAP, e.mAP, accuracy: 0.1)
+    }
+
+    /// Labels outside their image are an error naming the label file and line.
+    func testLabelOutsideTheImageNamesFileAndLine() throws {
+        try "Box 0.00 0 0.00 10.00 10.00 30.00 30.00 0 0 0 0 0 0 0\nBar 0.00 0 0.00 80.00 40.00 120.00 60.00 0 0 0 0 0 0 0\n"
+            .write(toFile: "\(dir!)/train/labels/0003.txt", atomically: true, encoding: .utf8)
+        let task = try YOLOTask<YOLOv4Tiny>(specPath: try spec("yolov4_config", epochs: 1))
+        XCTAssertThrowsError(try task.train(resultsDir: "\(dir!)/bad", quiet: true)) {
+            XCTAssertTrue("\($0)".contains("train/labels/0003.txt:2") && "\($0)".contains("outside the 96×64 image"), "\($0)")
+        }
+    }
+}
