@@ -54,7 +54,7 @@ let package = Package(
         .target(name: "TaoTasks", dependencies: ["TaoReport", "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoData", "TaoSpec", "TaoPrune", "TaoONNX", "TaoMetrics"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
         .executableTarget(name: "tao", dependencies: [
-            "TaoTasks", "TaoPrune", "TaoONNX", "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoTensor", "TaoData", "TaoSpec",
+            "TaoTasks", "TaoPrune", "TaoONNX", "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoTensor", "TaoData", "TaoSpec", "TaoMetrics",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "TaoDataTests", dependencies: ["TaoData", "TaoTensor", "TaoTestSupport"], exclude: ["tfrecord_read.py"]),

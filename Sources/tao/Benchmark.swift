@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TaoGraph
+import TaoMetrics
 import TaoModels
 import TaoONNX
 import TaoRuntime
@@ -17,7 +18,9 @@ struct Benchmark: ParsableCommand {
         numbers compare like for like with PyTorch (see shared/bench/compare.py). \
         detectnet_v2_resnet18 (and _resnet10/34/50) is TAO's DetectNet_v2 (stride-16 ResNet with all \
         projections, coverage and box heads), trained with Adam as TAO trains it, for \
-        shared/bench/det_bench.py; --res-hw sets a non-square input (default 384x1248, KITTI's size). \
+        shared/bench/det_bench.py; yolo_v4_resnet18 (and yolo_v3_resnet18, yolo_v4_tiny) is TAO's YOLO \
+        network with three anchors per head, trained with SGD (momentum 0.9) on TAO's YOLO loss for eight \
+        random boxes per image, as det_bench.py's; --res-hw sets a non-square input (default 384x1248, KITTI's size). \
         A detector's training step (and that of any model given with -m that is not a classifier) uses \
         a stand-in loss over every output, half the mean of squares, whose cost, like the task's own \
         loss, is negligible beside the network's.
@@ -76,7 +79,10 @@ struct Benchmark: ParsableCommand {
             guard s.rank == 3 else { throw ValidationError("\(modelFile): benchmark needs a [C,H,W] image input, the model takes \(s)") }
         } else {
             let (h, w) = try resHW.map(Self.heightWidth) ?? (detector ? (384, 1248) : (res, res))
-            if detector {
+            if let y = Self.yolo(model) {
+                graph = try YOLO.build(YOLOModelConfig(version: y, backbone: y == .v4Tiny ? .cspDarknetTiny : .resnet(depth: 18), inputShape: [channels, h, w],
+                                                       classes: classes ?? 3, anchorsPerHead: y == .v4Tiny ? [3, 3] : [3, 3, 3]))
+            } else if detector {
                 var r = ResNetConfig(depth: Int(model.split(separator: "_").last!.dropFirst(6))!, classes: 1, inputShape: [channels, h, w], stemMaxPool: false)
                 r.allProjections = true; r.useBias = true; r.bnEpsilon = 1e-3
                 graph = try TaoModels.DetectNetV2.build(DetectNetV2ModelConfig(backbone: r, classes: classes ?? 3))
@@ -101,12 +107,20 @@ struct Benchmark: ParsableCommand {
             var rng = SplitMix64(seed: 1)
             try exec.setInput(0, Tensor.randomNormal(Shape([batch] + input), rng: &rng))
             let labels = (0..<batch).map { _ in Int(rng.next() % UInt64(classes)) }
-            let trainer = Trainer(executor: exec, optimizer: detector ? Adam() : SGD(momentum: 0.9), learningRate: detector ? 1e-4 : 0.01,
+            let yolo = modelFile == nil ? Self.yolo(model) : nil
+            let adam = detector && yolo == nil
+            let trainer = Trainer(executor: exec, optimizer: adam ? Adam() : SGD(momentum: 0.9), learningRate: adam ? 1e-4 : 0.01,
                                   regularizer: Regularizer(.l2, weight: 0.5e-4))
+            let yoloLoss = yolo.map { Self.yoloLoss($0, graph: graph, batch: batch) }
             let times = time(iters: iters, warmup: warmup) {
-                if classifier { trainer.step(labels: labels) } else { trainer.step(loss: Self.standInLoss) }
+                if classifier { trainer.step(labels: labels) } else if let (loss, targets) = yoloLoss {
+                    trainer.step { ex in
+                        Float(loss(outputs: ex.graph.outputs.indices.map { UnsafePointer(ex.outputPointer($0)) }, targets: targets,
+                                   gradients: ex.graph.outputs.indices.map { ex.outputGradientPointer($0) }).total)
+                    }
+                } else { trainer.step(loss: Self.standInLoss) }
             }
-            records.append(record(detector ? "train_step_adam" : "train_step_sgd_momentum", batch: batch, times: times, gflop: 3 * 2 * macs / 1e9, graph: graph))
+            records.append(record(adam ? "train_step_adam" : "train_step_sgd_momentum", batch: batch, times: times, gflop: 3 * 2 * macs / 1e9, graph: graph))
         case .infer where precision == .int8:
             // An engine file's own calibration and fp32 layers, else calibrated on random images:
             // the ranges matter for accuracy, not for speed.
@@ -138,7 +152,30 @@ struct Benchmark: ParsableCommand {
     }
 
     /// Models `--model` names besides the zoo's classifiers.
-    static let detectors = ["detectnet_v2_resnet10", "detectnet_v2_resnet18", "detectnet_v2_resnet34", "detectnet_v2_resnet50"]
+    static let detectors = ["detectnet_v2_resnet10", "detectnet_v2_resnet18", "detectnet_v2_resnet34", "detectnet_v2_resnet50",
+                             "yolo_v3_resnet18", "yolo_v4_resnet18", "yolo_v4_tiny"]
+
+    static func yolo(_ model: String) -> YOLOModelConfig.Version? {
+        switch model { case "yolo_v3_resnet18": .v3; case "yolo_v4_resnet18": .v4; case "yolo_v4_tiny": .v4Tiny; default: nil }
+    }
+
+    /// TAO's YOLO loss (YOLOv3's or YOLOv4's) with anchors of 1/10 to 1/3 of the input, and for each
+    /// image eight random boxes matched as training matches them.
+    static func yoloLoss(_ v: YOLOModelConfig.Version, graph: Graph, batch: Int) -> (YOLOLoss, [YOLOTargets]) {
+        let heads = graph.outputs.enumerated().map { k, o in
+            let s = graph.shape(of: o).dims, size = [0.3, 0.18, 0.1][k]
+            return YOLOHead(gridWidth: s[2], gridHeight: s[1], anchors: [(size, size), (size * 1.5, size / 1.5), (size / 1.5, size * 1.5)], xyScale: v == .v3 ? 1 : 1.1)
+        }
+        let layout = YOLOLayout(heads: heads, classes: graph.shape(of: graph.outputs[0])[0] / 3 - 5)
+        var rng = SplitMix64(seed: 4)
+        let targets = (0..<batch).map { _ in
+            YOLOTargets(objects: (0..<8).map { _ in
+                let (w, h) = (0.05 + 0.3 * rng.nextDouble(), 0.05 + 0.3 * rng.nextDouble()), (x, y) = (rng.nextDouble() * (1 - w), rng.nextDouble() * (1 - h))
+                return (Int(rng.next() % UInt64(layout.classes)), Box(x, y, x + w, y + h))
+            }, layout: layout, matchingIoU: v == .v3 ? nil : 0.25)
+        }
+        return (YOLOLoss(version: v == .v3 ? .v3 : .v4, layout: layout), targets)
+    }
 
     /// "384x1248" as (384, 1248).
     static func heightWidth(_ s: String) throws -> (Int, Int) {
