@@ -22,7 +22,7 @@ $tao yolo_v4_tiny export -m $model -o $run.onnx
 $tao yolo_v4_tiny export -m $model -o $run.onnx -e $spec --data_type int8 \
      --cal_image_dir data/detection_demo/train/images --batches 10 --batch_size 8 --fp32_layers auto
 $tao yolo_v4_tiny evaluate -e $run/test_spec.txt -m $run.int8.tao -r ${run}_int8_test
-$tao yolo_v4_tiny prune -m $model -o ${run}_pruned/pruned.tao -pth ${PTH:-0.5} -eq union -e $spec -r ${run}_pruned
+$tao yolo_v4_tiny prune -m $model -o ${run}_pruned/pruned.tao -pth ${PTH:-0.55} -eq union -e $spec -r ${run}_pruned
 sed -e 's|  checkpoint_interval: 1|  checkpoint_interval: 1\n  pruned_model_path: "'${run}_pruned/pruned.tao'"|' $spec > ${run}_pruned/retrain_spec.txt
 $tao yolo_v4_tiny train -e ${run}_pruned/retrain_spec.txt -r ${run}_retrain
 $tao yolo_v4_tiny evaluate -e $run/test_spec.txt -m ${run}_retrain/weights/cspdarknet_tiny_028.tao -r ${run}_retrain_test
