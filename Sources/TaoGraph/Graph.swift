@@ -196,3 +196,11 @@ public struct Graph: Sendable {
         return c
     }
 }
+
+extension Graph {
+    /// The same graph on inputs of other per-sample shapes (a fully convolutional model at another
+    /// image size); every shape is inferred again, so a node that cannot take the new size is an error.
+    public func withInputShapes(_ shapes: [Shape]) throws(GraphError) -> Graph {
+        try Graph(inputs: Array(zip(inputNames, shapes)), parameters: parameters, nodes: nodes, outputs: outputs)
+    }
+}

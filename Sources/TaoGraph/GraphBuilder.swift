@@ -17,6 +17,12 @@ public struct GraphBuilder {
     /// The per-sample shape of a value added so far.
     public func shape(_ v: ValueID) -> Shape { shapes[v.index] }
 
+    /// The output of the last node added under `name`, if any.
+    public func value(named name: String) -> ValueID? {
+        guard let i = entries.lastIndex(where: { if case .node(name, _, _) = $0 { true } else { false } }) else { return nil }
+        return ValueID(i)
+    }
+
     public mutating func input(_ name: String, _ shape: Shape) -> ValueID {
         entries.append(.input(name, shape)); shapes.append(shape)
         return ValueID(entries.count - 1)

@@ -57,4 +57,22 @@ public final class ParameterStore: @unchecked Sendable {
 
     /// Records an in-place update made through `pointer`.
     public func touch() { version += 1 }
+
+    /// A store of the same parameters holding a copy of this one's values.
+    public func copy(graph: Graph) -> ParameterStore {
+        let c = ParameterStore(graph: graph, seed: 0)
+        for i in 0..<count { c.pointer(i).update(from: pointer(i), count: infos[i].shape.count) }
+        return c
+    }
+
+    /// An exponential moving average step over every parameter, batch-norm statistics included:
+    /// self = decay · self + (1 − decay) · `values` (TAO's ModelEMACallback over `get_weights()`).
+    public func average(toward values: ParameterStore, decay: Float) {
+        precondition(values.count == count, "moving average over stores of different parameters")
+        for i in 0..<count {
+            let n = infos[i].shape.count, a = pointer(i), b = values.pointer(i)
+            for k in 0..<n { a[k] = decay * a[k] + (1 - decay) * b[k] }
+        }
+        touch()
+    }
 }

@@ -27,9 +27,10 @@ public enum DarkNet {
         return try b.build(outputs: [x])
     }
 
-    /// The layers before the classifier. Returns the last map; CSPDarkNet-tiny also returns the
-    /// maps YOLOv4-tiny's heads read: TAO's `conv_3_conv_3` (stride 8) and `conv_4_conv_3` (16),
-    /// before the blocks' pools, then `conv_5` (32).
+    /// The layers before the classifier. Returns the last map (named "last"); DarkNet and CSPDarkNet
+    /// first return each stage's output ("b1" … "b5", TAO's `b3_conv3` / `b3_add7` / `b3_final_trans`
+    /// and so on, the maps YOLO's heads read); CSPDarkNet-tiny the maps YOLOv4-tiny's heads read:
+    /// TAO's `conv_3_conv_3` (stride 8) and `conv_4_conv_3` (16), before the blocks' pools, then `conv_5` (32).
     public static func backbone(_ b: inout GraphBuilder, _ image: ValueID, _ cfg: DarkNetConfig) throws -> [FeatureMap] {
         var x = image
         let s = cfg.style
@@ -61,6 +62,7 @@ public enum DarkNet {
                     x = b.concat([x, z], "\(p).\(t)_concat")
                     x = b.convUnit(x, "\(p).\(t)_final_trans", out: c, kernel: 1, s)
                 }
+                features.append(stageEnd(b, x, t, image))
             }
         case (_, 19):
             x = b.convUnit(x, "block0.conv1", out: 32, kernel: 3, s)
@@ -69,7 +71,7 @@ public enum DarkNet {
                 let p = "block\(stage + 1)", t = "b\(stage + 1)"
                 x = b.maxPoolSame(x, "\(p).maxpool_\(stage + 1)", kernel: 2, stride: 2)
                 x = b.convUnit(x, "\(p).\(t)_conv1", out: c, kernel: 3, s)
-                guard pairs > 0 else { continue }
+                guard pairs > 0 else { features.append(stageEnd(b, x, t, image)); continue }
                 var z: ValueID?
                 if cfg.variant == .cspDarknet {
                     z = b.convUnit(x, "\(p).\(t)_part1", out: c / 2, kernel: 1, s)
@@ -84,13 +86,18 @@ public enum DarkNet {
                     x = b.concat([x, z], "\(p).\(t)_concat")
                     x = b.convUnit(x, "\(p).\(t)_final_trans", out: c, kernel: 1, s)
                 }
+                features.append(stageEnd(b, x, t, image))
             }
         default:
             throw ModelError.unsupported("darknet depth \(cfg.depth) (choose 19 or 53)")
         }
-        let inputSize = b.shape(image)[2]
-        features.append(FeatureMap(name: cfg.variant == .cspDarknetTiny ? "conv_5" : "last", value: x, stride: inputSize / b.shape(x)[2], channels: b.shape(x)[0]))
-        return features
+        var last = stageEnd(b, x, "last", image)
+        if cfg.variant == .cspDarknetTiny { last.name = "conv_5" }
+        return features + [last]
+    }
+
+    static func stageEnd(_ b: GraphBuilder, _ x: ValueID, _ name: String, _ image: ValueID) -> FeatureMap {
+        FeatureMap(name: name, value: x, stride: b.shape(image)[2] / b.shape(x)[2], channels: b.shape(x)[0])
     }
 
     /// 1×1 to `mid`, 3×3 back to `out`, added to the input.

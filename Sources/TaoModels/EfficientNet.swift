@@ -23,22 +23,34 @@ public enum EfficientNet {
                          (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
 
     public static func build(_ cfg: EfficientNetConfig) throws -> Graph {
+        var b = GraphBuilder()
+        let f = try backbone(&b, b.input("image", cfg.inputShape), cfg)
+        let x = b.classifierHead(f.last!.value, classes: cfg.classes, dropout: cfg.dropout)
+        return try b.build(outputs: [x])
+    }
+
+    /// The stem, the seven stages and the top 1×1 (to 1280), without a head. Returns the expansion
+    /// outputs of the first blocks of stages 5 and 6 (Keras's `block5a_expand_activation`, stride 16,
+    /// and `block6a_expand_activation`, stride 16 before that block's stride-2 depthwise), which
+    /// TAO's YOLO reads, then the last map ("last").
+    public static func backbone(_ b: inout GraphBuilder, _ image: ValueID, _ cfg: EfficientNetConfig) throws -> [FeatureMap] {
         guard cfg.variant == 0 || cfg.variant == 1 else { throw ModelError.unsupported("efficientnet_b\(cfg.variant) (choose b0 or b1)") }
         let depthMultiplier = cfg.variant == 1 ? 1.1 : 1.0
-        var b = GraphBuilder()
         var s = cfg.style
         s.bnEpsilon = 1e-3
-        var x = b.input("image", cfg.inputShape)
-        x = b.convUnit(x, "block0.stem", out: 32, kernel: 3, stride: 2, s)
+        var x = b.convUnit(image, "block0.stem", out: 32, kernel: 3, stride: 2, s)
+        var features: [FeatureMap] = []
         for (i, (t, k, stride, out, n)) in stages.enumerated() {
             let repeats = Int((Double(n) * depthMultiplier).rounded(.up))
             for j in 0..<repeats {
                 x = mbConv(&b, x, "block\(i + 1).\(j)", expand: t, kernel: k, stride: j == 0 ? stride : 1, out: out, s)
+                if j == 0 && (i == 4 || i == 5), let e = b.value(named: "block\(i + 1).0.expand.act") {
+                    features.append(FeatureMap(name: "block\(i + 1)a_expand_activation", value: e, stride: b.shape(image)[2] / b.shape(e)[2], channels: b.shape(e)[0]))
+                }
             }
         }
         x = b.convUnit(x, "top", out: 1280, kernel: 1, s)
-        x = b.classifierHead(x, classes: cfg.classes, dropout: cfg.dropout)
-        return try b.build(outputs: [x])
+        return features + [FeatureMap(name: "last", value: x, stride: b.shape(image)[2] / b.shape(x)[2], channels: 1280)]
     }
 
     /// Inverted residual: 1×1 expansion, depthwise k×k, squeeze-excite (to a quarter of the block's

@@ -11,3 +11,13 @@ public struct FeatureMap: Sendable, Equatable {
         self.name = name; self.value = value; self.stride = stride; self.channels = channels
     }
 }
+
+extension [FeatureMap] {
+    /// The map of that name, or an error naming the backbone's maps.
+    public func named(_ name: String) throws -> FeatureMap {
+        guard let f = first(where: { $0.name == name }) else {
+            throw ModelError.unsupported("no feature map '\(name)' (the backbone has \(map(\.name).joined(separator: ", ")))")
+        }
+        return f
+    }
+}

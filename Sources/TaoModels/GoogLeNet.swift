@@ -25,13 +25,25 @@ public enum GoogLeNet {
 
     public static func build(_ cfg: GoogLeNetConfig) throws -> Graph {
         var b = GraphBuilder()
+        let f = backbone(&b, b.input("image", cfg.inputShape), cfg, poolAfter4e: true)
+        let x = b.classifierHead(f.last!.value, classes: cfg.classes, dropout: cfg.dropout)
+        return try b.build(outputs: [x])
+    }
+
+    /// The stem and the inception blocks without a head. TAO's template pools after 4e only when it
+    /// adds its own head, so its detectors end at stride 16 (`poolAfter4e` false). Returns the
+    /// outputs of `inception_4e` and `inception_5a`, which TAO's YOLO reads, then the last ("last").
+    public static func backbone(_ b: inout GraphBuilder, _ image: ValueID, _ cfg: GoogLeNetConfig, poolAfter4e: Bool) -> [FeatureMap] {
         let s = cfg.style
-        var x = b.input("image", cfg.inputShape)
-        x = b.convUnit(x, "block0.conv1", out: 64, kernel: 7, stride: 2, s)
+        func feature(_ name: String, _ x: ValueID) -> FeatureMap {
+            FeatureMap(name: name, value: x, stride: b.shape(image)[2] / b.shape(x)[2], channels: b.shape(x)[0])
+        }
+        var x = b.convUnit(image, "block0.conv1", out: 64, kernel: 7, stride: 2, s)
         x = b.maxPoolSame(x, "block0.pool1", kernel: 2, stride: 2)
         x = b.convUnit(x, "block0.conv2_reduce", out: 64, kernel: 1, s)
         x = b.convUnit(x, "block0.conv2", out: 192, kernel: 3, s)
         x = b.maxPoolSame(x, "block0.pool2", kernel: 2, stride: 2)
+        var features: [FeatureMap] = []
         for (i, (index, f)) in blocks.enumerated() {
             let p = "block\(i + 1).inception_\(index)"
             let b1 = b.convUnit(x, "\(p).conv_1x1", out: f[0], kernel: 1, s)
@@ -40,9 +52,9 @@ public enum GoogLeNet {
             let pooled = b.maxPool(x, "\(p).pool", kernel: 3, stride: 1, padding: 1)
             let b4 = b.convUnit(pooled, "\(p).conv_pool_proj", out: f[5], kernel: 1, s)
             x = b.concat([b1, b2, b3, b4], "\(p).concat")
-            if index == "3b" || index == "4e" { x = b.maxPoolSame(x, "block\(i + 1).pool\(index == "3b" ? 3 : 4)", kernel: 2, stride: 2) }
+            if index == "4e" || index == "5a" { features.append(feature("inception_\(index)", x)) }
+            if index == "3b" || (index == "4e" && poolAfter4e) { x = b.maxPoolSame(x, "block\(i + 1).pool\(index == "3b" ? 3 : 4)", kernel: 2, stride: 2) }
         }
-        x = b.classifierHead(x, classes: cfg.classes, dropout: cfg.dropout)
-        return try b.build(outputs: [x])
+        return features + [feature("last", x)]
     }
 }

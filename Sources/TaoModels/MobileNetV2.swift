@@ -63,3 +63,42 @@ public enum MobileNetV2 {
         return stride == 1 && inp == out ? b.add(y, x, "\(name).add") : y
     }
 }
+
+extension MobileNetV2 {
+    /// TAO's template (nvidia_tao_tf1/core/templates/mobilenet.py, `MobileNetV2` without a head), as
+    /// TAO's detectors build it: batch norm ε 1e-3, every 3×3 padded by one on each side, ReLU (or
+    /// `activation`), and with `allProjections` a 1×1 convolution on each identity shortcut. Total
+    /// stride 16 stops after block 12 (96 channels); 32 adds blocks 13–16 and the 1×1 to 1280.
+    /// Layers are named `block<N>.…`, N being TAO's freeze_blocks index (0 the stem, block_id + 1).
+    /// Returns TAO's `block_5_add` (stride 8) and `block_9_add` (16), which YOLO reads, then "last".
+    public static func taoBackbone(_ b: inout GraphBuilder, _ image: ValueID, stride total: Int, allProjections: Bool,
+                                   activation: Activation) -> [FeatureMap] {
+        var style = ConvStyle(activation: activation)
+        style.bnMomentum = 0.999
+        func feature(_ name: String, _ x: ValueID) -> FeatureMap {
+            FeatureMap(name: name, value: x, stride: b.shape(image)[2] / b.shape(x)[2], channels: b.shape(x)[0])
+        }
+        var x = b.convUnit(image, "block0.conv1", out: 32, kernel: 3, stride: 2, padding: Padding2D(1), style)
+        // (filters, stride, expansion) of TAO's blocks 0–16.
+        var blocks = [(16, 1, 1), (24, 2, 6), (24, 1, 6), (32, 2, 6), (32, 1, 6), (32, 1, 6), (64, 2, 6), (64, 1, 6), (64, 1, 6), (64, 1, 6),
+                      (96, 1, 6), (96, 1, 6), (96, 1, 6)]
+        if total == 32 { blocks += [(160, 2, 6), (160, 1, 6), (160, 1, 6), (320, 1, 6)] }
+        var features: [FeatureMap] = []
+        for (id, (filters, stride, expansion)) in blocks.enumerated() {
+            let p = "block\(id + 1).block_\(id)", cin = b.shape(x)[0], out = makeDivisible(Double(filters))
+            var y = x
+            if id > 0 { y = b.convUnit(y, "\(p)_expand", out: expansion * cin, kernel: 1, style) }
+            let hidden = b.shape(y)[0]
+            y = b.convUnit(y, "\(p)_depthwise", out: hidden, kernel: 3, stride: stride, groups: hidden, padding: Padding2D(1), style)
+            y = b.convUnit(y, "\(p)_project", out: out, kernel: 1, style, linear: true)
+            if cin == out && stride == 1 {
+                let shortcut = allProjections ? b.conv2d(x, "\(p)_projected_inputs", out: cin, kernel: 1, padding: .zero) : x
+                y = b.add(shortcut, y, "\(p)_add")
+                if id == 5 || id == 9 { features.append(feature("block_\(id)_add", y)) }
+            }
+            x = y
+        }
+        if total == 32 { x = b.convUnit(x, "block18.conv_1", out: 1280, kernel: 1, style) }
+        return features + [feature("last", x)]
+    }
+}

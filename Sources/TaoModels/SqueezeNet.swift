@@ -13,7 +13,20 @@ public enum SqueezeNet {
     /// `dropout` > 0 adds dropout before the classifier (TAO's template has none in this place).
     public static func build(classes: Int = 1000, inputShape: Shape = [3, 224, 224], dropout: Float = 0) throws -> Graph {
         var b = GraphBuilder()
+        b.weightInitializer = .glorotUniform   // the dense classifier too, as Keras's default
+        var x = backbone(&b, b.input("image", inputShape)).last!.value
+        x = b.flatten(b.globalAveragePool(x, "avg_pool"), "flatten")
+        if dropout > 0 { x = b.dropout(x, "dropout", rate: dropout) }
+        x = b.dense(x, "predictions", out: classes)
+        return try b.build(outputs: [x])
+    }
+
+    /// conv1 and the fire modules (stride 16), with Keras's Glorot-uniform weights. Returns `fire8`
+    /// (stride 8, before pool8; TAO's YOLO reads it) and the last map, fire9 ("last").
+    public static func backbone(_ b: inout GraphBuilder, _ input: ValueID) -> [FeatureMap] {
+        let initializer = b.weightInitializer
         b.weightInitializer = .glorotUniform
+        defer { b.weightInitializer = initializer }
         func pool(_ x: ValueID, _ name: String) -> ValueID {
             b.maxPoolSame(x, name, kernel: 3, stride: 2)
         }
@@ -23,16 +36,17 @@ public enum SqueezeNet {
             let e3 = b.relu(b.conv2d(s, "fire\(id).expand_conv3x3", out: expand, kernel: 3, bias: true), "fire\(id).expand_3x3")
             return b.concat([e1, e3], "fire\(id)")
         }
-        let input = b.input("image", inputShape)
+        func feature(_ name: String, _ x: ValueID) -> FeatureMap {
+            FeatureMap(name: name, value: x, stride: b.shape(input)[2] / b.shape(x)[2], channels: b.shape(x)[0])
+        }
         var x = b.relu(b.conv2d(input, "conv1", out: 96, kernel: 7, stride: 2, padding: b.samePadding(input, kernel: 7, stride: 2), bias: true), "conv1_relu")
         x = pool(x, "pool1")
+        var features: [FeatureMap] = []
         for (id, squeeze, expand) in fires {
             x = fire(x, id, squeeze: squeeze, expand: expand)
+            if id == 8 { features.append(feature("fire8", x)) }
             if id == 4 || id == 8 { x = pool(x, "pool\(id)") }
         }
-        x = b.flatten(b.globalAveragePool(x, "avg_pool"), "flatten")
-        if dropout > 0 { x = b.dropout(x, "dropout", rate: dropout) }
-        x = b.dense(x, "predictions", out: classes)
-        return try b.build(outputs: [x])
+        return features + [feature("last", x)]
     }
 }

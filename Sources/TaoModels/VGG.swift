@@ -42,17 +42,32 @@ public enum VGG {
     /// TAO's template; layers named `block<b>.conv<i>` (`.conv`, `.bn`, `.act`), as `freeze_blocks` counts them.
     static func tao(_ cfg: VGGConfig, _ perStage: [Int]) throws -> Graph {
         var b = GraphBuilder()
-        var x = b.input("image", cfg.inputShape)
+        let f = try taoBackbone(&b, b.input("image", cfg.inputShape), cfg)
+        let x = b.classifierHead(f.last!.value, classes: cfg.classes, dropout: cfg.dropout)
+        return try b.build(outputs: [x])
+    }
+
+    /// TAO's template without a head: each block's output, "block1" … "block5" (stride 16 at the
+    /// end without `use_pooling`, 32 with it less the last pool: TAO pools after blocks 1–4 only).
+    public static func taoBackbone(_ b: inout GraphBuilder, _ image: ValueID, _ cfg: VGGConfig) throws -> [FeatureMap] {
+        let perStage: [Int]
+        switch cfg.depth {
+        case 16: perStage = [2, 2, 3, 3, 3]
+        case 19: perStage = [2, 2, 4, 4, 4]
+        default: throw ModelError.unsupported("TAO's vgg depth \(cfg.depth) (choose 16 or 19)")
+        }
+        var x = image
+        var features: [FeatureMap] = []
         for (stage, n) in perStage.enumerated() {
             let width = min(64 << stage, 512)
             for i in 0..<n {
                 let stride = i == 0 && stage > 0 && !cfg.usePooling ? 2 : 1
                 x = b.convUnit(x, "block\(stage + 1).conv\(i + 1)", out: width, kernel: 3, stride: stride, cfg.style)
             }
+            features.append(FeatureMap(name: "block\(stage + 1)", value: x, stride: b.shape(image)[2] / b.shape(x)[2], channels: width))
             if cfg.usePooling && stage < 4 { x = b.maxPoolSame(x, "block\(stage + 1).pool", kernel: 2, stride: 2) }
         }
-        x = b.classifierHead(x, classes: cfg.classes, dropout: cfg.dropout)
-        return try b.build(outputs: [x])
+        return features
     }
 
     static func torchvision(_ cfg: VGGConfig, _ perStage: [Int]) throws -> Graph {

@@ -1,8 +1,9 @@
 // YOLOv3 (Redmon & Farhadi, arXiv:1804.02767), YOLOv4 (Bochkovskiy et al., arXiv:2004.10934) and
 // YOLOv4-tiny (arXiv:2011.08036) as TAO builds them (nvidia_tao_tf1/cv/yolo_v3 and yolo_v4:
-// models/base_model.py, architecture/yolo_arch.py): a stride-16 backbone, a neck to stride 32
-// (YOLOv4: three convolutions, SPP, then the strided convolution), and heads at strides 32, 16
-// and 8 joined by upsampling and concatenation (YOLOv4 adds the PAN path back down). Each head ends
+// models/base_model.py, architecture/yolo_arch.py): a backbone from TAO's table, three of its maps
+// (YOLOv4: three convolutions and SPP on the last; a strided convolution where the backbone ends at
+// stride 16), and heads at strides 32, 16 and 8 (VGG's 16, 8, 4) joined by upsampling and
+// concatenation (YOLOv4 adds the PAN path back down). Each head ends
 // in a 1×1 convolution of anchors × (5 + classes) channels: per anchor t_y, t_x, t_h, t_w,
 // objectness, then the classes' logits (TAO's order, y before x). Decoding stays outside the graph.
 import TaoGraph
@@ -10,7 +11,12 @@ import TaoGraph
 /// What a YOLO graph is built from.
 public struct YOLOModelConfig: Sendable {
     public enum Version: Sendable { case v3, v4, v4Tiny }
-    public enum Backbone: Sendable { case resnet(depth: Int), cspDarknetTiny }
+    /// TAO's YOLO backbones (`arch`, `nlayers`), built as TAO's detectors build them (no bias, batch
+    /// norm, no pooling where the template has the choice).
+    public enum Backbone: Sendable, Equatable {
+        case resnet(depth: Int), vgg(depth: Int), darknet(depth: Int), cspDarknet(depth: Int)
+        case mobilenetV1, mobilenetV2, squeezenet, googlenet, efficientnetB0, cspDarknetTiny
+    }
     public var version: Version
     public var backbone: Backbone
     public var inputShape: Shape
@@ -26,13 +32,19 @@ public struct YOLOModelConfig: Sendable {
     public init(version: Version, backbone: Backbone, inputShape: Shape, classes: Int, anchorsPerHead: [Int]) {
         self.version = version; self.backbone = backbone; self.inputShape = inputShape; self.classes = classes; self.anchorsPerHead = anchorsPerHead
     }
+
+    /// The strides of the heads, big first: TAO's VGG ends at stride 16 and its heads sit at 16, 8
+    /// and 4; YOLOv4-tiny has two heads.
+    public var headStrides: [Int] {
+        if version == .v4Tiny { return [32, 16] }
+        if case .vgg = backbone { return [16, 8, 4] }
+        return [32, 16, 8]
+    }
 }
 
 public enum YOLO {
     /// The heads' output layers, big (stride 32) first, as TAO names them; never pruned.
     public static let headLayers = ["conv_big_object", "conv_mid_object", "conv_sm_object"]
-    /// The strides of the heads, big first.
-    public static let strides = [32, 16, 8]
 
     /// The graph: input "image" [C, H, W] (H, W multiples of 32); outputs, big head first, the raw
     /// maps [anchors · (5 + classes), H / stride, W / stride].
@@ -58,7 +70,39 @@ public enum YOLO {
                 throw ModelError.unsupported("CSPDarkNet-tiny without its conv_5 and conv_4_conv_3 maps")
             }
             outputs = tinyHeads(&b, top: top.value, mid: mid.value, width: 128, cfg, leaky)
-        case (.v3, .resnet(let depth)), (.v4, .resnet(let depth)):
+        case (.v4Tiny, _):
+            throw ModelError.unsupported("YOLOv4-tiny is built on CSPDarkNet-tiny")
+        case (_, .cspDarknetTiny):
+            throw ModelError.unsupported("CSPDarkNet-tiny carries YOLOv4-tiny only")
+        case (.v3, .cspDarknet):
+            throw ModelError.unsupported("TAO's YOLOv3 has no CSPDarkNet backbone (YOLOv4 has)")
+        default:
+            let t = try taps(&b, image, cfg, leaky)
+            var top = t.last
+            if cfg.version == .v4 && t.spp { top = spp(&b, top, leaky) }
+            if let width = t.expand { top = b.convUnit(top, "yolo_expand_conv1", out: width, kernel: 3, stride: 2, leaky) }
+            outputs = cfg.version == .v3
+                ? v3Heads(&b, [top, t.mid, t.small], widths: t.widths, cfg, leaky)
+                : v4Heads(&b, [top, t.mid, t.small], widths: t.widths, cfg, leaky)
+        }
+        let graph = try b.build(outputs: outputs)
+        for (o, stride) in zip(graph.outputs, cfg.headStrides) where graph.shape(of: o)[1] * stride != s[1] || graph.shape(of: o)[2] * stride != s[2] {
+            throw ModelError.unsupported("YOLO head \(graph.shape(of: o)) is not at stride \(stride) of the \(s[1])×\(s[2]) input")
+        }
+        return graph
+    }
+
+    /// What the heads read from a backbone (TAO's `get_base_model`): its last map, the maps (or
+    /// the convolutions on them) the mid and small heads concatenate, whether YOLOv4's SPP goes on
+    /// the last map, the width of the strided `yolo_expand_conv1` that brings a stride-16 backbone
+    /// to 32, and TAO's `map_size` (the heads' concat widths).
+    struct Taps { var last, mid, small: ValueID; var spp = true; var expand: Int?; var widths: (Int, Int) }
+
+    static func taps(_ b: inout GraphBuilder, _ image: ValueID, _ cfg: YOLOModelConfig, _ leaky: ConvStyle) throws -> Taps {
+        let s = cfg.inputShape
+        let relu = ConvStyle(activation: .relu)
+        switch cfg.backbone {
+        case .resnet(let depth):
             var r = ResNetConfig(depth: depth, classes: 1, inputShape: s, stemMaxPool: false)
             r.allProjections = true
             r.bnEpsilon = 1e-3
@@ -66,16 +110,44 @@ public enum YOLO {
             guard f.count == 4, f[1].stride == 8, f[2].stride == 16, f[3].stride == 16 else {
                 throw ModelError.unsupported("YOLO needs a ResNet whose last two stages are at stride 16")
             }
-            var top = f[3].value
-            if cfg.version == .v4 { top = spp(&b, top, leaky) }
-            top = b.convUnit(top, "yolo_expand_conv1", out: 512, kernel: 3, stride: 2, leaky)
-            outputs = cfg.version == .v3
-                ? v3Heads(&b, [top, f[2].value, f[1].value], widths: (128, 64), cfg, leaky)
-                : v4Heads(&b, [top, f[2].value, f[1].value], widths: (128, 64), cfg, leaky)
-        default:
-            throw ModelError.unsupported("this YOLO version and backbone do not go together (YOLOv4-tiny is built on CSPDarkNet-tiny)")
+            return Taps(last: f[3].value, mid: f[2].value, small: f[1].value, expand: 512, widths: (128, 64))
+        case .vgg(let depth):
+            var v = VGGConfig(depth: depth, inputShape: s, batchNorm: true, template: .tao)
+            v.style = ConvStyle(activation: .relu)
+            let f = try VGG.taoBackbone(&b, image, v)
+            return Taps(last: try f.named("block5").value, mid: try f.named("block4").value, small: try f.named("block3").value, widths: (256, 128))
+        case .darknet(let depth), .cspDarknet(let depth):
+            let variant: DarkNetConfig.Variant = cfg.backbone == .darknet(depth: depth) ? .darknet : .cspDarknet
+            let act = cfg.forceReLU ? Activation.relu : variant == .cspDarknet ? cfg.backboneActivation : .leakyRelu(alpha: 0.1)
+            let f = try DarkNet.backbone(&b, image, DarkNetConfig(variant, depth: depth, inputShape: s, style: ConvStyle(activation: act)))
+            return Taps(last: try f.named("last").value, mid: try f.named("b4").value, small: try f.named("b3").value, widths: (256, 128))
+        case .mobilenetV1:
+            let f = MobileNetV1.backbone(&b, image, stride: 16, activation: .relu)
+            return Taps(last: try f.named("last").value, mid: try f.named("conv_dw_6_relu").value, small: try f.named("conv_dw_4_relu").value,
+                        expand: 512, widths: (128, 64))
+        case .mobilenetV2:
+            let f = MobileNetV2.taoBackbone(&b, image, stride: 16, allProjections: true, activation: .relu)
+            return Taps(last: try f.named("last").value, mid: try f.named("block_9_add").value, small: try f.named("block_5_add").value,
+                        expand: 96, widths: (32, 16))
+        case .squeezenet:
+            let f = SqueezeNet.backbone(&b, image)
+            let last = try f.named("last").value
+            let mid = b.convUnit(last, "expand_conv2", out: 128, kernel: 1, leaky)
+            let small = b.convUnit(try f.named("fire8").value, "expand_conv3", out: 128, kernel: 1, leaky)
+            return Taps(last: last, mid: mid, small: small, expand: 128, widths: (64, 64))
+        case .googlenet:
+            let f = GoogLeNet.backbone(&b, image, GoogLeNetConfig(inputShape: s, style: relu), poolAfter4e: false)
+            let mid = b.convUnit(try f.named("inception_5a").value, "expand_conv2", out: 512, kernel: 3, leaky)
+            let small = b.convUnit(up(&b, try f.named("inception_4e").value, "expand_upsample"), "expand_conv3", out: 256, kernel: 3, leaky)
+            return Taps(last: try f.named("last").value, mid: mid, small: small, expand: 1024, widths: (256, 128))
+        case .efficientnetB0:
+            let f = try EfficientNet.backbone(&b, image, EfficientNetConfig(variant: 0, inputShape: s, style: relu))
+            let small = b.convUnit(up(&b, try f.named("block5a_expand_activation").value, "expand_upsample"), "expand_conv3", out: 256, kernel: 3, leaky)
+            // TAO builds the SPP block here too but reads the backbone's own last map: no SPP.
+            return Taps(last: try f.named("last").value, mid: try f.named("block6a_expand_activation").value, small: small, spp: false, widths: (256, 128))
+        case .cspDarknetTiny:
+            throw ModelError.unsupported("CSPDarkNet-tiny carries YOLOv4-tiny only")
         }
-        return try b.build(outputs: outputs)
     }
 
     /// The detection layer of a head: a 1×1 convolution with bias to anchors · (5 + classes).

@@ -40,6 +40,8 @@ public struct YOLOConfig: Sendable {
     public var hue: Float, saturation: Float, exposure: Float
     public var vflip: Float, hflip: Float, jitter: Float
     public var randomizeInputShapePeriod: Int
+    /// `training_config.model_ema`: validate and save a moving average of the weights.
+    public var modelEMA = false
     public var mosaicProbability: Float, mosaicMinRatio: Float
     /// The mean subtracted from each input channel (B, G, R for colour; one value for grayscale), 0…255.
     public var imageMean: [Float]
@@ -83,7 +85,26 @@ public struct YOLOConfig: Sendable {
 
     /// The backbones each flavour builds in tao-swift, with their depths (empty: no depth).
     public static func architectures(_ f: Flavor) -> [String: [Int]] {
-        f == .v4Tiny ? ["cspdarknet_tiny": []] : ["resnet": [10, 18, 34]]
+        if f == .v4Tiny { return ["cspdarknet_tiny": []] }
+        var a: [String: [Int]] = ["resnet": [10, 18, 34], "vgg": [16, 19], "darknet": [19, 53], "mobilenet_v1": [], "mobilenet_v2": [],
+                                  "squeezenet": [], "googlenet": [], "efficientnet_b0": []]
+        if f == .v4 { a["cspdarknet"] = [19, 53] }
+        return a
+    }
+
+    /// The blocks `freeze_blocks` can name on a backbone (TAO's templates' `trainable=not(i in freeze_blocks)`
+    /// indices, as far as the detectors build them).
+    public static func freezableBlocks(_ arch: String) -> ClosedRange<Int> {
+        switch arch {
+        case "resnet": 0...4
+        case "vgg": 1...5
+        case "mobilenet_v1": 0...11
+        case "mobilenet_v2": 0...13
+        case "googlenet": 0...9
+        case "efficientnet_b0": 0...7
+        case "squeezenet": 0...9
+        default: 0...5
+        }
     }
 
     public init(path: String, flavor: Flavor) throws { try self.init(text: SpecText(contentsOf: path), flavor: flavor) }
@@ -233,9 +254,15 @@ public struct YOLOConfig: Sendable {
         guard (0...1).contains(neutralBoxIoU) else { throw fail([field, "matching_neutral_box_iou"], "an IoU in [0, 1], got \(neutralBoxIoU)") }
         guard (0...1).contains(boxMatchingIoU) else { throw fail([field, "box_matching_iou"], "an IoU in [0, 1], got \(boxMatchingIoU)") }
         locWeight = y.loc; negativeObjectWeight = y.neg; classWeight = y.cls
+        let archName = arch, freezable = Self.freezableBlocks(arch)
         freezeBlocks = try y.freeze.map { b in
-            guard b == b.rounded(), b >= 0, b <= 5 else { throw fail([field, "freeze_blocks"], "block numbers 0 … 5, got \(b)") }
+            guard b == b.rounded(), freezable.contains(Int(b)) else {
+                throw fail([field, "freeze_blocks"], "\(archName)'s block numbers are \(freezable.lowerBound) … \(freezable.upperBound), got \(b)")
+            }
             return Int(b)
+        }
+        if arch == "squeezenet" && !freezeBlocks.isEmpty {
+            note([field, "freeze_blocks"], "TAO's detectors build SqueezeNet without freeze_blocks; tao-swift freezes the fire modules named (0: conv1, N: fireN+1)")
         }
         freezeBN = y.freezeBN; forceReLU = y.forceReLU
         activation = y.activation.lowercased()
@@ -307,7 +334,7 @@ public struct YOLOConfig: Sendable {
         guard !t.enableQat else { throw fail(["training_config", "enable_qat"], "quantization-aware training is not available; train in fp32 and export with --data_type int8 (post-training calibration)") }
         guard !t.costScaling.enabled else { throw fail(["training_config", "cost_scaling"], "cost scaling is for FLOAT16 training, which the CPU does not do; leave it out") }
         guard !t.hasEarlyStopping else { throw fail(["training_config", "early_stopping"], "early stopping is not available in tao-swift yet; leave it out") }
-        if t.modelEma { note(["training_config", "model_ema"], "a moving average of the weights is not available in tao-swift yet: checkpoints hold the trained weights themselves") }
+        modelEMA = t.modelEma
         if t.visualizer.enabled { note(["training_config", "visualizer"], "TensorBoard images are written by every run; the visualizer's settings are not read") }
 
         // eval_config, nms_config

@@ -155,11 +155,11 @@ extension ModelCard {
 
 extension ModelCard {
     /// The post-processing ONNX can run for this model (YOLO's decoding and NMS), or nil.
-    var decodingGraph: YOLODecodingGraph? {
-        guard case let .yolo(anchors, xyScale, nms) = decoding else { return nil }
+    func decodingGraph(_ graph: Graph) -> YOLODecodingGraph? {
+        guard case let .yolo(anchors, xyScale, nms) = decoding, graph.outputs.count == anchors.count else { return nil }
         let (h, w) = (inputShape[1], inputShape[2])
         let heads = anchors.enumerated().map { k, group in
-            YOLODecodingGraph.Head(output: decoding.outputNames[k], gridWidth: w / TaoModels.YOLO.strides[k], gridHeight: h / TaoModels.YOLO.strides[k],
+            YOLODecodingGraph.Head(output: decoding.outputNames[k], gridWidth: graph.shape(of: graph.outputs[k])[2], gridHeight: graph.shape(of: graph.outputs[k])[1],
                                    anchors: group.map { ($0[0] * Double(w), $0[1] * Double(h)) }, xyScale: xyScale[k])
         }
         return YOLODecodingGraph(heads: heads, classes: classes.count, inputWidth: w, inputHeight: h, scoreThreshold: nms.confidence, iou: nms.iou, maxPerClass: nms.topK)

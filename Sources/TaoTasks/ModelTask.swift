@@ -121,7 +121,7 @@ extension ModelTask {
         let (ck, card) = try loadModel(modelPath)
         if let classMap { try checkClassMap(classMap, classes: card.classes, model: modelPath) }
         var m = try ONNXExport.model(ck.graph, ck.parameters, metadata: try onnxMetadata(card), outputNames: card.decoding.outputNames)
-        if !rawOutputs, let d = card.decodingGraph { try ONNXExport.appendYOLODecoding(&m, d) }
+        if !rawOutputs, let d = card.decodingGraph(ck.graph) { try ONNXExport.appendYOLODecoding(&m, d) }
         try AtomicFile.write(try m.serializedData(), to: output)
         let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
         let dims = { (s: Onnx_ValueInfoProto) in "[" + s.type.tensorType.shape.dim.map { $0.dimParam.isEmpty ? String($0.dimValue) : $0.dimParam }.joined(separator: ",") + "]" }

@@ -27,6 +27,9 @@ public struct TrainingSettings: Sendable {
     public var regularizer: Regularizer?
     /// What the run does differently from TAO for accepted spec fields, logged when it starts.
     public var notes: [String] = []
+    /// TAO's `model_ema`: validate and save a moving average of the weights (decay 0.999 ramped up
+    /// over the first few thousand steps, as TAO's ModelEMACallback) instead of the weights themselves.
+    public var modelEMA = false
 
     public init(task: String, modelName: String, epochs: Int, batchSize: Int, seed: UInt64, inputShape: [Int],
                 pretrainedModelPath: String?, schedule: LearningRateSchedule, regularizer: Regularizer?) {

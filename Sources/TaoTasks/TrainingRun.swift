@@ -100,7 +100,9 @@ public struct TrainingRun<Task: TrainableTask> {
                                 frozenBatchNorm: frozenBN, seed: s.seed)
         let trainer = Trainer(executor: exec, optimizer: optimizer, learningRate: 0, regularizer: s.regularizer)
         guard data.stepsPerEpoch > 0 else { throw TaskError("the training data has fewer samples than one batch of \(s.batchSize)") }
-        let validator = try task.makeValidator(graph: graph, store: store, data: data)
+        // With model_ema the validator and the checkpoints see the moving average (TAO's callback starts it from the weights at hand).
+        let ema = s.modelEMA ? store.copy(graph: graph) : nil
+        let validator = try task.makeValidator(graph: graph, store: ema ?? store, data: data)
         results.log("training \(name) (\(graph.trainableParameterCount) parameters) \(data.summary)")
 
         let steps = data.stepsPerEpoch
@@ -122,6 +124,7 @@ public struct TrainingRun<Task: TrainableTask> {
                 trainer.learningRate = lr
                 guard let (loss, samples) = try data.step(trainer) else { break }
                 guard loss.isFinite else { throw divergence(loss, epoch: epoch, step: step, lr: lr, graph, store, frozenBN) }
+                if let ema { ema.average(toward: store, decay: Self.emaDecay(step: iteration + 1)) }
                 lossSum += Double(loss)
                 seen += samples
                 try stepEvents.scalars([("loss", Double(loss)), ("learning_rate", Double(lr))], step: iteration + 1)
@@ -133,7 +136,7 @@ public struct TrainingRun<Task: TrainableTask> {
             let path = results.weightsPath(name, epoch: epoch + 1)
             var card = task.card(classes: data.classes, epoch: epoch + 1)
             (card.pruned, card.onnx) = carried
-            try Checkpoint(graph: graph, parameters: store, card: card,
+            try Checkpoint(graph: graph, parameters: ema ?? store, card: card,
                            extras: trainer.optimizer.state.reduce(into: [:]) { $0["optimizer." + $1.key] = $1.value }).write(to: path)
             let row = [("epoch", Double(epoch + 1)), ("lr", Double(lr))] + trainMetrics + valMetrics
                 + [("seconds", trainTime), ("images_per_s", Double(seen) / trainTime)]
@@ -160,6 +163,10 @@ public struct TrainingRun<Task: TrainableTask> {
         if startEpoch >= s.epochs { results.log("all \(s.epochs) epochs are already done in \(resultsDir)") }
         return last
     }
+
+    /// TAO's ModelEMACallback: decay 0.999 · (1 − e^(−updates / 2000)), updates counted from the
+    /// first step of the run (epochs before a resume included).
+    static func emaDecay(step: Int) -> Float { Float(0.999 * (1 - exp(-Double(step) / 2000))) }
 
     /// The error for a loss that became inf or NaN, with the likeliest cause when there is one.
     func divergence(_ loss: Float, epoch: Int, step: Int, lr: Float, _ graph: Graph, _ store: ParameterStore, _ frozenBN: Set<String>) -> TaskError {

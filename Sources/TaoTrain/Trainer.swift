@@ -8,7 +8,9 @@ import TaoRuntime
 /// `step` runs forward, the task's loss over every output, backward, regularization, optional
 /// clipping and the update.
 public final class Trainer {
-    public let executor: Executor
+    /// The executor the steps run; another one on the same graph and parameters (the graph at
+    /// another input size, for multi-scale training) may take its place between steps.
+    public var executor: Executor
     public var optimizer: any Optimizer
     /// The loss of `step(labels:soft:)`; tasks with other outputs pass their loss to `step(loss:)`.
     public var loss: SoftmaxCrossEntropy

@@ -75,8 +75,10 @@ final class ONNXExportTests: XCTestCase {
     /// ~2.4e-4 at logits ~1, rounding through 100 layers), the exact answer decides: onnxruntime
     /// running the exported file must be as close to the float64 reference as our own fp32 result
     /// is, within 4×.
+    /// `relative`: our error bound as a fraction of the outputs' scale (1e-3; deep graphs of 3×3
+    /// layers run with Winograd F(4×4, 3×3), whose rounding is several times direct convolution's, get more).
     static func checkWithinRoundingOfTheExactAnswer(_ g: Graph, _ s: ParameterStore, _ x: Tensor, ours mine: [Float], theirs: [Float], name: String,
-                                                    file: StaticString = #filePath, line: UInt = #line) throws {
+                                                    relative: Double = 1e-3, file: StaticString = #filePath, line: UInt = #line) throws {
         let diff = zip(theirs, mine).map { abs($0 - $1) }.max() ?? .infinity
         guard diff > 1e-4 else { return }
         let exact = Reference.run(g, inputs: [RefTensor(x)], params: (0..<s.count).map { RefTensor(s[$0]) }, training: false).flatMap(\.data)
@@ -85,7 +87,7 @@ final class ONNXExportTests: XCTestCase {
         let theirError = zip(theirs, exact).map { abs(Double($0) - $1) }.max()!
         print("onnx \(name): against the float64 reference, ours \(oursError), onnxruntime \(theirError)")
         XCTAssertLessThanOrEqual(theirError, max(1e-4, 4 * oursError), "\(name): onnxruntime is \(theirError) from the float64 reference, ours \(oursError)", file: file, line: line)
-        XCTAssertLessThanOrEqual(oursError, 1e-3 * max(1, scale), "\(name): our fp32 result is far from the float64 reference", file: file, line: line)
+        XCTAssertLessThanOrEqual(oursError, relative * max(1, scale), "\(name): our fp32 result is far from the float64 reference", file: file, line: line)
     }
 
     func checkAgainstONNXRuntime(_ name: String, res: Int, channels: Int = 3, batches: [Int] = [2], graph: Graph? = nil) throws {
@@ -251,12 +253,19 @@ final class ONNXExportTests: XCTestCase {
         XCTAssertEqual(named, theirs)
     }
 
-    /// YOLO's heads (YOLOv4-tiny on CSPDarkNet-tiny, YOLOv4 on ResNet-10 with SPP and the PAN path) at
-    /// a wide input: onnxruntime gives ours within rounding of the exact answer.
+    /// YOLO's heads (YOLOv4-tiny on CSPDarkNet-tiny, YOLOv4 on ResNet-10 with SPP and the PAN path, and
+    /// the other backbones' taps: VGG's stride-4 head, SqueezeNet's and GoogLeNet's extra convolutions,
+    /// EfficientNet's upsampled expansion, MobileNet V2's projected shortcuts) at a wide input:
+    /// onnxruntime gives ours within rounding of the exact answer.
     func testYOLOHeadsMatchONNXRuntime() throws {
         for (name, cfg) in [("yolo_v4_tiny", YOLOModelConfig(version: .v4Tiny, backbone: .cspDarknetTiny, inputShape: [3, 64, 96], classes: 2, anchorsPerHead: [3, 3])),
                             ("yolo_v4_resnet10", YOLOModelConfig(version: .v4, backbone: .resnet(depth: 10), inputShape: [3, 64, 96], classes: 2, anchorsPerHead: [3, 3, 3])),
-                            ("yolo_v3_resnet10", YOLOModelConfig(version: .v3, backbone: .resnet(depth: 10), inputShape: [3, 64, 96], classes: 2, anchorsPerHead: [3, 3, 3]))] {
+                            ("yolo_v3_resnet10", YOLOModelConfig(version: .v3, backbone: .resnet(depth: 10), inputShape: [3, 64, 96], classes: 2, anchorsPerHead: [3, 3, 3])),
+                            ("yolo_v3_vgg16", YOLOModelConfig(version: .v3, backbone: .vgg(depth: 16), inputShape: [3, 64, 96], classes: 2, anchorsPerHead: [3, 3, 3])),
+                            ("yolo_v3_squeezenet", YOLOModelConfig(version: .v3, backbone: .squeezenet, inputShape: [3, 64, 96], classes: 2, anchorsPerHead: [3, 3, 3])),
+                            ("yolo_v4_mobilenet_v2", YOLOModelConfig(version: .v4, backbone: .mobilenetV2, inputShape: [3, 64, 96], classes: 2, anchorsPerHead: [3, 3, 3])),
+                            ("yolo_v4_googlenet", YOLOModelConfig(version: .v4, backbone: .googlenet, inputShape: [3, 64, 96], classes: 2, anchorsPerHead: [3, 3, 3])),
+                            ("yolo_v4_efficientnet_b0", YOLOModelConfig(version: .v4, backbone: .efficientnetB0, inputShape: [3, 64, 96], classes: 2, anchorsPerHead: [3, 3, 3]))] {
             let g = try YOLO.build(cfg)
             let s = Self.store(g, seed: 5)
             var stats = SplitMix64(seed: 77)
@@ -273,7 +282,9 @@ final class ONNXExportTests: XCTestCase {
             let mine = g.outputs.indices.flatMap { e.output($0).scalars }
             XCTAssertEqual(theirs.count, mine.count)
             print("onnx \(name): max |onnxruntime − ours| = \(zip(theirs, mine).map { abs($0 - $1) }.max() ?? .infinity)")
-            try Self.checkWithinRoundingOfTheExactAnswer(g, s, x, ours: mine, theirs: theirs, name: name)
+            // GoogLeNet's head (62 convolutions, its 3×3s in Winograd) measured 1.35e-3 of the outputs'
+            // scale from the float64 answer, 4.6e-4 with direct convolution only (onnxruntime 2.5e-4).
+            try Self.checkWithinRoundingOfTheExactAnswer(g, s, x, ours: mine, theirs: theirs, name: name, relative: name.contains("googlenet") ? 3e-3 : 1e-3)
         }
     }
 }

@@ -32,7 +32,7 @@ final class YOLOSpecTests: XCTestCase {
         XCTAssertEqual(v4.batchSize, 8); XCTAssertEqual(v4.epochs, 80)
         XCTAssertEqual(v4.confidenceThreshold, 0.001); XCTAssertEqual(v4.nmsIoU, 0.5); XCTAssertEqual(v4.topK, 200)
         if case .tfrecords(let p) = v4.sources[0].labels { XCTAssertTrue(p.hasSuffix("train-fold*")) } else { XCTFail("TFRecords expected") }
-        XCTAssertTrue(v4.notes.contains { $0.contains("model_ema") && $0.contains("not available") }, "\(v4.notes)")
+        XCTAssertTrue(v4.modelEMA, "NVIDIA's YOLOv4 example asks for model_ema")
 
         for (file, extend) in [("yolo_v4_tiny_train_kitti.txt", [Float(0.05), 0.05]), ("yolo_v4_tiny_kitti.txt", [0.05, 0.1])] {
             let tiny = try YOLOConfig(path: "\(Self.nvidia)/\(file)", flavor: .v4Tiny)
@@ -106,9 +106,16 @@ final class YOLOSpecTests: XCTestCase {
         XCTAssertTrue(e.contains("s.txt:2") && e.contains("tao yolo_v3"), e)
         e = error(spec("yolov3_config", [("output_channel: 3", "output_channel: 3\n  mosaic_prob: 0.5")]), .v3)
         XCTAssertTrue(e.contains("mosaic_prob") && e.contains("YOLOv3"), e)
-        // Backbones not built yet are refused by name; a misspelled field names its line.
-        e = error(spec("yolov4_config", [("arch: \"resnet\"", "arch: \"vgg\"")]), .v4)
+        // Backbones TAO's YOLO has not are refused by name (YOLOv3 has no CSPDarkNet), depths it has
+        // not too, and freeze_blocks beyond a backbone's blocks; a misspelled field names its line.
+        e = error(spec("yolov4_config", [("arch: \"resnet\"", "arch: \"shufflenet\"")]), .v4)
         XCTAssertTrue(e.contains("s.txt:6") && e.contains("yolov4_config.arch") && e.contains("not available"), e)
+        e = error(spec("yolov3_config", [("arch: \"resnet\"", "arch: \"cspdarknet\"")]), .v3)
+        XCTAssertTrue(e.contains("s.txt:6") && e.contains("YOLOv3 on 'cspdarknet'"), e)
+        e = error(spec("yolov4_config", [("arch: \"resnet\"", "arch: \"vgg\"")]), .v4)
+        XCTAssertTrue(e.contains("s.txt:7") && e.contains("vgg comes with nlayers 16, 19; got 18"), e)
+        e = error(spec("yolov4_config", [("nlayers: 18", "nlayers: 18\n  freeze_blocks: 5")]), .v4)
+        XCTAssertTrue(e.contains("freeze_blocks") && e.contains("resnet's block numbers are 0 … 4, got 5"), e)
         e = error(spec("yolov4_config", [("nlayers: 18", "n_layers: 18")]), .v4)
         XCTAssertTrue(e.contains("s.txt:7") && e.contains("n_layers"), e)
         // KITTI folders need validation sources (validation_fold is for TFRecords).

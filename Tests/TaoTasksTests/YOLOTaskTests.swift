@@ -7,6 +7,7 @@ import TaoPrune
 import TaoRuntime
 @testable import TaoTasks
 import TaoTensor
+import TaoTrain
 import TaoTestSupport
 
 /// YOLO end to end on small scenes of bright squares and bars on noise (KITTI label folders): a
@@ -38,7 +39,8 @@ final class YOLOTaskTests: XCTestCase {
     }
     override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
-    func spec(_ flavor: String, epochs: Int, arch: String = "cspdarknet_tiny", extraTraining: String = "", mosaic: Double = 0.5) throws -> String {
+    func spec(_ flavor: String, epochs: Int, arch: String = "cspdarknet_tiny", nlayers: Int = 10, extraTraining: String = "", mosaic: Double = 0.5,
+              extraModel: String = "", extraAugmentation: String = "") throws -> String {
         let v3 = flavor == "yolov3_config", tiny = arch == "cspdarknet_tiny"
         let text = """
         random_seed: 42
@@ -49,7 +51,8 @@ final class YOLOTaskTests: XCTestCase {
           \(v3 ? "" : "box_matching_iou: 0.25")
           matching_neutral_box_iou: 0.5
           arch: "\(arch)"
-          \(tiny ? "" : "nlayers: 10")
+          \(tiny ? "" : "nlayers: \(nlayers)")
+          \(extraModel)
           arch_conv_blocks: \(v3 ? 1 : 0)
           loss_loc_weight: 1.0
           loss_neg_obj_weights: 1.0
@@ -71,6 +74,7 @@ final class YOLOTaskTests: XCTestCase {
           hue: 0.05 saturation: 1.2 exposure: 1.2 vertical_flip: 0 horizontal_flip: 0.5 jitter: 0.2
           output_width: 96 output_height: 64 output_channel: 3
           \(v3 ? "" : "mosaic_prob: \(mosaic) mosaic_min_ratio: 0.3")
+          \(extraAugmentation)
         }
         dataset_config {
           data_sources: { label_directory_path: "\(dir!)/train/labels" image_directory_path: "\(dir!)/train/images" }
@@ -80,7 +84,7 @@ final class YOLOTaskTests: XCTestCase {
           validation_data_sources: { label_directory_path: "\(dir!)/val/labels" image_directory_path: "\(dir!)/val/images" }
         }
         """
-        let path = "\(dir!)/\(flavor)-\(arch)-\(epochs)-\(abs((extraTraining + "\(mosaic)").hashValue)).txt"
+        let path = "\(dir!)/\(flavor)-\(arch)\(nlayers)-\(epochs)-\(abs((extraTraining + extraModel + extraAugmentation + "\(mosaic)").hashValue)).txt"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
@@ -110,7 +114,7 @@ final class YOLOTaskTests: XCTestCase {
         XCTAssertEqual(ck.graph.outputs.map { ck.graph.shape(of: $0).dims }, [[21, 2, 3], [21, 4, 6]])
 
         // Objectness on the training scenes: the slots matched to objects against all the others.
-        let layout = try YOLOTask<YOLOv4Tiny>.layout(card)
+        let layout = try YOLOTask<YOLOv4Tiny>.layout(card, ck.graph)
         let frames = Array(try task.frames().train.prefix(16))
         let samples = try frames.map { try $0.load(channels: 3, mapping: task.classMapping, keepDifficult: true) }
         let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: samples.count)
@@ -158,6 +162,138 @@ final class YOLOTaskTests: XCTestCase {
         }
     }
 
+    /// TAO's other backbones through the whole task: YOLOv3 on VGG-16 (TAO's heads at strides 16, 8
+    /// and 4, block 1 frozen) and YOLOv4 on MobileNet V2 train; evaluate reads the heads' grids from
+    /// the model and scores as training's validation did; the exported decoding (ONNX, run by
+    /// onnxruntime) places every slot's box where ours does.
+    func testOtherBackbonesTrainEvaluateAndExport() throws {
+        let vggSpec = try spec("yolov3_config", epochs: 1, arch: "vgg", nlayers: 16, extraModel: "freeze_blocks: 1")
+        let vgg = try YOLOTask<YOLOv3>(specPath: vggSpec)
+        let m = try vgg.train(resultsDir: "\(dir!)/vgg", quiet: true)
+        let model = "\(dir!)/vgg/weights/vgg16_001.tao"
+        let ck = try Checkpoint.read(from: model)
+        XCTAssertEqual(ck.graph.outputs.map { ck.graph.shape(of: $0).dims }, [[21, 4, 6], [21, 8, 12], [21, 16, 24]])
+        XCTAssertEqual(vgg.frozen(ck.graph).params, Set(ck.graph.parameters.map(\.name).filter { $0.hasPrefix("block1.") }))
+        XCTAssertFalse(vgg.frozen(ck.graph).params.isEmpty)
+        XCTAssertEqual(try vgg.evaluate(modelPath: model, resultsDir: "\(dir!)/vgg_eval", quiet: true).mAP, m["val_mAP"]!, accuracy: 1e-12)
+
+        let onnx = "\(dir!)/vgg.onnx"
+        try YOLOTask<YOLOv3>.export(modelPath: model, output: onnx)
+        let (_, card) = try YOLOTask<YOLOv3>.loadModel(model)
+        let layout = try YOLOTask<YOLOv3>.layout(card, ck.graph)
+        XCTAssertEqual(layout.heads.map(\.gridWidth), [6, 12, 24])
+        let frames = Array(try vgg.frames().val.prefix(4))
+        let inputs = try frames.map { f in
+            YOLOTask<YOLOv3>.input(vgg.augmentation.letterboxed(try f.load(channels: 3, mapping: vgg.classMapping, keepDifficult: true)).image, mean: vgg.config.imageMean)
+        }
+        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: frames.count)
+        runner.load(inputs, per: inputs[0].count)
+        runner.forward()
+        let bin = "\(dir!)/vgg_inputs.bin"
+        try inputs.flatMap { $0 }.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: bin))
+        struct ORT: Decodable { var boxes: [[[Double]]]; var scores: [[[Double]]] }
+        let r = try JSONDecoder().decode(ORT.self, from: PythonReference.run("Tests/TaoTasksTests/onnx_nms_run.py", arguments: [onnx, bin, "\(frames.count)", "3", "64", "96"]))
+        let heads = layout.heads.indices.map { UnsafePointer(runner.outputPointer($0)) }
+        for img in frames.indices {
+            // The error model of the tiny model's test above: ~1e-4 of the stride and the box size.
+            let slots = YOLODecoder.slots(outputs: heads, image: img, layout: layout)
+            XCTAssertEqual(r.boxes[img].count, 3 * (4 * 6 + 8 * 12 + 16 * 24))
+            XCTAssertEqual(r.boxes[img].count, slots.count)
+            for (k, s) in slots.enumerated() {
+                let size = (s.box.x2 - s.box.x1) * 96 + (s.box.y2 - s.box.y1) * 64
+                for (a, b) in zip([s.box.x1 * 96, s.box.y1 * 64, s.box.x2 * 96, s.box.y2 * 64], r.boxes[img][k]) { XCTAssertEqual(a, b, accuracy: 1e-3 * (16 + size), "image \(img) slot \(k)") }
+                for c in 0..<2 { XCTAssertEqual(s.scores[c], r.scores[img][c][k], accuracy: 1e-4) }
+            }
+        }
+
+        let mobile = try spec("yolov4_config", epochs: 1, arch: "mobilenet_v2", mosaic: 0)
+        let mm = try YOLOTask<YOLOv4>(specPath: mobile).train(resultsDir: "\(dir!)/mobilenet", quiet: true)
+        XCTAssertTrue(mm["loss"]!.isFinite && mm["loss"]! > 0, "\(mm)")
+        let mck = try Checkpoint.read(from: "\(dir!)/mobilenet/weights/mobilenet_v2_001.tao")
+        XCTAssertEqual(mck.graph.outputs.map { mck.graph.shape(of: $0).dims }, [[21, 2, 3], [21, 4, 6], [21, 8, 12]])
+    }
+
+    /// Multi-scale training (TAO's randomize_input_shape_period): sizes drawn every period as multiples
+    /// of 32 within 0.6–1.5 times the spec's, each step trains the shared parameters on its own size,
+    /// and a whole run trains, validates at the spec's size and writes its checkpoint.
+    func testMultiScaleTrainingDrawsSizesAndTrainsTheSharedParameters() throws {
+        let path = try spec("yolov4_config", epochs: 1, mosaic: 0, extraAugmentation: "randomize_input_shape_period: 2")
+        let task = try YOLOTask<YOLOv4Tiny>(specPath: path)
+        let data = try YOLOData(task)
+        data.start(epoch: 0)
+        var drawn = Set<[Int]>()
+        for step in 0..<40 {
+            let r = try XCTUnwrap(data.randomShape(step: step))
+            XCTAssertEqual(r.height % 32, 0); XCTAssertEqual(r.width % 32, 0)
+            // TAO's bounds, Python's round: height 64 = 2·32 → round(1.2)…round(3.0) → 32…96; width 96 → round(1.8)…round(4.5) = 2…4 → 64…128.
+            XCTAssertTrue((32...96).contains(r.height) && (64...128).contains(r.width), "\(r)")
+            if step % 2 == 1 { XCTAssertTrue(data.randomShape(step: step - 1)! == r, "one size per period") }
+            drawn.insert([r.height, r.width])
+        }
+        XCTAssertGreaterThan(drawn.count, 3)
+
+        let g = try task.buildModel(classes: data.classes)
+        let store = ParameterStore(graph: g, seed: 1)
+        let trainer = Trainer(executor: try Executor(graph: g, batch: 8, mode: .training, parameters: store), optimizer: SGD(momentum: 0.9), learningRate: 1e-4)
+        var used = Set<[Int]>()
+        for step in 0..<6 {
+            let before = store[0].scalars
+            let r = try XCTUnwrap(try data.step(trainer))
+            let shape = trainer.executor.graph.shape(of: trainer.executor.graph.inputs[0]).dims
+            let expected = data.randomShape(step: step)!
+            XCTAssertEqual(shape, [3, expected.height, expected.width])
+            XCTAssertTrue(trainer.executor.parameters === store)
+            XCTAssertTrue(r.loss.isFinite && r.loss > 0)
+            XCTAssertNotEqual(store[0].scalars, before, "step \(step) updated the shared parameters")
+            used.insert(shape)
+        }
+        XCTAssertGreaterThan(used.count, 1)
+
+        let m = try task.train(resultsDir: "\(dir!)/multiscale", quiet: true)
+        XCTAssertTrue(m["loss"]!.isFinite && m["val_mAP"] != nil, "\(m)")
+        XCTAssertEqual(try Checkpoint.read(from: "\(dir!)/multiscale/weights/cspdarknet_tiny_001.tao").graph.shape(of: ValueID(0)).dims, [3, 64, 96])
+        let log = try String(contentsOfFile: "\(dir!)/multiscale/train.log", encoding: .utf8)
+        XCTAssertTrue(log.contains("multi-scale training, a new input size every 2 batches (width 64–128, height 32–96)"), log)
+    }
+
+    /// TAO's model_ema: the decay ramps as TAO's callback's, the average is the weighted sum it
+    /// should be, and a run with model_ema trains as one without but saves (and validates) the
+    /// average, which after one short epoch sits next to the last weights.
+    func testModelEMAAveragesTheWeightsItSaves() throws {
+        XCTAssertEqual(Double(TrainingRun<YOLOTask<YOLOv4Tiny>>.emaDecay(step: 1)), 0.999 * (1 - exp(-1.0 / 2000)), accuracy: 1e-9)
+        XCTAssertEqual(Double(TrainingRun<YOLOTask<YOLOv4Tiny>>.emaDecay(step: 2000)), 0.999 * (1 - exp(-1.0)), accuracy: 1e-7)
+        XCTAssertEqual(Double(TrainingRun<YOLOTask<YOLOv4Tiny>>.emaDecay(step: 100_000)), 0.999, accuracy: 1e-7)
+        let g = try YOLOTask<YOLOv4Tiny>(specPath: try spec("yolov4_config", epochs: 1)).buildModel(classes: ["bar", "box"])
+        let a = ParameterStore(graph: g, seed: 1), b = ParameterStore(graph: g, seed: 2)
+        let avg = a.copy(graph: g)
+        avg.average(toward: b, decay: 0.3)
+        for i in [0, 1, g.parameters.count - 1] {
+            for k in 0..<min(50, g.parameters[i].shape.count) {
+                XCTAssertEqual(Double(avg.pointer(i)[k]), 0.3 * Double(a.pointer(i)[k]) + 0.7 * Double(b.pointer(i)[k]), accuracy: 1e-6)
+            }
+        }
+
+        let plain = try spec("yolov4_config", epochs: 1, mosaic: 0)
+        let ema = try spec("yolov4_config", epochs: 1, extraTraining: "model_ema: true", mosaic: 0)
+        let mp = try YOLOTask<YOLOv4Tiny>(specPath: plain).train(resultsDir: "\(dir!)/plain", quiet: true)
+        let me = try YOLOTask<YOLOv4Tiny>(specPath: ema).train(resultsDir: "\(dir!)/ema", quiet: true)
+        XCTAssertEqual(mp["loss"]!, me["loss"]!, accuracy: 1e-3 * mp["loss"]!, "the average does not change the training")
+        let raw = try Checkpoint.read(from: "\(dir!)/plain/weights/cspdarknet_tiny_001.tao").parameters
+        let averaged = try Checkpoint.read(from: "\(dir!)/ema/weights/cspdarknet_tiny_001.tao").parameters
+        let initial = ParameterStore(graph: g, seed: 42)   // the spec's random_seed
+        // Six steps, decays ≤ 0.003: the average is the last weights but for ~0.3% of the last steps' moves.
+        var moved = 0.0, apart = 0.0
+        for i in 0..<raw.count where raw.infos[i].role == .convWeight {
+            for k in 0..<raw.infos[i].shape.count {
+                moved += Double(abs(raw.pointer(i)[k] - initial.pointer(i)[k]))
+                apart += Double(abs(raw.pointer(i)[k] - averaged.pointer(i)[k]))
+            }
+        }
+        XCTAssertGreaterThan(moved, 0)
+        XCTAssertGreaterThan(apart, 0, "the saved weights are the average, not the weights")
+        XCTAssertLessThan(apart, 0.05 * moved)
+    }
+
     /// evaluate equals training's last validation; inference writes labels; the exported ONNX with its
     /// NonMaxSuppression, run by onnxruntime, keeps the boxes our decoding and NMS keep on the same
     /// inputs; prune keeps the heads and retrains; the INT8 engine evaluates close to fp32.
@@ -186,7 +322,7 @@ final class YOLOTaskTests: XCTestCase {
         let onnx = "\(dir!)/model.onnx"
         try YOLOTask<YOLOv4Tiny>.export(modelPath: model, output: onnx)
         let (ck, card) = try YOLOTask<YOLOv4Tiny>.loadModel(model)
-        let layout = try YOLOTask<YOLOv4Tiny>.layout(card)
+        let layout = try YOLOTask<YOLOv4Tiny>.layout(card, ck.graph)
         let frames = try task.frames().val
         let inputs = try frames.map { f in
             YOLOTask<YOLOv4Tiny>.input(task.augmentation.letterboxed(try f.load(channels: 3, mapping: task.classMapping, keepDifficult: true)).image, mean: task.config.imageMean)

@@ -30,7 +30,7 @@ extension YOLOTask {
         guard !set.isEmpty else { throw TaskError("no images to evaluate on: the spec has no validation data; pass --use_training_set to evaluate on the training data") }
         let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: min(config.evalBatchSize, set.count), int8: Self.int8Settings(card))
         let t0 = Date()
-        let aps = try evaluate(set, runner, layout: Self.layout(card))
+        let aps = try evaluate(set, runner, layout: Self.layout(card, ck.graph))
         let r = DetectionEvaluation(classes: card.classes, perClass: aps, images: set.count)
         try r.report(to: results, resultsDir: resultsDir, model: modelPath, card: card, int8: runner.int8 != nil, data: useTrainingSet ? "training" : "validation",
                      seconds: Date().timeIntervalSince(t0), apMode: config.apMode, overlap: String(format: "IoU %.2f", config.matchingIoU))
@@ -49,7 +49,7 @@ extension YOLOTask {
         let (ck, card) = try Self.loadModel(modelPath)
         results.logImportNotes(card, modelPath)
         try checkModel(card, ck.graph, path: modelPath)
-        let layout = try Self.layout(card)
+        let layout = try Self.layout(card, ck.graph)
         let files = try imageFiles(under: images)
         guard !files.isEmpty else { throw TaskError("\(images): no .jpg, .jpeg or .png images found") }
         for dir in [annotatedDir, labelsDir].compactMap({ $0 }) { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }

@@ -29,39 +29,51 @@ public struct YOLOTask<V: YOLOVersion>: Sendable {
         self.specPath = specPath
     }
 
-    public var modelName: String { config.arch + (config.nlayers > 0 && config.arch != "cspdarknet_tiny" ? "\(config.nlayers)" : "") }
+    /// The architecture's name with its depth where it has several ("resnet18", "mobilenet_v2").
+    public var modelName: String {
+        config.arch + (YOLOConfig.architectures(V.flavor)[config.arch]?.isEmpty == false ? "\(config.nlayers)" : "")
+    }
     var classMapping: ClassMapping { ClassMapping(config.classMapping, targets: config.classes) }
 
     /// The heads of the model for an input of `inputShape` (C, H, W), anchors as fractions of the spec's size.
     func layout(inputShape s: [Int]) -> YOLOLayout {
         let c = config, (w, h) = (Double(c.inputShape[2]), Double(c.inputShape[1]))
+        let strides = modelConfig(classes: c.classes).headStrides
         let heads = c.anchors.enumerated().map { k, group in
-            YOLOHead(gridWidth: s[2] / YOLO.strides[k], gridHeight: s[1] / YOLO.strides[k], anchors: group.map { ($0.width / w, $0.height / h) },
+            YOLOHead(gridWidth: s[2] / strides[k], gridHeight: s[1] / strides[k], anchors: group.map { ($0.width / w, $0.height / h) },
                      xyScale: 1 + Double(c.gridXYExtend[k]))
         }
         return YOLOLayout(heads: heads, classes: c.classes.count)
     }
 
-    /// The layout a model's card records, on its own input.
-    static func layout(_ card: ModelCard) throws -> YOLOLayout {
-        guard case let .yolo(anchors, xyScale, _) = card.decoding, anchors.count == xyScale.count else { throw TaskError("the model's outputs are not YOLO's heads") }
-        let s = card.inputShape
+    /// The layout a model's card records, on the grids of the graph's heads.
+    static func layout(_ card: ModelCard, _ graph: Graph) throws -> YOLOLayout {
+        guard case let .yolo(anchors, xyScale, _) = card.decoding, anchors.count == xyScale.count, graph.outputs.count == anchors.count else {
+            throw TaskError("the model's outputs are not YOLO's heads")
+        }
         return YOLOLayout(heads: anchors.enumerated().map { k, group in
-            YOLOHead(gridWidth: s[2] / YOLO.strides[k], gridHeight: s[1] / YOLO.strides[k], anchors: group.map { ($0[0], $0[1]) }, xyScale: xyScale[k])
+            let s = graph.shape(of: graph.outputs[k])
+            return YOLOHead(gridWidth: s[2], gridHeight: s[1], anchors: group.map { ($0[0], $0[1]) }, xyScale: xyScale[k])
         }, classes: card.classes.count)
     }
 
-    var loss: YOLOLoss {
+    var loss: YOLOLoss { loss(inputShape: config.inputShape) }
+
+    /// TAO's loss for inputs of `inputShape` (multi-scale training changes it).
+    func loss(inputShape: [Int]) -> YOLOLoss {
         let c = config
-        var l = YOLOLoss(version: V.flavor == .v3 ? .v3 : .v4, layout: layout(inputShape: c.inputShape))
+        var l = YOLOLoss(version: V.flavor == .v3 ? .v3 : .v4, layout: layout(inputShape: inputShape))
         (l.locWeight, l.negativeWeight, l.classWeight, l.neutralIoU) = (Double(c.locWeight), Double(c.negativeObjectWeight), Double(c.classWeight), Double(c.neutralBoxIoU))
         (l.labelSmoothing, l.focalAlpha, l.focalGamma) = (Double(c.labelSmoothing), Double(c.focalAlpha), Double(c.focalGamma))
         return l
     }
 
-    var augmentation: YOLOAugmentation {
+    var augmentation: YOLOAugmentation { augmentation(width: config.inputShape[2], height: config.inputShape[1]) }
+
+    /// The augmentation to canvases of `width` × `height` (multi-scale training changes them).
+    func augmentation(width: Int, height: Int) -> YOLOAugmentation {
         let c = config
-        var a = YOLOAugmentation(width: c.inputShape[2], height: c.inputShape[1])
+        var a = YOLOAugmentation(width: width, height: height)
         (a.hue, a.saturation, a.exposure) = (Double(c.hue), Double(c.saturation), Double(c.exposure))
         (a.vflip, a.hflip, a.jitter) = (Double(c.vflip), Double(c.hflip), Double(c.jitter))
         (a.mosaicProbability, a.mosaicMinRatio) = (Double(c.mosaicProbability), Double(c.mosaicMinRatio))
@@ -191,8 +203,11 @@ extension YOLOTask: TrainableTask {
         var s = TrainingSettings(task: V.flavor.rawValue, modelName: modelName, epochs: c.epochs, batchSize: c.batchSize, seed: c.seed,
                                  inputShape: c.inputShape, pretrainedModelPath: c.prunedModel ?? c.pretrainedModel, schedule: schedule, regularizer: reg)
         s.notes = c.notes
+        s.modelEMA = c.modelEMA
         if c.randomizeInputShapePeriod > 0 {
-            s.notes.append("augmentation_config.randomize_input_shape_period: multi-scale training is not available in tao-swift yet; every batch is \(c.inputShape[2])×\(c.inputShape[1])")
+            let lo = { (n: Int) in 32 * max(1, Int((0.6 * Double(n) / 32).rounded(.toNearestOrEven))) }, hi = { (n: Int) in 32 * Int((1.5 * Double(n) / 32).rounded(.toNearestOrEven)) }
+            s.notes.append("augmentation_config.randomize_input_shape_period: multi-scale training, a new input size every \(c.randomizeInputShapePeriod) batches "
+                           + "(width \(lo(c.inputShape[2]))–\(hi(c.inputShape[2])), height \(lo(c.inputShape[1]))–\(hi(c.inputShape[1]))); validation at \(c.inputShape[2])×\(c.inputShape[1])")
         }
         return s
     }
@@ -214,14 +229,30 @@ extension YOLOTask: TrainableTask {
     public func openData() throws -> any TrainingData { try YOLOData(self) }
 
     public func buildModel(classes: [String]) throws -> Graph {
+        try YOLO.build(modelConfig(classes: classes))
+    }
+
+    /// The network the spec describes: TAO's `arch` / `nlayers` as one of YOLO's backbones.
+    func modelConfig(classes: [String]) -> YOLOModelConfig {
         let c = config
         let version: YOLOModelConfig.Version = switch V.flavor { case .v3: .v3; case .v4: .v4; case .v4Tiny: .v4Tiny }
-        let backbone: YOLOModelConfig.Backbone = c.arch == "cspdarknet_tiny" ? .cspDarknetTiny : .resnet(depth: c.nlayers)
+        let backbone: YOLOModelConfig.Backbone = switch c.arch {
+        case "vgg": .vgg(depth: c.nlayers)
+        case "darknet": .darknet(depth: c.nlayers)
+        case "cspdarknet": .cspDarknet(depth: c.nlayers)
+        case "mobilenet_v1": .mobilenetV1
+        case "mobilenet_v2": .mobilenetV2
+        case "squeezenet": .squeezenet
+        case "googlenet": .googlenet
+        case "efficientnet_b0": .efficientnetB0
+        case "cspdarknet_tiny": .cspDarknetTiny
+        default: .resnet(depth: c.nlayers)
+        }
         var m = YOLOModelConfig(version: version, backbone: backbone, inputShape: Shape(c.inputShape), classes: classes.count, anchorsPerHead: c.anchors.map(\.count))
         m.archConvBlocks = c.archConvBlocks
         m.forceReLU = c.forceReLU
         m.backboneActivation = c.activation == "mish" ? .mish : c.activation == "relu" ? .relu : .leakyRelu(alpha: 0.1)
-        return try YOLO.build(m)
+        return m
     }
 
     public func readModel(_ path: String) throws -> Checkpoint {
@@ -244,10 +275,17 @@ extension YOLOTask: TrainableTask {
         graph.parameters.map(\.name).filter { n in YOLO.headLayers.contains { n.hasPrefix($0 + ".") } }
     }
 
-    /// TAO's freeze_blocks: ResNet's block 0 is the stem, N its Nth stage; CSPDarkNet-tiny's are its units.
+    /// TAO's freeze_blocks, as each template numbers its blocks: ResNet's 0 is the stem and N its
+    /// Nth stage; MobileNet V1's N its Nth depthwise-separable unit; SqueezeNet's N fire module N + 1;
+    /// the other backbones name their layers `block<N>.`.
     public func frozen(_ g: Graph) -> (params: Set<String>, batchNorms: Set<String>) {
         let prefixes = config.freezeBlocks.flatMap { b -> [String] in
-            config.arch == "resnet" ? (b == 0 ? ["conv1.", "bn1."] : ["layer\(b)."]) : ["block\(b)."]
+            switch config.arch {
+            case "resnet": b == 0 ? ["conv1.", "bn1."] : ["layer\(b)."]
+            case "mobilenet_v1": b == 0 ? ["conv1.", "conv1_bn."] : ["conv_dw_\(b).", "conv_dw_\(b)_bn.", "conv_pw_\(b).", "conv_pw_\(b)_bn."]
+            case "squeezenet": b == 0 ? ["conv1."] : ["fire\(b + 1)."]
+            default: ["block\(b)."]
+            }
         }
         return frozenLayers(g, prefixes: prefixes, freezeBN: config.freezeBN)
     }
@@ -300,9 +338,11 @@ final class YOLOData<V: YOLOVersion>: TrainingData {
         position = 0; sums = YOLOLoss.Parts(); steps = 0
     }
 
-    /// One training sample: augmented (mosaic drawing other training images), its input and anchor matches.
-    static func sample(_ task: YOLOTask<V>, _ frames: [YOLOFrame], _ index: Int, rng: inout SplitMix64, layout: YOLOLayout) throws -> ([Float], YOLOTargets) {
-        let c = task.config, mapping = task.classMapping, aug = task.augmentation
+    /// One training sample: augmented (mosaic drawing other training images) to `aug`'s canvas, its
+    /// input and anchor matches.
+    static func sample(_ task: YOLOTask<V>, _ frames: [YOLOFrame], _ index: Int, aug: YOLOAugmentation, rng: inout SplitMix64,
+                       layout: YOLOLayout) throws -> ([Float], YOLOTargets) {
+        let c = task.config, mapping = task.classMapping
         func load(_ i: Int) throws -> LabelledImage { try frames[i].load(channels: c.inputShape[0], mapping: mapping, keepDifficult: c.includeDifficult) }
         let s = try aug.training(try load(index), count: frames.count, other: load, rng: &rng)
         let (w, h) = (Double(aug.width), Double(aug.height))
@@ -311,16 +351,57 @@ final class YOLOData<V: YOLOVersion>: TrainingData {
         return (YOLOTask<V>.input(s.image, mean: c.imageMean), targets)
     }
 
+    /// TAO's multi-scale training (`randomize_input_shape_period` P): the input size of step `step`,
+    /// drawn anew every P steps, width and height apart, as multiples of 32 from 0.6 to 1.5 times the
+    /// spec's (yolo_v3/dataio/data_sequence.py); nil without it.
+    func randomShape(step: Int) -> (height: Int, width: Int)? {
+        let c = task.config, period = c.randomizeInputShapePeriod
+        guard period > 0 else { return nil }
+        var epochRNG = SplitMix64(seed: c.seed &+ UInt64(epoch) &* 65_537)
+        var rng = SplitMix64(seed: epochRNG.next() ^ UInt64(step / period))
+        func draw(_ size: Int) -> Int {
+            let n = Double(size) / 32
+            let lo = max(1, Int((0.6 * n).rounded(.toNearestOrEven))), hi = max(lo, Int((1.5 * n).rounded(.toNearestOrEven)))
+            return 32 * (lo + Int(rng.next() % UInt64(hi - lo + 1)))
+        }
+        let width = draw(c.inputShape[2])
+        return (draw(c.inputShape[1]), width)
+    }
+
+    /// Executors of the training graph at other input sizes, sharing its parameters (the two most recent kept).
+    var base: Executor?
+    var others: [[Int]: Executor] = [:], recent: [[Int]] = []
+
+    func executor(_ trainer: Trainer, inputShape: [Int]) throws -> Executor {
+        let base = self.base ?? trainer.executor
+        self.base = base
+        if base.graph.shape(of: base.graph.inputs[0]).dims == inputShape { return base }
+        if let e = others[inputShape] {
+            recent.removeAll { $0 == inputShape }; recent.append(inputShape)
+            return e
+        }
+        let graph = try base.graph.withInputShapes([Shape(inputShape)])
+        let (frozen, frozenBN) = task.frozen(graph)
+        let e = try Executor(graph: graph, batch: base.batch, mode: .training, parameters: base.parameters, frozen: frozen, frozenBatchNorm: frozenBN,
+                             seed: task.config.seed &+ UInt64(epoch) &* 7919 &+ UInt64(recent.count))
+        others[inputShape] = e; recent.append(inputShape)
+        if recent.count > 2 { others[recent.removeFirst()] = nil }
+        return e
+    }
+
     func step(_ trainer: Trainer) throws -> (loss: Float, samples: Int)? {
         let n = task.config.batchSize
         guard position + n <= order.count else { return nil }
         let idx = Array(order[position..<(position + n)])
-        position += n
         let (task, frames, epoch, seed) = (self.task, train, self.epoch, self.task.config.seed)
-        let loss = task.loss, layout = loss.layout
+        var shape = task.config.inputShape
+        if let r = randomShape(step: position / n) { (shape[1], shape[2]) = (r.height, r.width) }
+        position += n
+        if task.config.randomizeInputShapePeriod > 0 { trainer.executor = try executor(trainer, inputShape: shape) }
+        let loss = task.loss(inputShape: shape), layout = loss.layout, aug = task.augmentation(width: shape[2], height: shape[1])
         let prepared = try parallelMap(n) { k -> ([Float], YOLOTargets) in
             var rng = SplitMix64(seed: seed &+ UInt64(epoch) &* 1_000_003 &+ UInt64(idx[k]) &* 7919)
-            return try Self.sample(task, frames, idx[k], rng: &rng, layout: layout)
+            return try Self.sample(task, frames, idx[k], aug: aug, rng: &rng, layout: layout)
         }
         let exec = trainer.executor, input = exec.inputPointer(0), per = prepared[0].0.count
         for (k, s) in prepared.enumerated() { s.0.withUnsafeBufferPointer { input.advanced(by: k * per).update(from: $0.baseAddress!, count: per) } }
