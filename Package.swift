@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "taoTests", dependencies: ["tao", "TaoData", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "TaoMetricsTests", dependencies: ["TaoMetrics", "TaoTestSupport"], exclude: ["voc_ap.py"]),
         .testTarget(name: "TaoSpecTests", dependencies: ["TaoSpec"], exclude: ["NVIDIA"]),
-        .testTarget(name: "TaoTasksTests", dependencies: ["TaoTasks", "TaoData", "TaoGraph", "TaoPrune", "TaoRuntime", "TaoMetrics", "TaoTensor", "TaoTrain", "TaoTestSupport"],
+        .testTarget(name: "TaoTasksTests", dependencies: ["TaoTasks", "TaoData", "TaoGraph", "TaoPrune", "TaoRuntime", "TaoMetrics", "TaoTensor", "TaoTrain", "TaoONNX", "TaoModels", "TaoTestSupport"],
                     exclude: ["sklearn_dbscan.py", "kmeans_reference.py", "yolo_loss_reference.py", "onnx_nms_run.py"]),
         .testTarget(name: "TaoGraphTests", dependencies: ["TaoGraph", "TaoTensor"]),
         // The Double reference interpreter that runtime and ONNX tests check against.

@@ -197,19 +197,37 @@ enum FrozenBatchNorm {
 
 /// Weights carried from one checkpoint into another graph's store.
 enum Weights {
-    /// Copies same-named, same-shaped tensors from a checkpoint; reports what was replaced.
+    /// Copies same-named, same-shaped tensors from a checkpoint; reports what was replaced. Where the
+    /// names are another tool's (an ONNX file from elsewhere) and not `strict`, the tensors are paired
+    /// in order instead, as far as kinds and shapes agree from the first on (the backbone of the same
+    /// architecture), whichever of the two carries more.
     static func copy(_ ck: Checkpoint, into store: ParameterStore, strict: Bool, source: String) throws -> String {
         var loaded = 0
         var replaced: [String] = []
+        var byName: [(Int, Int)] = []
         for (i, p) in store.infos.enumerated() {
             guard let j = ck.graph.parameterIndex(named: p.name) else { replaced.append(p.name); continue }
             let t = ck.parameters[j]
-            if t.shape == p.shape { store[i] = t; loaded += 1 } else { replaced.append("\(p.name) \(p.shape) (was \(t.shape))") }
+            if t.shape == p.shape { byName.append((i, j)) } else { replaced.append("\(p.name) \(p.shape) (was \(t.shape))") }
+        }
+        var inOrder: [(Int, Int)] = []
+        if !strict {
+            for (i, p) in store.infos.enumerated() {
+                guard i < ck.graph.parameters.count, ck.graph.parameters[i].role == p.role, ck.graph.parameters[i].shape == p.shape else { break }
+                inOrder.append((i, i))
+            }
+        }
+        let pairs = inOrder.count > byName.count ? inOrder : byName
+        for (i, j) in pairs { store[i] = ck.parameters[j]; loaded += 1 }
+        if inOrder.count > byName.count {
+            let taken = Set(pairs.map(\.0))
+            replaced = store.infos.indices.filter { !taken.contains($0) }.map { store.infos[$0].name }
         }
         if strict && !replaced.isEmpty { throw TaskError("\(source) does not match this model: \(replaced.prefix(5).joined(separator: ", "))") }
         guard loaded > 0 else { throw TaskError("\(source): no tensor matches this model (a different architecture?)") }
+        let how = inOrder.count > byName.count ? " (paired in order: the names are not this model's)" : ""
         guard replaced.count > 12 else {
-            return "loaded \(loaded) of \(store.count) tensors from \(source)" + (replaced.isEmpty ? "" : "; newly initialized: \(replaced.joined(separator: ", "))")
+            return "loaded \(loaded) of \(store.count) tensors from \(source)\(how)" + (replaced.isEmpty ? "" : "; newly initialized: \(replaced.joined(separator: ", "))")
         }
         // Many: named by layer (a tensor's name less its last component), the first twelve.
         var layers: [String] = []
@@ -218,7 +236,7 @@ enum Weights {
             let layer = name.split(separator: ".").dropLast().joined(separator: ".")
             if !layers.contains(layer) { layers.append(layer) }
         }
-        return "loaded \(loaded) of \(store.count) tensors from \(source); newly initialized: \(replaced.count) tensors of \(layers.count) layers ("
+        return "loaded \(loaded) of \(store.count) tensors from \(source)\(how); newly initialized: \(replaced.count) tensors of \(layers.count) layers ("
             + layers.prefix(12).joined(separator: ", ") + (layers.count > 12 ? " and \(layers.count - 12) more)" : ")")
     }
 }

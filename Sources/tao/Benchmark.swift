@@ -214,7 +214,8 @@ struct Benchmark: ParsableCommand {
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return [
             "framework": "tao-swift", "model": modelFile ?? model, "task": task, "res": Self.resolution(graph), "batch": batch,
-            "classes": graph.shape(of: graph.outputs[0])[0],
+            // A YOLO head carries 3 anchors · (5 + classes) channels; DetectNet_v2's coverage one per class.
+            "classes": Self.yolo(model) != nil && modelFile == nil ? graph.shape(of: graph.outputs[0])[0] / 3 - 5 : graph.shape(of: graph.outputs[0])[0],
             "images_per_s": (ips * 100).rounded() / 100,
             "ms_per_iter_mean": (1000 * total / Double(times.count) * 100).rounded() / 100,
             "ms_per_iter_median": (1000 * sorted[sorted.count / 2] * 100).rounded() / 100,

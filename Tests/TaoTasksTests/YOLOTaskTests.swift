@@ -8,6 +8,8 @@ import TaoRuntime
 @testable import TaoTasks
 import TaoTensor
 import TaoTrain
+import TaoONNX
+import TaoModels
 import TaoTestSupport
 
 /// YOLO end to end on small scenes of bright squares and bars on noise (KITTI label folders): a
@@ -292,6 +294,36 @@ final class YOLOTaskTests: XCTestCase {
         XCTAssertGreaterThan(moved, 0)
         XCTAssertGreaterThan(apart, 0, "the saved weights are the average, not the weights")
         XCTAssertLessThan(apart, 0.05 * moved)
+    }
+
+    /// A backbone from an ONNX classifier: `tao classification export`'s names are this model's, so
+    /// the backbone's tensors load by name and the YOLO head starts fresh; a file whose names are
+    /// another tool's loads in order, as far as kinds and shapes agree from the first tensor on.
+    func testBackboneFromAnONNXClassifier() throws {
+        let cls = try DarkNet.build(DarkNetConfig(.cspDarknetTiny, classes: 5, inputShape: [3, 64, 96]))
+        let cs = ParameterStore(graph: cls, seed: 3)
+        let onnx = "\(dir!)/tiny_classifier.onnx"
+        try ONNXExport.write(cls, cs, to: onnx, metadata: ["classes": "[\"a\",\"b\",\"c\",\"d\",\"e\"]"])
+        let task = try YOLOTask<YOLOv4Tiny>(specPath: try spec("yolov4_config", epochs: 1, extraTraining: "pretrain_model_path: \"\(onnx)\"", mosaic: 0))
+        let ck = try task.readModel(onnx)
+        XCTAssertNil(try ck.card?.onnx, "weights for the spec's network, not a graph to train as it is")
+        _ = try task.train(resultsDir: "\(dir!)/from_onnx", quiet: true)
+        let log = try String(contentsOfFile: "\(dir!)/from_onnx/train.log", encoding: .utf8)
+        let backbone = cls.parameters.count - 2   // all but the dense classifier
+        XCTAssertTrue(log.contains("loaded \(backbone) of "), log)
+        XCTAssertFalse(log.contains("paired in order"), log)
+
+        // Another tool's names: the same tensors, paired in order.
+        let yolo = try task.buildModel(classes: ["bar", "box"])
+        let renamed = try Graph(inputs: [("input.1", [3, 64, 96])], parameters: cls.parameters.enumerated().map { i, p in
+            var q = p; q.name = "onnx::Conv_\(i)"; return q
+        }, nodes: cls.nodes, outputs: cls.outputs)
+        let store = ParameterStore(graph: yolo, seed: 9)
+        let report = try Weights.copy(try Checkpoint(graph: renamed, parameters: cs, card: ModelCard(task: "classification", arch: "onnx", classes: [], inputShape: [3, 64, 96], decoding: .classifierLogits)),
+                                      into: store, strict: false, source: "other.onnx")
+        XCTAssertTrue(report.contains("loaded \(backbone) of \(yolo.parameters.count) tensors from other.onnx (paired in order"), report)
+        for i in 0..<backbone { XCTAssertEqual(store[i].scalars, cs[i].scalars, yolo.parameters[i].name) }
+        XCTAssertNotEqual(store[backbone].shape, cs[backbone].shape)
     }
 
     /// evaluate equals training's last validation; inference writes labels; the exported ONNX with its

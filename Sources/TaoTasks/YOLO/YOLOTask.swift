@@ -255,11 +255,15 @@ extension YOLOTask: TrainableTask {
         return m
     }
 
+    /// A checkpoint, or an ONNX classifier whose weights start the backbone: tensors matched by name
+    /// (a `tao classification export` of the same backbone), or else in order as far as they agree.
     public func readModel(_ path: String) throws -> Checkpoint {
-        guard !path.lowercased().hasSuffix(".onnx") else {
-            throw TaskError("\(path): a YOLO backbone from an ONNX file is not available yet; pretrain with tao classification and name its .tao file")
-        }
-        return try Checkpoint.read(from: path)
+        guard path.lowercased().hasSuffix(".onnx") else { return try Checkpoint.read(from: path) }
+        let ck = try ClassificationTask.readClassifier(path)
+        var card = try ck.card ?? ModelCard(task: "classification", arch: "onnx", classes: [], inputShape: [], preprocessMode: nil, decoding: .classifierLogits)
+        guard card.task == "classification" else { throw TaskError("\(path) is a \(card.task) model; a YOLO backbone starts from a classifier") }
+        card.onnx = nil   // weights for the spec's network, not a graph to train as it is
+        return try Checkpoint(graph: ck.graph, parameters: ck.parameters, card: card)
     }
 
     public func adapt(_ graph: Graph, classes: [String], source: String, card: ModelCard) throws -> Graph {
