@@ -65,6 +65,9 @@ public struct YOLOConfig: Sendable {
     public var gridXYExtend: [Float]
     /// Per class (in `classes` order): class_weighting_config's weights, 1 when unset.
     public var classWeights: [Float]
+    /// class_weighting_config.enable_auto (YOLOv4): weights re-derived from each class's loss per
+    /// matched anchor as training goes (TAO's AutoClassWeighting callback).
+    public var autoClassWeighting = false
     // training_config
     public var batchSize: Int
     public var epochs: Int
@@ -280,7 +283,8 @@ public struct YOLOConfig: Sendable {
         if let bad = weighting.classWeighting.keys.first(where: { !targets.contains($0.lowercased()) }) {
             throw fail(["class_weighting_config", "class_weighting"], "'\(bad)' is not a target class (\(targets.joined(separator: ", ")))")
         }
-        guard !weighting.enableAuto else { throw fail(["class_weighting_config", "enable_auto"], "automatic class weighting is not available in tao-swift yet; give class_weighting by hand") }
+        autoClassWeighting = weighting.enableAuto
+        guard !autoClassWeighting || flavor != .v3 else { throw fail(["class_weighting_config", "enable_auto"], "automatic class weighting is YOLOv4's (TAO's YOLOv3 has none)") }
 
         // training_config
         guard e.hasTrainingConfig else { throw fail(["training_config"], "missing: batch_size_per_gpu, num_epochs, learning_rate, optimizer") }

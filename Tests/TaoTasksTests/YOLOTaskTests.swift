@@ -42,7 +42,7 @@ final class YOLOTaskTests: XCTestCase {
     override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
     func spec(_ flavor: String, epochs: Int, arch: String = "cspdarknet_tiny", nlayers: Int = 10, extraTraining: String = "", mosaic: Double = 0.5,
-              extraModel: String = "", extraAugmentation: String = "") throws -> String {
+              extraModel: String = "", extraAugmentation: String = "", extraTop: String = "") throws -> String {
         let v3 = flavor == "yolov3_config", tiny = arch == "cspdarknet_tiny"
         let text = """
         random_seed: 42
@@ -85,8 +85,9 @@ final class YOLOTaskTests: XCTestCase {
           target_class_mapping { key: "bar" value: "bar" }
           validation_data_sources: { label_directory_path: "\(dir!)/val/labels" image_directory_path: "\(dir!)/val/images" }
         }
+        \(extraTop)
         """
-        let path = "\(dir!)/\(flavor)-\(arch)\(nlayers)-\(epochs)-\(abs((extraTraining + extraModel + extraAugmentation + "\(mosaic)").hashValue)).txt"
+        let path = "\(dir!)/\(flavor)-\(arch)\(nlayers)-\(epochs)-\(abs((extraTraining + extraModel + extraAugmentation + extraTop + "\(mosaic)").hashValue)).txt"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
@@ -324,6 +325,39 @@ final class YOLOTaskTests: XCTestCase {
         XCTAssertTrue(report.contains("loaded \(backbone) of \(yolo.parameters.count) tensors from other.onnx (paired in order"), report)
         for i in 0..<backbone { XCTAssertEqual(store[i].scalars, cs[i].scalars, yolo.parameters[i].name) }
         XCTAssertNotEqual(store[backbone].shape, cs[backbone].shape)
+    }
+
+    /// TAO's automatic class weighting (class_weighting_config.enable_auto): each class's loss per
+    /// matched anchor, its weight divided out, over the least; blended 0.9 : 0.1 after the first
+    /// epoch, taken every tenth; the loss reports those sums; a run logs the weights it trains with.
+    func testAutomaticClassWeighting() throws {
+        typealias Data = YOLOData<YOLOv4>
+        // By hand: per anchor 4 / 1 / 2 = 2 and 6 / 2 / 1 = 3, over the least (2).
+        XCTAssertEqual(Data.autoClassWeights(current: [1, 2], loss: [4, 6], anchors: [2, 1], epoch: 0), [1, 1.5])
+        let blended = try XCTUnwrap(Data.autoClassWeights(current: [1, 2], loss: [4, 6], anchors: [2, 1], epoch: 10))
+        XCTAssertEqual(blended[0], 1, accuracy: 1e-12); XCTAssertEqual(blended[1], 1.95, accuracy: 1e-12)
+        XCTAssertNil(Data.autoClassWeights(current: [1, 2], loss: [4, 6], anchors: [2, 1], epoch: 3))
+        XCTAssertEqual(Data.autoClassWeights(current: [1, 2, 5], loss: [4, 6, 0], anchors: [2, 1, 0], epoch: 0), [1, 1.5, 5], "no anchors: kept")
+
+        // The loss's per-class sums: every positive's location and class loss, counted by class.
+        let layout = YOLOLayout(heads: [YOLOHead(gridWidth: 3, gridHeight: 2, anchors: [(0.3, 0.4), (0.5, 0.2)], xyScale: 1.1)], classes: 3)
+        var rng = SplitMix64(seed: 4)
+        let out = (0..<(2 * layout.perImage(0))).map { _ in Float(rng.nextNormal()) }
+        let targets = [YOLOTargets(objects: [(0, Box(0.1, 0.1, 0.4, 0.5)), (2, Box(0.5, 0.5, 0.9, 0.7))], layout: layout, matchingIoU: 0.2, classWeights: [1, 1, 3]),
+                       YOLOTargets(objects: [(2, Box(0.2, 0.3, 0.5, 0.6))], layout: layout, matchingIoU: 0.2, classWeights: [1, 1, 3])]
+        let r = out.withUnsafeBufferPointer { YOLOLoss(version: .v4, layout: layout)(outputs: [$0.baseAddress!], targets: targets) }
+        XCTAssertEqual(r.parts.perClassLoss.reduce(0, +), r.parts.location + r.parts.classes, accuracy: 1e-9)
+        XCTAssertEqual(r.parts.perClassAnchors, (0..<3).map { c in targets.reduce(0) { $0 + $1.positives.filter { $0.classIndex == c }.count } })
+        XCTAssertEqual(r.parts.perClassAnchors[1], 0)
+
+        let path = try spec("yolov4_config", epochs: 2, mosaic: 0, extraTop: "class_weighting_config { enable_auto: true }")
+        let tiny = try YOLOTask<YOLOv4Tiny>(specPath: path)
+        XCTAssertTrue(tiny.config.autoClassWeighting)
+        let m = try tiny.train(resultsDir: "\(dir!)/acw", quiet: true)
+        let w = [m["class_weight_bar"]!, m["class_weight_box"]!]
+        XCTAssertEqual(w.min()!, 1, accuracy: 1e-12, "after epoch 1 the least-lossy class weighs 1: \(w)")
+        XCTAssertGreaterThan(w.max()!, 1, "\(w)")
+        XCTAssertThrowsError(try YOLOTask<YOLOv3>(specPath: try spec("yolov3_config", epochs: 1, arch: "resnet", extraTop: "class_weighting_config { enable_auto: true }")))
     }
 
     /// evaluate equals training's last validation; inference writes labels; the exported ONNX with its

@@ -185,7 +185,12 @@ public struct YOLOLoss: Sendable {
     public init(version: Version, layout: YOLOLayout) { self.version = version; self.layout = layout }
 
     /// The parts of the last batch's loss, weighted as they enter the total.
-    public struct Parts: Sendable { public var location = 0.0, positiveObjectness = 0.0, negativeObjectness = 0.0, classes = 0.0 }
+    public struct Parts: Sendable {
+        public var location = 0.0, positiveObjectness = 0.0, negativeObjectness = 0.0, classes = 0.0
+        /// Per class of the matched boxes: their anchors' location and class loss, and how many anchors
+        /// (what TAO's automatic class weighting reads).
+        public var perClassLoss: [Double] = [], perClassAnchors: [Int] = []
+    }
 
     var focal: Bool { version == .v4 && focalAlpha > 0 && focalGamma > 0 }
 
@@ -239,6 +244,7 @@ public struct YOLOLoss: Sendable {
         let (posScale, negScale): (Double, Double) = version == .v3
             ? (1 / max(Double(positiveCount), 1e-5), 1 / max(Double(negativeCount), 1e-5)) : (1 / Double(n), 1 / Double(n))
         var parts = Parts()
+        parts.perClassLoss = [Double](repeating: 0, count: L.classes); parts.perClassAnchors = [Int](repeating: 0, count: L.classes)
         func add(_ h: Int, _ at: Int, _ g: Double) { if let gradients { gradients[h][at] += Float(g) } }
 
         for (img, t) in targets.enumerated() {
@@ -260,6 +266,7 @@ public struct YOLOLoss: Sendable {
                 func at(_ k: Int) -> Int { L.offset(head: h, image: img, anchor: p.anchor, channel: k, row: p.row, column: p.column) }
                 let z = (0..<cpa).map { Double(outputs[h][at($0)]) }
                 let scale = 2 - p.w * p.h
+                let before = parts.location + parts.classes
                 // Location.
                 switch version {
                 case .v3:
@@ -295,6 +302,10 @@ public struct YOLOLoss: Sendable {
                     let (lc, dc) = bce(z[5 + c], c == p.classIndex ? yPos : yNeg)
                     parts.classes += cw * lc
                     add(h, at(5 + c), cw * dc)
+                }
+                if (0..<L.classes).contains(p.classIndex) {
+                    parts.perClassLoss[p.classIndex] += parts.location + parts.classes - before
+                    parts.perClassAnchors[p.classIndex] += 1
                 }
             }
         }

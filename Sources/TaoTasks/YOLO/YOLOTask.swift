@@ -319,9 +319,16 @@ final class YOLOData<V: YOLOVersion>: TrainingData {
     var order: [Int] = []
     var position = 0, epoch = 0
     var sums = YOLOLoss.Parts(), steps = 0
+    /// The class weights the targets carry: class_weighting_config's, or with enable_auto TAO's
+    /// automatic ones, re-derived from `classLoss` / `classAnchors` after each epoch.
+    var classWeights: [Double]
+    var classLoss: [Double], classAnchors: [Int]
 
     init(_ task: YOLOTask<V>) throws {
         self.task = task
+        classWeights = task.config.classWeights.map(Double.init)
+        classLoss = [Double](repeating: 0, count: task.config.classes.count)
+        classAnchors = [Int](repeating: 0, count: task.config.classes.count)
         (train, val) = try task.frames()
         guard train.count >= task.config.batchSize else { throw TaskError("the training data has \(train.count) images, fewer than one batch of \(task.config.batchSize)") }
     }
@@ -332,9 +339,30 @@ final class YOLOData<V: YOLOVersion>: TrainingData {
     var epochMetrics: [(String, Double)] {
         let n = Double(max(steps, 1))
         return [("loss_loc", sums.location / n), ("loss_obj", sums.positiveObjectness / n), ("loss_noobj", sums.negativeObjectness / n), ("loss_cls", sums.classes / n)]
+            + (task.config.autoClassWeighting ? zip(classes, classWeights).map { ("class_weight_\($0)", $1) } : [])
+    }
+
+    /// TAO's AutoClassWeighting at the end of 0-based epoch `epoch`: each class's loss per matched
+    /// anchor, its current weight divided out, over the smallest of them; blended 0.9 : 0.1 with the
+    /// current weights after the first epoch, and taken only every tenth epoch (0, 10, 20, …); nil
+    /// when this epoch takes none. A class no anchor matched keeps its weight.
+    static func autoClassWeights(current: [Double], loss: [Double], anchors: [Int], epoch: Int, alpha: Double = 0.9) -> [Double]? {
+        guard epoch % 10 == 0 else { return nil }
+        let perAnchor = current.indices.map { anchors[$0] > 0 ? loss[$0] / current[$0] / Double(anchors[$0]) : .nan }
+        guard let least = perAnchor.filter({ $0.isFinite && $0 > 0 }).min() else { return nil }
+        return current.indices.map { i in
+            guard perAnchor[i].isFinite, perAnchor[i] > 0 else { return current[i] }
+            let w = perAnchor[i] / least
+            return epoch == 0 ? w : current[i] * alpha + w * (1 - alpha)
+        }
     }
 
     func start(epoch: Int) {
+        if task.config.autoClassWeighting, epoch > 0, classAnchors.contains(where: { $0 > 0 }),
+           let w = Self.autoClassWeights(current: classWeights, loss: classLoss, anchors: classAnchors, epoch: epoch - 1) {
+            classWeights = w
+        }
+        classLoss = classLoss.map { _ in 0 }; classAnchors = classAnchors.map { _ in 0 }
         self.epoch = epoch
         var rng = SplitMix64(seed: task.config.seed &+ UInt64(epoch) &* 31337)
         order = Array(train.indices)
@@ -345,13 +373,13 @@ final class YOLOData<V: YOLOVersion>: TrainingData {
     /// One training sample: augmented (mosaic drawing other training images) to `aug`'s canvas, its
     /// input and anchor matches.
     static func sample(_ task: YOLOTask<V>, _ frames: [YOLOFrame], _ index: Int, aug: YOLOAugmentation, rng: inout SplitMix64,
-                       layout: YOLOLayout) throws -> ([Float], YOLOTargets) {
+                       layout: YOLOLayout, classWeights: [Double]) throws -> ([Float], YOLOTargets) {
         let c = task.config, mapping = task.classMapping
         func load(_ i: Int) throws -> LabelledImage { try frames[i].load(channels: c.inputShape[0], mapping: mapping, keepDifficult: c.includeDifficult) }
         let s = try aug.training(try load(index), count: frames.count, other: load, rng: &rng)
         let (w, h) = (Double(aug.width), Double(aug.height))
         let targets = YOLOTargets(objects: s.objects.map { ($0.classIndex, Box($0.x1 / w, $0.y1 / h, $0.x2 / w, $0.y2 / h)) }, layout: layout,
-                                  matchingIoU: V.flavor == .v3 ? nil : Double(c.boxMatchingIoU), classWeights: c.classWeights.map(Double.init))
+                                  matchingIoU: V.flavor == .v3 ? nil : Double(c.boxMatchingIoU), classWeights: classWeights)
         return (YOLOTask<V>.input(s.image, mean: c.imageMean), targets)
     }
 
@@ -403,9 +431,10 @@ final class YOLOData<V: YOLOVersion>: TrainingData {
         position += n
         if task.config.randomizeInputShapePeriod > 0 { trainer.executor = try executor(trainer, inputShape: shape) }
         let loss = task.loss(inputShape: shape), layout = loss.layout, aug = task.augmentation(width: shape[2], height: shape[1])
+        let weights = classWeights
         let prepared = try parallelMap(n) { k -> ([Float], YOLOTargets) in
             var rng = SplitMix64(seed: seed &+ UInt64(epoch) &* 1_000_003 &+ UInt64(idx[k]) &* 7919)
-            return try Self.sample(task, frames, idx[k], aug: aug, rng: &rng, layout: layout)
+            return try Self.sample(task, frames, idx[k], aug: aug, rng: &rng, layout: layout, classWeights: weights)
         }
         let exec = trainer.executor, input = exec.inputPointer(0), per = prepared[0].0.count
         for (k, s) in prepared.enumerated() { s.0.withUnsafeBufferPointer { input.advanced(by: k * per).update(from: $0.baseAddress!, count: per) } }
@@ -418,6 +447,7 @@ final class YOLOData<V: YOLOVersion>: TrainingData {
         }
         sums.location += parts.location; sums.positiveObjectness += parts.positiveObjectness
         sums.negativeObjectness += parts.negativeObjectness; sums.classes += parts.classes; steps += 1
+        for c in parts.perClassLoss.indices where c < classLoss.count { classLoss[c] += parts.perClassLoss[c]; classAnchors[c] += parts.perClassAnchors[c] }
         return (value, n)
     }
 
