@@ -110,7 +110,13 @@ public enum YOLO {
             guard f.count == 4, f[1].stride == 8, f[2].stride == 16, f[3].stride == 16 else {
                 throw ModelError.unsupported("YOLO needs a ResNet whose last two stages are at stride 16")
             }
-            return Taps(last: f[3].value, mid: f[2].value, small: f[1].value, expand: 512, widths: (128, 64))
+            guard r.bottleneck else { return Taps(last: f[3].value, mid: f[2].value, small: f[1].value, expand: 512, widths: (128, 64)) }
+            // ResNet 50/101 (TAO's layers[-7] and [-43], 12 layers a block): the 3×3's activation in the
+            // last block of stage 4, and in the last of stage 3 upsampled to stride 8.
+            guard let mid = b.value(named: "layer4.\(r.blocks[3] - 1).relu2"), let small = b.value(named: "layer3.\(r.blocks[2] - 1).relu2") else {
+                throw ModelError.unsupported("ResNet-\(depth) without its blocks' relu2")
+            }
+            return Taps(last: f[3].value, mid: mid, small: up(&b, small, "expand_upsample"), expand: 1024, widths: (256, 128))
         case .vgg(let depth):
             var v = VGGConfig(depth: depth, inputShape: s, batchNorm: true, template: .tao)
             v.style = ConvStyle(activation: .relu)

@@ -89,7 +89,7 @@ public struct YOLOConfig: Sendable {
     /// The backbones each flavour builds in tao-swift, with their depths (empty: no depth).
     public static func architectures(_ f: Flavor) -> [String: [Int]] {
         if f == .v4Tiny { return ["cspdarknet_tiny": []] }
-        var a: [String: [Int]] = ["resnet": [10, 18, 34], "vgg": [16, 19], "darknet": [19, 53], "mobilenet_v1": [], "mobilenet_v2": [],
+        var a: [String: [Int]] = ["resnet": [10, 18, 34, 50, 101], "vgg": [16, 19], "darknet": [19, 53], "mobilenet_v1": [], "mobilenet_v2": [],
                                   "squeezenet": [], "googlenet": [], "efficientnet_b0": []]
         if f == .v4 { a["cspdarknet"] = [19, 53] }
         return a

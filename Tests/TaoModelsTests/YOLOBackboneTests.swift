@@ -75,7 +75,7 @@ final class YOLOBackboneTests: XCTestCase {
     /// Every backbone under YOLOv3 and YOLOv4: the heads sit at the strides TAO's layout gives them
     /// (VGG's at 16, 8, 4), carry anchors × (5 + classes) channels, and the neck's layers are TAO's.
     func testEveryBackboneBuildsYOLOv3AndYOLOv4Heads() throws {
-        let backbones: [YOLOModelConfig.Backbone] = [.resnet(depth: 18), .vgg(depth: 16), .darknet(depth: 19), .darknet(depth: 53), .cspDarknet(depth: 19),
+        let backbones: [YOLOModelConfig.Backbone] = [.resnet(depth: 18), .resnet(depth: 50), .vgg(depth: 16), .darknet(depth: 19), .darknet(depth: 53), .cspDarknet(depth: 19),
                                                      .mobilenetV1, .mobilenetV2, .squeezenet, .googlenet, .efficientnetB0]
         for version in [YOLOModelConfig.Version.v3, .v4] {
             for backbone in backbones {
@@ -87,14 +87,23 @@ final class YOLOBackboneTests: XCTestCase {
                 let strides = cfg.headStrides
                 XCTAssertEqual(g.outputs.map { g.shape(of: $0).dims }, zip([3, 2, 3], strides).map { [$0 * 7, 64 / $1, 96 / $1] }, "\(version) \(backbone)")
                 let names = Set(g.nodes.map(\.name))
-                let expand = [YOLOModelConfig.Backbone.resnet(depth: 18), .mobilenetV1, .mobilenetV2, .squeezenet, .googlenet].contains(backbone)
+                let expand = [YOLOModelConfig.Backbone.resnet(depth: 18), .resnet(depth: 50), .mobilenetV1, .mobilenetV2, .squeezenet, .googlenet].contains(backbone)
                 XCTAssertEqual(names.contains("yolo_expand_conv1.conv"), expand, "\(version) \(backbone)")
                 XCTAssertEqual(names.contains("yolo_spp_conv.conv"), version == .v4 && backbone != .efficientnetB0, "\(version) \(backbone)")
                 XCTAssertEqual(names.contains("md_leaky_conv512.conv"), version == .v4)
             }
         }
+        // ResNet-50 (12 Keras layers a bottleneck block with all projections): layers[-7] is the last
+        // block's 3×3 activation (512 channels, stride 16), layers[-43] stage 3's (256, upsampled to 8);
+        // the strided expand convolution is 1024 wide.
+        let r50 = try YOLO.build(YOLOModelConfig(version: .v3, backbone: .resnet(depth: 50), inputShape: [3, 64, 96], classes: 1, anchorsPerHead: [3, 3, 3]))
+        let conv = { (name: String) in r50.parameters.first { $0.name == name }?.shape.dims }
+        XCTAssertEqual(conv("yolo_expand_conv1.conv.weight"), [1024, 2048, 3, 3])
+        XCTAssertEqual(conv("yolo_conv1_1.conv.weight"), [512, 1024, 1, 1])
+        XCTAssertEqual(conv("yolo_conv3_1.conv.weight"), [256, 256 + 512, 1, 1], "upsampled 256 + layer4.2.relu2's 512")
+        XCTAssertEqual(conv("yolo_conv5_1.conv.weight"), [128, 128 + 256, 1, 1], "upsampled 128 + layer3.5.relu2's 256")
         // TAO's map_size per backbone: the width of yolo_conv2 (the 1×1 before the first upsampling).
-        for (backbone, width) in [(YOLOModelConfig.Backbone.mobilenetV2, 32), (.squeezenet, 64), (.googlenet, 256), (.mobilenetV1, 128)] {
+        for (backbone, width) in [(YOLOModelConfig.Backbone.mobilenetV2, 32), (.squeezenet, 64), (.googlenet, 256), (.mobilenetV1, 128), (.resnet(depth: 101), 256)] {
             let g = try YOLO.build(YOLOModelConfig(version: .v4, backbone: backbone, inputShape: [3, 64, 96], classes: 1, anchorsPerHead: [3, 3, 3]))
             let conv = try XCTUnwrap(g.parameters.first { $0.name == "yolo_conv2.conv.weight" })
             XCTAssertEqual(conv.shape[0], width, "\(backbone)")
