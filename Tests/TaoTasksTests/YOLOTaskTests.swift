@@ -92,6 +92,44 @@ final class YOLOTaskTests: XCTestCase {
         return path
     }
 
+    /// The ORT side of an exported detector: boxes and scores of every slot, NMS's selections.
+    struct ORTResult: Decodable { var boxes: [[[Double]]]; var scores: [[[Double]]]; var selected: [[Int]] }
+
+    /// Exports `model` with its decoding and NMS to DIR/NAME.onnx, runs it with onnxruntime and ours
+    /// on the letterboxed `frames`, and checks every slot's box and scores (before NMS) against our
+    /// decoding: the runtimes' head outputs differ by ~1e-4 (float32 convolutions summed in other
+    /// orders), which a box carries as ~1e-4 of its stride (the centre) and of its size (e^t), a score
+    /// as ~1e-4 / 4; `stride` is the heads' largest.
+    func exportedAgainstOurs<V: YOLOVersion>(_ task: YOLOTask<V>, model: String, frames: [YOLOFrame], name: String, stride: Double,
+                                              file: StaticString = #filePath, line: UInt = #line) throws -> (YOLOLayout, ModelRunner, ORTResult) {
+        let onnx = "\(dir!)/\(name).onnx"
+        try YOLOTask<V>.export(modelPath: model, output: onnx)
+        let (ck, card) = try YOLOTask<V>.loadModel(model)
+        let layout = try YOLOTask<V>.layout(card, ck.graph)
+        let inputs = try frames.map { f in
+            YOLOTask<V>.input(task.augmentation.letterboxed(try f.load(channels: 3, mapping: task.classMapping, keepDifficult: true)).image, mean: task.config.imageMean)
+        }
+        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: frames.count)
+        runner.load(inputs, per: inputs[0].count)
+        runner.forward()
+        let bin = "\(dir!)/\(name)_inputs.bin"
+        try inputs.flatMap { $0 }.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: bin))
+        let r = try JSONDecoder().decode(ORTResult.self, from: PythonReference.run("Tests/TaoTasksTests/onnx_nms_run.py", arguments: [onnx, bin, "\(frames.count)", "3", "64", "96"]))
+        let heads = layout.heads.indices.map { UnsafePointer(runner.outputPointer($0)) }
+        for img in frames.indices {
+            let slots = YOLODecoder.slots(outputs: heads, image: img, layout: layout)
+            XCTAssertEqual(r.boxes[img].count, slots.count, file: file, line: line)
+            for (k, s) in slots.enumerated() {
+                let size = (s.box.x2 - s.box.x1) * 96 + (s.box.y2 - s.box.y1) * 64
+                for (a, b) in zip([s.box.x1 * 96, s.box.y1 * 64, s.box.x2 * 96, s.box.y2 * 64], r.boxes[img][k]) {
+                    XCTAssertEqual(a, b, accuracy: 1e-3 * (stride + size), "image \(img) slot \(k)", file: file, line: line)
+                }
+                for c in 0..<layout.classes { XCTAssertEqual(s.scores[c], r.scores[img][c][k], accuracy: 1e-4, file: file, line: line) }
+            }
+        }
+        return (layout, runner, r)
+    }
+
     /// YOLOv4-tiny learns where its training scenes' objects are (the loss falls by half, objectness on
     /// the matched slots is far above the rest), writes its metrics and card, and resumes to the
     /// same weights. (The mAP a longer run reaches is the README demo's to show.)
@@ -180,34 +218,10 @@ final class YOLOTaskTests: XCTestCase {
         XCTAssertFalse(vgg.frozen(ck.graph).params.isEmpty)
         XCTAssertEqual(try vgg.evaluate(modelPath: model, resultsDir: "\(dir!)/vgg_eval", quiet: true).mAP, m["val_mAP"]!, accuracy: 1e-12)
 
-        let onnx = "\(dir!)/vgg.onnx"
-        try YOLOTask<YOLOv3>.export(modelPath: model, output: onnx)
-        let (_, card) = try YOLOTask<YOLOv3>.loadModel(model)
-        let layout = try YOLOTask<YOLOv3>.layout(card, ck.graph)
-        XCTAssertEqual(layout.heads.map(\.gridWidth), [6, 12, 24])
         let frames = Array(try vgg.frames().val.prefix(4))
-        let inputs = try frames.map { f in
-            YOLOTask<YOLOv3>.input(vgg.augmentation.letterboxed(try f.load(channels: 3, mapping: vgg.classMapping, keepDifficult: true)).image, mean: vgg.config.imageMean)
-        }
-        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: frames.count)
-        runner.load(inputs, per: inputs[0].count)
-        runner.forward()
-        let bin = "\(dir!)/vgg_inputs.bin"
-        try inputs.flatMap { $0 }.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: bin))
-        struct ORT: Decodable { var boxes: [[[Double]]]; var scores: [[[Double]]] }
-        let r = try JSONDecoder().decode(ORT.self, from: PythonReference.run("Tests/TaoTasksTests/onnx_nms_run.py", arguments: [onnx, bin, "\(frames.count)", "3", "64", "96"]))
-        let heads = layout.heads.indices.map { UnsafePointer(runner.outputPointer($0)) }
-        for img in frames.indices {
-            // The error model of the tiny model's test above: ~1e-4 of the stride and the box size.
-            let slots = YOLODecoder.slots(outputs: heads, image: img, layout: layout)
-            XCTAssertEqual(r.boxes[img].count, 3 * (4 * 6 + 8 * 12 + 16 * 24))
-            XCTAssertEqual(r.boxes[img].count, slots.count)
-            for (k, s) in slots.enumerated() {
-                let size = (s.box.x2 - s.box.x1) * 96 + (s.box.y2 - s.box.y1) * 64
-                for (a, b) in zip([s.box.x1 * 96, s.box.y1 * 64, s.box.x2 * 96, s.box.y2 * 64], r.boxes[img][k]) { XCTAssertEqual(a, b, accuracy: 1e-3 * (16 + size), "image \(img) slot \(k)") }
-                for c in 0..<2 { XCTAssertEqual(s.scores[c], r.scores[img][c][k], accuracy: 1e-4) }
-            }
-        }
+        let (layout, _, r) = try exportedAgainstOurs(vgg, model: model, frames: frames, name: "vgg", stride: 16)
+        XCTAssertEqual(layout.heads.map(\.gridWidth), [6, 12, 24])
+        XCTAssertEqual(r.boxes[0].count, 3 * (4 * 6 + 8 * 12 + 16 * 24))
 
         let mobile = try spec("yolov4_config", epochs: 1, arch: "mobilenet_v2", mosaic: 0)
         let mm = try YOLOTask<YOLOv4>(specPath: mobile).train(resultsDir: "\(dir!)/mobilenet", quiet: true)
@@ -386,33 +400,10 @@ final class YOLOTaskTests: XCTestCase {
 
         // ONNX with NMS against our decoding on the same letterboxed inputs.
         let onnx = "\(dir!)/model.onnx"
-        try YOLOTask<YOLOv4Tiny>.export(modelPath: model, output: onnx)
-        let (ck, card) = try YOLOTask<YOLOv4Tiny>.loadModel(model)
-        let layout = try YOLOTask<YOLOv4Tiny>.layout(card, ck.graph)
         let frames = try task.frames().val
-        let inputs = try frames.map { f in
-            YOLOTask<YOLOv4Tiny>.input(task.augmentation.letterboxed(try f.load(channels: 3, mapping: task.classMapping, keepDifficult: true)).image, mean: task.config.imageMean)
-        }
-        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: frames.count)
-        runner.load(inputs, per: inputs[0].count)
-        runner.forward()
-        let bin = "\(dir!)/inputs.bin"
-        try inputs.flatMap { $0 }.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: bin))
-        struct ORT: Decodable { var boxes: [[[Double]]]; var scores: [[[Double]]]; var selected: [[Int]] }
-        let r = try JSONDecoder().decode(ORT.self, from: PythonReference.run("Tests/TaoTasksTests/onnx_nms_run.py", arguments: [onnx, bin, "\(frames.count)", "3", "64", "96"]))
-        // Every slot's box and scores, before NMS: onnxruntime's float32 decoding against ours. The two
-        // runtimes' head outputs differ by ~1e-4 (float32 convolutions summed in other orders), which
-        // a box carries as ~1e-4 of its stride (the centre) and of its size (e^t), a score as ~1e-4 / 4.
+        let (layout, runner, r) = try exportedAgainstOurs(task, model: model, frames: frames, name: "model", stride: 32)
+        let ck = try Checkpoint.read(from: model)
         let heads = layout.heads.indices.map { UnsafePointer(runner.outputPointer($0)) }
-        for img in frames.indices {
-            let slots = YOLODecoder.slots(outputs: heads, image: img, layout: layout)
-            XCTAssertEqual(r.boxes[img].count, slots.count)
-            for (k, s) in slots.enumerated() {
-                let size = (s.box.x2 - s.box.x1) * 96 + (s.box.y2 - s.box.y1) * 64
-                for (a, b) in zip([s.box.x1 * 96, s.box.y1 * 64, s.box.x2 * 96, s.box.y2 * 64], r.boxes[img][k]) { XCTAssertEqual(a, b, accuracy: 1e-3 * (32 + size), "image \(img) slot \(k)") }
-                for c in 0..<2 { XCTAssertEqual(s.scores[c], r.scores[img][c][k], accuracy: 1e-4) }
-            }
-        }
         // What NMS keeps, where no two candidates overlap within 0.001 of the IoU threshold or tie in
         // score while overlapping (there float32 and float64 may round to opposite sides, or break the
         // tie either way, and the selections rightly differ).
