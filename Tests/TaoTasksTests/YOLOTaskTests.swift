@@ -374,6 +374,70 @@ final class YOLOTaskTests: XCTestCase {
         XCTAssertThrowsError(try YOLOTask<YOLOv3>(specPath: try spec("yolov3_config", epochs: 1, arch: "resnet", extraTop: "class_weighting_config { enable_auto: true }")))
     }
 
+    /// NVIDIA's own KITTI examples run unchanged but for their paths: YOLOv3 on ResNet-18 (KITTI
+    /// folders) and YOLOv4-tiny (dataset_convert's TFRecords, train-fold* / val-fold*) at their
+    /// 1248×384 input and batch 8, one training step each on scenes whose objects carry KITTI's
+    /// names. Their `pretrain_model_path` names NGC's Keras .hdf5 files, which are not read here: it
+    /// is pointed at a checkpoint of the network (another path), and loads.
+    func testNVIDIAsExampleSpecsRunButForPaths() throws {
+        let fm = FileManager.default
+        for split in ["train", "val"] {
+            let root = "\(dir!)/kitti_\(split)"
+            try fm.createDirectory(atPath: "\(root)/labels", withIntermediateDirectories: true)
+            try fm.createSymbolicLink(atPath: "\(root)/images", withDestinationPath: "\(dir!)/\(split)/images")
+            for file in try fm.contentsOfDirectory(atPath: "\(dir!)/\(split)/labels") {
+                let text = try String(contentsOfFile: "\(dir!)/\(split)/labels/\(file)", encoding: .utf8)
+                try text.replacingOccurrences(of: "Bar ", with: "Car ").replacingOccurrences(of: "Box ", with: "Pedestrian ")
+                    .write(toFile: "\(root)/labels/\(file)", atomically: true, encoding: .utf8)
+            }
+            let export = KITTIExport(root: root, imageDirName: "images", labelDirName: "labels", imageExtension: ".png", partitions: 2, shards: 2,
+                                     mode: .random, valSplit: 25)
+            _ = try export.run(outputPrefix: "\(dir!)/tfrecords/\(split)")
+        }
+        func nvidia(_ file: String, _ paths: [(String, String)]) throws -> String {
+            var text = try String(contentsOfFile: "Tests/TaoSpecTests/NVIDIA/\(file)", encoding: .utf8)
+            for (a, b) in paths {
+                XCTAssertTrue(text.contains(a), "\(file): \(a)")
+                text = text.replacingOccurrences(of: a, with: b)
+            }
+            let path = "\(dir!)/\(file)"
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        /// One step of the spec's training: its data, augmentation, targets, model and loss.
+        func step<V: YOLOVersion>(_ task: YOLOTask<V>) throws -> Float {
+            XCTAssertEqual(task.config.inputShape, [3, 384, 1248]); XCTAssertEqual(task.config.batchSize, 8)
+            XCTAssertEqual(task.config.classes, ["car", "cyclist", "pedestrian"])
+            let data = try YOLOData(task)
+            data.start(epoch: 0)
+            let g = try task.buildModel(classes: data.classes)
+            let pretrained = try XCTUnwrap(task.config.pretrainedModel)
+            try Checkpoint(graph: g, parameters: ParameterStore(graph: g, seed: 5), card: task.card(classes: data.classes, epoch: 0)).write(to: pretrained)
+            let store = ParameterStore(graph: g, seed: 1)
+            let report = try Weights.copy(try task.readModel(pretrained), into: store, strict: true, source: pretrained)
+            XCTAssertTrue(report.hasPrefix("loaded \(g.parameters.count) of \(g.parameters.count) tensors"), report)
+            let trainer = Trainer(executor: try Executor(graph: g, batch: 8, mode: .training, parameters: store), optimizer: SGD(momentum: 0.9), learningRate: 1e-4)
+            return try XCTUnwrap(try data.step(trainer)).loss
+        }
+
+        let tiny = try nvidia("yolo_v4_tiny_train_kitti.txt", [
+            ("/workspace/tao-experiments/data/yolo_v4_tiny/tfrecords/", "\(dir!)/tfrecords/"),
+            ("/workspace/tao-experiments/data/kitti_split/training", "\(dir!)/kitti_train"),
+            ("/workspace/tao-experiments/data/kitti_split/val", "\(dir!)/kitti_val"),
+            ("EXPERIMENT_DIR/pretrained_cspdarknet_tiny/pretrained_object_detection_vcspdarknet_tiny/cspdarknet_tiny.hdf5", "\(dir!)/cspdarknet_tiny.tao")])
+        let tinyLoss = try step(try YOLOTask<YOLOv4Tiny>(specPath: tiny))
+        XCTAssertTrue(tinyLoss.isFinite && tinyLoss > 0, "\(tinyLoss)")
+
+        let v3 = try nvidia("yolo_v3_train_resnet18_kitti.txt", [
+            ("/workspace/tao-experiments/data/kitti_split/training/label", "\(dir!)/kitti_train/labels"),
+            ("/workspace/tao-experiments/data/kitti_split/training/image", "\(dir!)/kitti_train/images"),
+            ("/workspace/tao-experiments/data/kitti_split/val/image", "\(dir!)/kitti_val/images"),
+            ("/workspace/tao-experiments/data/kitti_split/val/label", "\(dir!)/kitti_val/labels"),
+            ("EXPERIMENT_DIR/pretrained_resnet18/pretrained_object_detection_vresnet18/resnet_18.hdf5", "\(dir!)/resnet_18.tao")])
+        let v3Loss = try step(try YOLOTask<YOLOv3>(specPath: v3))
+        XCTAssertTrue(v3Loss.isFinite && v3Loss > 0, "\(v3Loss)")
+    }
+
     /// evaluate equals training's last validation; inference writes labels; the exported ONNX with its
     /// NonMaxSuppression, run by onnxruntime, keeps the boxes our decoding and NMS keep on the same
     /// inputs; prune keeps the heads and retrains; the INT8 engine evaluates close to fp32.
