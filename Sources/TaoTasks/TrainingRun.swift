@@ -116,7 +116,7 @@ public struct TrainingRun<Task: TrainableTask> {
             exec.reseed(s.seed &+ UInt64(epoch) &* 7919)
             var bar = ProgressBar(total: steps, label: "epoch \(epoch + 1)/\(s.epochs)", quiet: quiet)
             let t0 = Date()
-            var lossSum = 0.0, seen = 0
+            var lossSum = 0.0, regularizationSum = 0.0, seen = 0
             var lr: Float = 0
             for step in 0..<steps {
                 let iteration = epoch * steps + step
@@ -126,11 +126,18 @@ public struct TrainingRun<Task: TrainableTask> {
                 guard loss.isFinite else { throw divergence(loss, epoch: epoch, step: step, lr: lr, graph, store, frozenBN) }
                 if let ema { ema.average(toward: store, decay: Self.emaDecay(step: iteration + 1)) }
                 lossSum += Double(loss)
+                regularizationSum += Double(trainer.lastRegularization)
                 seen += samples
                 try stepEvents.scalars([("loss", Double(loss)), ("learning_rate", Double(lr))], step: iteration + 1)
                 bar.update(step + 1, String(format: "loss %.4f  lr %.2e  %.0f img/s", lossSum / Double(step + 1), lr, Double(seen) / Date().timeIntervalSince(t0)))
             }
             let trainTime = Date().timeIntervalSince(t0)
+            // A regularizer that outweighs the task's own loss holds the weights near zero: say so once.
+            if epoch == startEpoch, regularizationSum > lossSum - regularizationSum, let r = s.regularizer {
+                let mean = { (v: Double) in String(format: "%.3g", v / Double(steps)) }
+                results.log("note: the regularizer (\(r.kind == .l1 ? "L1" : "L2"), weight \(r.weight)) contributed \(mean(regularizationSum)) of the epoch's mean loss "
+                            + "\(mean(lossSum)), more than the task's own loss; if the model learns slowly, try a smaller regularizer weight")
+            }
             let trainMetrics = [("loss", lossSum / Double(steps))] + data.epochMetrics
             let valMetrics = try validator.run(epoch: epoch + 1, last: epoch + 1 == s.epochs)
             let path = results.weightsPath(name, epoch: epoch + 1)

@@ -18,6 +18,8 @@ public final class Trainer {
     /// Clip the global gradient norm to this value when set.
     public var clipNorm: Float?
     public var learningRate: Float
+    /// The regularization term of the last step (part of the loss it returned).
+    public private(set) var lastRegularization: Float = 0
     private let trainable: [Int]
 
     public init(executor: Executor, optimizer: any Optimizer, learningRate: Float, loss: SoftmaxCrossEntropy = .init(),
@@ -51,9 +53,12 @@ public final class Trainer {
         var total = loss(ex)
         ex.backward()
         let params = ex.parameters
+        lastRegularization = 0
         if let reg = regularizer {
             for i in trainable where reg.scope.contains(params.infos[i].role) {
-                total += reg.apply(weights: params.pointer(i), grads: ex.parameterGradientPointer(i)!, count: params.infos[i].shape.count)
+                let r = reg.apply(weights: params.pointer(i), grads: ex.parameterGradientPointer(i)!, count: params.infos[i].shape.count)
+                total += r
+                lastRegularization += r
             }
         }
         if let clip = clipNorm {

@@ -438,6 +438,19 @@ final class YOLOTaskTests: XCTestCase {
         XCTAssertTrue(v3Loss.isFinite && v3Loss > 0, "\(v3Loss)")
     }
 
+    /// A regularizer that outweighs the task's loss in the first epoch is named in the log (with what
+    /// each contributed); one that does not is not.
+    func testARegularizerOutweighingTheLossIsNoted() throws {
+        for (weight, noted) in [("3e-5", false), ("1e-1", true)] {
+            let path = try spec("yolov4_config", epochs: 1, mosaic: 0).replacingOccurrences(of: ".txt", with: "")
+            let text = try String(contentsOfFile: path + ".txt", encoding: .utf8).replacingOccurrences(of: "weight: 3e-5", with: "weight: \(weight)")
+            try text.write(toFile: "\(path)-\(weight).txt", atomically: true, encoding: .utf8)
+            _ = try YOLOTask<YOLOv4Tiny>(specPath: "\(path)-\(weight).txt").train(resultsDir: "\(dir!)/reg\(weight)", quiet: true)
+            let log = try String(contentsOfFile: "\(dir!)/reg\(weight)/train.log", encoding: .utf8)
+            XCTAssertEqual(log.contains("note: the regularizer (L1, weight"), noted, log)
+        }
+    }
+
     /// evaluate equals training's last validation; inference writes labels; the exported ONNX with its
     /// NonMaxSuppression, run by onnxruntime, keeps the boxes our decoding and NMS keep on the same
     /// inputs; prune keeps the heads and retrains; the INT8 engine evaluates close to fp32.
