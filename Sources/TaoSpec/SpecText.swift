@@ -27,7 +27,9 @@ public struct SpecText {
 
     public init(file: String, text: String) {
         self.file = file
-        lines = text.components(separatedBy: "\n")
+        // By Character: "\r\n" is one Character in Swift, so splitting at "\n" would leave a
+        // Windows-edited spec (tao_tf1's own PeopleSemSegNet test spec is one) a single line.
+        lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
     }
 
     public init(contentsOf path: String) throws {
