@@ -73,9 +73,7 @@ public struct ClassificationConfig: Sendable {
 
     public init(text: SpecText) throws {
         let e = try text.decode(Tao_Classification_Experiment.self)
-        func fail(_ path: [String], _ message: String) -> SpecError {
-            SpecError(file: text.file, line: text.line(of: path), field: path.joined(separator: "."), message: message)
-        }
+        let fail = text.error(at:_:)
         guard e.hasModelConfig else { throw fail(["model_config"], "missing: every classification spec needs a model_config block") }
         guard e.hasTrainConfig else { throw fail(["train_config"], "missing: every classification spec needs a train_config block") }
         let m = e.modelConfig, t = e.trainConfig

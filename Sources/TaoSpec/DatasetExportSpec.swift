@@ -18,9 +18,7 @@ public struct DatasetExportSpec: Sendable {
 
     public init(text: SpecText) throws {
         let e = try text.decode(Tao_DetectnetV2_DatasetExportConfig.self)
-        func fail(_ path: [String], _ message: String) -> SpecError {
-            SpecError(file: text.file, line: text.line(of: path), field: path.joined(separator: "."), message: message)
-        }
+        let fail = text.error(at:_:)
         switch e.convertConfigType {
         case .cocoConfig: throw fail(["coco_config"], "COCO conversion is not available in tao-swift yet; convert the annotations to KITTI label files and use kitti_config")
         case nil: throw fail(["kitti_config"], "missing: a conversion spec needs a kitti_config block")

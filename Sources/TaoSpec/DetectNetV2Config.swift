@@ -67,9 +67,7 @@ public struct DetectNetV2Config: Sendable {
 
     public init(text: SpecText) throws {
         let e = try text.decode(Tao_DetectnetV2_Experiment.self)
-        func fail(_ path: [String], _ message: String) -> SpecError {
-            SpecError(file: text.file, line: text.line(of: path), field: path.joined(separator: "."), message: message)
-        }
+        let fail = text.error(at:_:)
         seed = UInt64(e.randomSeed)
 
         // dataset_config

@@ -35,9 +35,7 @@ public struct DetectNetV2InferenceConfig: Sendable {
 
     public init(text: SpecText) throws {
         let s = try text.decode(Tao_DetectnetV2_Inference.self)
-        func fail(_ path: [String], _ message: String) -> SpecError {
-            SpecError(file: text.file, line: text.line(of: path), field: path.joined(separator: "."), message: message)
-        }
+        let fail = text.error(at:_:)
         guard s.hasInferencerConfig else { throw fail(["inferencer_config"], "missing: the model and its input size (inferencer_config { target_classes image_width image_height … })") }
         let i = s.inferencerConfig
         targetClasses = i.targetClasses.map { $0.lowercased() }

@@ -104,6 +104,16 @@ public struct SpecText {
         return nil
     }
 
+    /// The error for the field at `path`, naming the file, its line (where set) and the field.
+    public func error(at path: [String], _ message: String) -> SpecError {
+        SpecError(file: file, line: line(of: path), field: path.joined(separator: "."), message: message)
+    }
+
+    /// A note on the field at `path` for the run's log: "FILE:LINE: FIELD: message".
+    public func note(at path: [String], _ message: String) -> String {
+        "\(file):\(line(of: path) ?? 0): \(path.joined(separator: ".")): \(message)"
+    }
+
     /// Decodes `M` from the text; a failure names the first line at which decoding breaks.
     public func decode<M: SwiftProtobuf.Message>(_ type: M.Type) throws -> M {
         let text = lines.joined(separator: "\n")

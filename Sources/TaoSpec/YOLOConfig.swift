@@ -115,11 +115,9 @@ public struct YOLOConfig: Sendable {
     public init(text: SpecText, flavor: Flavor) throws {
         self.flavor = flavor
         let e = try text.decode(Tao_Yolo_Experiment.self)
-        func fail(_ path: [String], _ message: String) -> SpecError {
-            SpecError(file: text.file, line: text.line(of: path), field: path.joined(separator: "."), message: message)
-        }
+        let fail = text.error(at:_:)
         var pending: [String] = []
-        func note(_ path: [String], _ message: String) { pending.append("\(text.file):\(text.line(of: path) ?? 0): \(path.joined(separator: ".")): \(message)") }
+        func note(_ path: [String], _ message: String) { pending.append(text.note(at: path, message)) }
         seed = UInt64(e.randomSeed)
 
         // dataset_config
