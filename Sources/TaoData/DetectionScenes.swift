@@ -7,12 +7,15 @@ import TaoTensor
 /// box is the tight box of the object's visible mask, truncation is the share of the object cut
 /// off by the border, occlusion comes from the share of its mask that later pastes cover.
 ///
-/// Writes `out/{train,test}/{images,labels}/NNNNN.{png,txt}`; training scenes take their objects
+/// Writes `out/{train,test}/{images,labels,masks}/NNNNN.{png,txt,png}` (masks: each pixel's class
+/// index + 1, 0 the background, for semantic segmentation); training scenes take their objects
 /// from Fashion-MNIST's training set, test scenes from its test set, and each split its own
 /// backgrounds' crops, so no object image is seen in both.
 public enum DetectionScenes {
     /// KITTI class names of the ten Fashion-MNIST classes.
     public static let classNames = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot"]
+    /// The pixel value of each class in the scenes' masks/ (0 is the background).
+    public static var maskLabels: [String: Int] { Dictionary(uniqueKeysWithValues: classNames.enumerated().map { ($1, $0 + 1) }) }
 
     public struct Options: Sendable {
         public var width = 160, height = 96
@@ -51,7 +54,7 @@ public enum DetectionScenes {
     private struct Placed { var cls: Int; var mask: [Double]; var x: Int; var y: Int; var size: Int }
 
     private static func split(_ objects: LabelledImages, _ backgrounds: [Image], count: Int, to dir: String, _ o: Options, seed: UInt64) throws -> Counts {
-        for sub in ["images", "labels"] { try FileManager.default.createDirectory(atPath: "\(dir)/\(sub)", withIntermediateDirectories: true) }
+        for sub in ["images", "labels", "masks"] { try FileManager.default.createDirectory(atPath: "\(dir)/\(sub)", withIntermediateDirectories: true) }
         var rng = SplitMix64(seed: seed)
         func uniform(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(rng.next() % UInt64(r.count)) }
         var counts = Counts()
@@ -135,6 +138,10 @@ public enum DetectionScenes {
             let name = String(format: "%05d", n)
             try Data(try ImageCodec.encodePNG(image)).write(to: URL(fileURLWithPath: "\(dir)/images/\(name).png"))
             try Data(lines.map { $0 + "\n" }.joined().utf8).write(to: URL(fileURLWithPath: "\(dir)/labels/\(name).txt"))
+            // The class mask: each pixel an object owns (the later paste on top) has its class's
+            // index + 1 (`maskLabels`), the rest 0 (background).
+            let mask = Image(width: w, height: h, channels: 1, pixels: owner.map { $0 < 0 ? 0 : UInt8(placed[$0].cls + 1) })
+            try Data(try ImageCodec.encodePNG(mask)).write(to: URL(fileURLWithPath: "\(dir)/masks/\(name).png"))
             counts.scenes += 1
         }
         return counts

@@ -80,4 +80,16 @@ public enum PerChannelInt8 {
         }
         return (q, steps)
     }
+
+    /// A transposed convolution's weights [I, O, KH, KW] quantized per output channel (axis 1):
+    /// values in the same [I, O, KH, KW] order, steps per O.
+    public static func quantizeTransposed(_ w: [Float], inChannels: Int, outChannels: Int) -> (values: [Int8], steps: [Float]) {
+        let k = w.count / (inChannels * outChannels)
+        var oi = [Float](repeating: 0, count: w.count)   // [O, I, K]
+        for i in 0..<inChannels { for o in 0..<outChannels { for t in 0..<k { oi[(o * inChannels + i) * k + t] = w[(i * outChannels + o) * k + t] } } }
+        let (q, steps) = quantize(oi, channels: outChannels)
+        var back = [Int8](repeating: 0, count: w.count)
+        for i in 0..<inChannels { for o in 0..<outChannels { for t in 0..<k { back[(i * outChannels + o) * k + t] = q[(o * inChannels + i) * k + t] } } }
+        return (back, steps)
+    }
 }

@@ -77,13 +77,13 @@ public enum Kernels {
     }
 
     public static func deconvForward(_ prop: Propagation, src: MemoryDesc, weights: MemoryDesc, bias: MemoryDesc?, dst: MemoryDesc,
-                                     _ w: Window) throws(KernelError) -> PrimitiveDesc {
+                                     _ w: Window, attr: Attributes? = nil) throws(KernelError) -> PrimitiveDesc {
         var d = dnnl_deconvolution_desc_t()
         var s = src.raw, wt = weights.raw, o = dst.raw
         try withOptional(bias) { (b) throws(KernelError) in
             try check(dnnl_dilated_deconvolution_forward_desc_init(&d, prop.raw, dnnl_deconvolution_direct, &s, &wt, b, &o, w.s, w.d, w.l, w.r), "deconv forward desc")
         }
-        return try PrimitiveDesc.create(&d, attr: nil, hint: nil, "deconv forward \(src.dims)")
+        return try PrimitiveDesc.create(&d, attr: attr, hint: nil, "deconv forward \(src.dims)")
     }
 
     public static func deconvBackwardData(diffSrc: MemoryDesc, weights: MemoryDesc, diffDst: MemoryDesc, _ w: Window,

@@ -268,6 +268,50 @@ public final class Int8Engine {
                     pointwise[last.output.index] = Pointwise(step: steps.count - 1, src: srcMem, dst: dst, bias: bMem,
                                                              weights: weights(into:), primitive: { try primitive(inPlace: false, then: $0) })
                 }
+            case .convTranspose2d(let c):
+                // A transposed convolution (UNet's decoders): int8 source and weights (per output
+                // channel), fp32 out, as what reads it (a concatenation, a batch norm) runs in fp32.
+                let given = vals[n.inputs[0].index]!
+                let src = given.type == .f32 ? Q(mem: given.mem, scale: try scale(n.inputs[0], unsigned: given.nonNegative), type: given.nonNegative ? .u8 : .s8) : given
+                let (cin, o, kh, kw) = (g.shape(of: n.inputs[0])[0], c.outChannels, c.kernel[0], c.kernel[1])
+                let (wq, stepSizes) = PerChannelInt8.quantizeTransposed(param(n.inputs[1]), inChannels: cin, outChannels: o)
+                let ws = stepSizes.map { 1 / $0 }
+                let bias = (0..<o).map { k in (c.hasBias ? param(n.inputs[2])[k] : 0) * src.scale * ws[k] }
+                let win = Window(strides: c.stride, dilation: c.dilation.map { $0 - 1 }, padLeft: [c.padding.top, c.padding.left],
+                                 padRight: [c.padding.bottom - c.outputPadding[0], c.padding.right - c.outputPadding[1]])
+                let attr = Attributes()
+                try attr.setOutputScales((0..<o).map { 1 / (src.scale * ws[$0]) }, mask: 2)
+                let pd = try Kernels.deconvForward(.inference, src: MemoryDesc(src.mem.desc.dims, .any, type: src.type),
+                                                   weights: MemoryDesc([o, cin, kh, kw], .any, type: .s8), bias: MemoryDesc([o]), dst: MemoryDesc(dims, .any), win, attr: attr)
+                let srcMem = given.type == .f32 ? try quantize(given, into: pd.md(.src), scale: src.scale) : try layout(src, pd.md(.src))
+                // The [I, O, KH, KW] bytes seen as oneDNN's logical [O, I, KH, KW].
+                let plainW = Memory(MemoryDesc(dims: [o, cin, kh, kw], strides: [kh * kw, o * kh * kw, kw, 1], type: .s8))
+                wq.withUnsafeBytes { plainW.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                let wMem = Memory(pd.md(.weights))
+                Step(try Primitive(Kernels.reorder(from: plainW.desc, to: wMem.desc)), [(.src, plainW), (.dst, wMem)]).run()
+                let bMem = Memory(MemoryDesc([o]))
+                bias.withUnsafeBytes { bMem.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                let y = Memory(pd.md(.dst))
+                steps.append(Step(try Primitive(pd), [(.src, srcMem), (.weights, wMem), (.bias, bMem), (.dst, y)]))
+                vals[n.output.index] = Q(mem: y, scale: 1, type: .f32)
+                int8Convolutions += 1
+            case .batchNorm(let bn):
+                // A batch norm no convolution absorbed (after a concatenation): x · a + b per channel, in fp32.
+                let x = try dequantize(vals[n.inputs[0].index]!, dims: g.shape(of: n.inputs[0]).batched(batch).dims)
+                let (gamma, beta, mean, variance) = (param(n.inputs[1]), param(n.inputs[2]), param(n.inputs[3]), param(n.inputs[4]))
+                let a = gamma.indices.map { gamma[$0] / (variance[$0] + bn.epsilon).squareRoot() }
+                let b = gamma.indices.map { beta[$0] - mean[$0] * a[$0] }
+                let cd = MemoryDesc([1, gamma.count, 1, 1])
+                let (aMem, bMem) = (Memory(cd), Memory(cd))
+                a.withUnsafeBytes { aMem.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                b.withUnsafeBytes { bMem.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                let mulPD = try Kernels.binary(.mul, src0: x.desc, src1: cd, dst: MemoryDesc(dims))
+                let scaled = Memory(mulPD.md(.dst))
+                steps.append(Step(try Primitive(mulPD), [(.src, x), (.src1, aMem), (.dst, scaled)]))
+                let addPD = try Kernels.binary(.add, src0: scaled.desc, src1: cd, dst: MemoryDesc(dims))
+                let y = Memory(addPD.md(.dst))
+                steps.append(Step(try Primitive(addPD), [(.src, scaled), (.src1, bMem), (.dst, y)]))
+                vals[n.output.index] = Q(mem: y, scale: 1, type: .f32)
             case .pool2d(let p):
                 let x = vals[n.inputs[0].index]!
                 let alg: Kernels.PoolAlg = p.kind == .max ? .max : (p.countIncludePad ? .avgIncludePad : .avgExcludePad)

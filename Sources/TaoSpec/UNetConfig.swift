@@ -38,8 +38,18 @@ public struct UNetConfig: Sendable {
     public var augment: Bool
     public var hflip: Float, vflip: Float, cropAndResizeProbability: Float, cropAndResizeRatio: Float, brightnessDelta: Float
     public var targetClasses: [TargetClass]
-    /// The classes the network predicts: each distinct mapping_class, in the order of its smallest label_id.
+    /// The classes the network predicts: each distinct mapping_class, in the order of the label_id of
+    /// the class it names (TAO's train ids).
     public var classes: [String]
+    /// Mask pixel value (label_id) → index in `classes`.
+    public var trainID: [Int: Int]
+    /// Each predicted class's class_weight (that of the class its mapping_class names).
+    public var classWeights: [Float]
+    /// TAO's `preprocess` for color images: "" (0 … 255 as read), div_by_255 / min_max_0_1 (0 … 1)
+    /// or min_max_-1_1; grayscale images are always scaled to −1 … 1.
+    public var preprocess: String
+    /// TAO's `resize_method` (BILINEAR, NEAREST_NEIGHBOR, BICUBIC, AREA) and `resize_padding`.
+    public var resizeMethod: String, resizePadding: Bool
     // training_config
     public var batchSize: Int, epochs: Int, checkpointInterval: Int
     public var loss: String
@@ -123,6 +133,16 @@ public struct UNetConfig: Sendable {
         val = try split("val", images: d.valImagesPath, masks: d.valMasksPath, sources: d.valDataSources.dataSource, field: "val_data_sources", needsMasks: true)
         test = try split("test", images: d.testImagesPath, masks: d.testMasksPath, sources: d.testDataSources.dataSource, field: "test_data_sources", needsMasks: false)
         augment = d.augment
+        preprocess = d.preprocess
+        guard ["", "div_by_255", "min_max_0_1", "min_max_-1_1"].contains(preprocess) else {
+            throw fail(["dataset_config", "preprocess"], "\"\(d.preprocess)\" is not one of div_by_255, min_max_0_1, min_max_-1_1")
+        }
+        resizeMethod = d.resizeMethod.isEmpty ? "BILINEAR" : d.resizeMethod.uppercased()
+        guard ["BILINEAR", "NEAREST_NEIGHBOR", "BICUBIC", "AREA"].contains(resizeMethod) else {
+            throw fail(["dataset_config", "resize_method"], "\"\(d.resizeMethod)\" is not one of BILINEAR, NEAREST_NEIGHBOR, BICUBIC, AREA")
+        }
+        resizePadding = d.resizePadding
+        if d.filterData { note(["dataset_config", "filter_data"], "every image is used; a mask with a pixel value no class names is an error naming the file") }
         let a = d.augmentationConfig
         (hflip, vflip) = (a.spatialAugmentation.hflipProbability, a.spatialAugmentation.vflipProbability)
         (cropAndResizeProbability, cropAndResizeRatio) = (a.spatialAugmentation.cropAndResizeProb, a.spatialAugmentation.cropAndResizeRatio)
@@ -144,9 +164,25 @@ public struct UNetConfig: Sendable {
             return TargetClass(name: tc.name, mappingClass: tc.mappingClass.isEmpty ? tc.name : tc.mappingClass, labelID: Int(tc.labelID),
                                weight: tc.classWeight == 0 ? 1 : tc.classWeight)
         }
-        var order: [String: Int] = [:]
-        for t in targetClasses { order[t.mappingClass] = min(order[t.mappingClass] ?? .max, t.labelID) }
-        classes = order.keys.sorted { order[$0]! < order[$1]! }
+        // TAO's build_target_class_list: a class trains as the label_id of the class its mapping_class
+        // names; those ids, sorted, are the train ids 0, 1, ….
+        var idOfName: [String: Int] = [:]
+        for t in targetClasses where idOfName[t.name] == nil { idOfName[t.name] = t.labelID }
+        var trainLabel: [Int: Int] = [:]   // label_id → the label_id it trains as
+        var nameOfLabel: [Int: String] = [:]
+        for t in targetClasses {
+            guard let id = idOfName[t.mappingClass] else {
+                throw fail(classPath + ["target_classes"], "'\(t.name)': mapping_class '\(t.mappingClass)' is not the name of a target class")
+            }
+            trainLabel[t.labelID] = id
+            nameOfLabel[id] = t.mappingClass
+        }
+        let trainIDs = Set(trainLabel.values).sorted()
+        classes = trainIDs.map { nameOfLabel[$0]! }
+        let index = Dictionary(uniqueKeysWithValues: trainIDs.enumerated().map { ($1, $0) })
+        trainID = trainLabel.mapValues { index[$0]! }
+        let declared = targetClasses
+        classWeights = trainIDs.map { id in declared.first { $0.labelID == id }?.weight ?? 1 }
         guard classes.count >= 2 || activation == "sigmoid" else {
             throw fail(classPath, "one class (\(classes.joined())): a softmax head needs two or more (add the background)")
         }

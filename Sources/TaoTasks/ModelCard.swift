@@ -70,11 +70,14 @@ public struct ModelCard: Codable, Sendable, Equatable {
         /// `anchors[h]` the head's (width, height) pairs as fractions of the input, `xyScale[h]` its
         /// grid scale (1 + grid_xy_extend); `nms` the training spec's nms_config, which export appends.
         case yolo(anchors: [[[Double]]], xyScale: [Double], nms: NMSSettings)
+        /// UNet: per-pixel class logits [N, C, H, W]; `activation` "softmax" or "sigmoid" gives the
+        /// probabilities, the largest logit the class (one class: logit > 0).
+        case segmentation(activation: String)
 
         /// The outputs' names in exported ONNX files (DetectNet_v2's as TAO's export names its nodes).
         public var outputNames: [String] {
             switch self {
-            case .classifierLogits: ["logits"]
+            case .classifierLogits, .segmentation: ["logits"]
             case .detectNetV2: ["output_cov", "output_bbox"]
             case .yolo(let anchors, _, _): Array(["conv_big_object", "conv_mid_object", "conv_sm_object"].prefix(anchors.count))
             }

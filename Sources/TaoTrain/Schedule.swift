@@ -17,6 +17,11 @@ public enum LearningRateSchedule: Sendable, Equatable {
     /// `max` over the first `softStart`, then min + (max − min)(1 + cos(π(p − softStart))) / 2 — the
     /// cosine's phase is not rescaled to what is left of training, as TAO's is not.
     case softStartCosine(min: Float, max: Float, softStart: Float)
+    /// TensorFlow's cosine_decay over steps (TAO unet's lr_scheduler): at step s of `totalSteps`,
+    /// lr · ((1 − alpha) · (1 + cos(π · min(s, decaySteps) / decaySteps)) / 2 + alpha).
+    case cosineDecay(lr: Float, alpha: Float, decaySteps: Int, totalSteps: Int)
+    /// TensorFlow's exponential_decay (not staircase): lr · rate^(s / decaySteps).
+    case exponentialDecay(lr: Float, rate: Float, decaySteps: Int, totalSteps: Int)
 
     /// The rate at `epoch` (0-based) and `progress` ∈ [0, 1) through the whole run.
     public func rate(epoch: Int, progress p: Float) -> Float {
@@ -41,6 +46,11 @@ public enum LearningRateSchedule: Sendable, Equatable {
         case let .softStartCosine(lo, hi, start):
             if start > 0, p < start { return (hi - lo) * (p / start) + lo }
             return lo + (hi - lo) * Float(1 + cos(Double.pi * Double(p - start))) / 2
+        case let .cosineDecay(lr, alpha, decay, total):
+            let s = min(Double(p) * Double(total), Double(max(decay, 1)))
+            return lr * ((1 - alpha) * Float(1 + cos(Double.pi * s / Double(max(decay, 1)))) / 2 + alpha)
+        case let .exponentialDecay(lr, rate, decay, total):
+            return lr * Float(pow(Double(rate), Double(p) * Double(total) / Double(max(decay, 1))))
         }
     }
 }

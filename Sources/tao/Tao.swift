@@ -10,7 +10,7 @@ struct Tao: ParsableCommand {
         Commands are shaped like NVIDIA TAO 3.0: `tao <task> <subtask> -e SPEC -r RESULTS_DIR`.
         This build provides the engine and its benchmark; tasks arrive one by one.
         """,
-        subcommands: [Classification.self, DetectNetV2.self, YOLOCommand<YOLOv3>.self, YOLOCommand<YOLOv4>.self, YOLOCommand<YOLOv4Tiny>.self, DataCommand.self, Benchmark.self]
+        subcommands: [Classification.self, DetectNetV2.self, YOLOCommand<YOLOv3>.self, YOLOCommand<YOLOv4>.self, YOLOCommand<YOLOv4Tiny>.self, UNetCommand.self, DataCommand.self, Benchmark.self]
     )
 
     static func main() {

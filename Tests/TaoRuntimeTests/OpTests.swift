@@ -41,6 +41,17 @@ final class OpTests: XCTestCase {
     func testConvTranspose() throws {
         try Harness.check(batch: 2) { b in b.convTranspose2d(b.input("x", [3, 4, 5]), "t", out: 4, kernel: 3, stride: 2, padding: Padding2D(1), outputPadding: 1, bias: true) }
     }
+    /// UNet's decoders: Keras's 'same' 4×4 and 2×2 transposed convolutions at stride 2 (padding 1 / 0),
+    /// concatenated with a skip, then a batch norm over the joined channels.
+    func testUNetDecoderBlock() throws {
+        for (k, pad) in [(4, Padding2D(1)), (2, Padding2D.zero), (3, Padding2D(top: 0, left: 0, bottom: 1, right: 1))] {
+            try Harness.check(batch: 2) { b in
+                let x = b.input("x", [3, 3, 4]), skip = b.input("skip", [2, 6, 8])
+                let up = b.convTranspose2d(x, "up", out: 4, kernel: k, stride: 2, padding: pad, bias: true)
+                return b.batchNorm(b.concat([up, skip], "cat"), "bn")
+            }
+        }
+    }
     func testBatchNormTraining() throws {
         try Harness.check(batch: 3) { b in b.batchNorm(b.input("x", [5, 4, 3]), "bn") }
     }

@@ -37,11 +37,19 @@ final class UNetSpecTests: XCTestCase {
         }
     }
 
-    /// Classes that share a mapping_class collapse into one; its place is its smallest label_id.
+    /// Classes that share a mapping_class collapse into one, which trains as the label_id of the
+    /// class it names (TAO's build_target_class_list), those ids sorted giving the train ids.
     func testMappingClassesCollapse() throws {
-        let c = try UNetConfig(text: SpecText(file: "s.txt", text: spec(classes: [("person", "person", 1), ("background", "background", 0), ("bag", "background", 2), ("face", "person", 3)])))
-        XCTAssertEqual(c.classes, ["background", "person"])
+        let c = try UNetConfig(text: SpecText(file: "s.txt", text: spec(classes: [("person", "person", 5), ("background", "background", 7), ("bag", "background", 2), ("face", "person", 3)])))
+        XCTAssertEqual(c.classes, ["person", "background"], "person trains as label 5, background as 7")
+        XCTAssertEqual(c.trainID, [5: 0, 3: 0, 7: 1, 2: 1])
         XCTAssertEqual(c.targetClasses.count, 4)
+        let bad = failure { try UNetConfig(text: SpecText(file: "s.txt", text: spec(classes: [("a", "a", 0), ("b", "c", 1)]))) }
+        XCTAssertTrue(bad.contains("mapping_class 'c'"), bad)
+    }
+
+    private func failure(_ f: () throws -> UNetConfig) -> String {
+        do { _ = try f(); return "no error" } catch { return "\(error)" }
     }
 
     func testBadSpecsNameTheFieldAndLine() throws {
