@@ -227,7 +227,7 @@ extension ModelTask {
         log("wrote \(qdq) (INT8 ONNX in QDQ form, batch norms folded, for TensorRT, onnxruntime or OpenVINO)")
         let engine = o.engineFile ?? stem + ".int8.tao"
         try writeEngine(modelPath: modelPath, ranges: ranges, tactics: o.tactics, fp32Layers: fp32, to: engine)
-        log("wrote the INT8 engine file \(engine); run it with: tao \(taskName) evaluate|inference --engine_file \(engine)")
+        log("wrote the INT8 engine file \(engine); run it with: tao \(taskName) evaluate|inference \(taskName == "classification" ? "--engine_file" : "-m") \(engine)")
         return (cache, qdq, engine)
     }
 }

@@ -21,6 +21,8 @@ struct Benchmark: ParsableCommand {
         shared/bench/det_bench.py; yolo_v4_resnet18 (and yolo_v3_resnet18, yolo_v4_tiny) is TAO's YOLO \
         network with three anchors per head, trained with SGD (momentum 0.9) on TAO's YOLO loss for eight \
         random boxes per image, as det_bench.py's; --res-hw sets a non-square input (default 384x1248, KITTI's size). \
+        unet_resnet18 is TAO's UNet (ResNet-18 encoder, all projections, TAO's decoder; 2 classes, 320×320 by \
+        default, as det_bench.py's), trained with Adam on softmax cross-entropy against random masks. \
         A detector's training step (and that of any model given with -m that is not a classifier) uses \
         a stand-in loss over every output, half the mean of squares, whose cost, like the task's own \
         loss, is negligible beside the network's.
@@ -78,8 +80,12 @@ struct Benchmark: ParsableCommand {
             let s = graph.shape(of: graph.inputs[0])
             guard s.rank == 3 else { throw ValidationError("\(modelFile): benchmark needs a [C,H,W] image input, the model takes \(s)") }
         } else {
-            let (h, w) = try resHW.map(Self.heightWidth) ?? (detector ? (384, 1248) : (res, res))
-            if let y = Self.yolo(model) {
+            let (h, w) = try resHW.map(Self.heightWidth) ?? (model == "unet_resnet18" ? (320, 320) : detector ? (384, 1248) : (res, res))
+            if model == "unet_resnet18" {
+                var u = UNetModelConfig(encoder: .resnet(depth: 18), inputShape: [channels, h, w], classes: classes ?? 2)
+                u.allProjections = true
+                graph = try UNet.build(u)
+            } else if let y = Self.yolo(model) {
                 graph = try YOLO.build(YOLOModelConfig(version: y, backbone: y == .v4Tiny ? .cspDarknetTiny : .resnet(depth: 18), inputShape: [channels, h, w],
                                                        classes: classes ?? 3, anchorsPerHead: y == .v4Tiny ? [3, 3] : [3, 3, 3]))
             } else if detector {
@@ -93,7 +99,8 @@ struct Benchmark: ParsableCommand {
         }
         let input = graph.shape(of: graph.inputs[0]).dims
         if let onnxOut {
-            try ONNXExport.write(graph, store, to: onnxOut, outputNames: graph.outputs.count == 2 && detector ? ["output_cov", "output_bbox"] : graph.outputs.indices.map { "output\($0)" })
+            try ONNXExport.write(graph, store, to: onnxOut, outputNames: graph.outputs.count == 2 && detector ? ["output_cov", "output_bbox"]
+                                 : model == "unet_resnet18" ? ["logits"] : graph.outputs.indices.map { "output\($0)" })
             print("wrote \(onnxOut)")
         }
         // A classifier: one [classes] output, trained with softmax cross-entropy; anything else with the stand-in loss.
@@ -112,8 +119,14 @@ struct Benchmark: ParsableCommand {
             let trainer = Trainer(executor: exec, optimizer: adam ? Adam() : SGD(momentum: 0.9), learningRate: adam ? 1e-4 : 0.01,
                                   regularizer: Regularizer(.l2, weight: 0.5e-4))
             let yoloLoss = yolo.map { Self.yoloLoss($0, graph: graph, batch: batch) }
+            let unet = modelFile == nil && model == "unet_resnet18"
+            let pixels = input[1] * input[2]
+            let masks = (0..<batch).map { _ in (0..<pixels).map { _ in UInt8(rng.next() % UInt64(classes)) } }
+            let unetLoss = UNetLoss(kind: .crossEntropy, sigmoid: false, classes: classes)
             let times = time(iters: iters, warmup: warmup) {
-                if classifier { trainer.step(labels: labels) } else if let (loss, targets) = yoloLoss {
+                if classifier { trainer.step(labels: labels) } else if unet {
+                    trainer.step { ex in Float(unetLoss(logits: ex.outputPointer(0), masks: masks, pixels: pixels, gradients: ex.outputGradientPointer(0)).total) }
+                } else if let (loss, targets) = yoloLoss {
                     trainer.step { ex in
                         Float(loss(outputs: ex.graph.outputs.indices.map { UnsafePointer(ex.outputPointer($0)) }, targets: targets,
                                    gradients: ex.graph.outputs.indices.map { ex.outputGradientPointer($0) }).total)
@@ -153,7 +166,7 @@ struct Benchmark: ParsableCommand {
 
     /// Models `--model` names besides the zoo's classifiers.
     static let detectors = ["detectnet_v2_resnet10", "detectnet_v2_resnet18", "detectnet_v2_resnet34", "detectnet_v2_resnet50",
-                             "yolo_v3_resnet18", "yolo_v4_resnet18", "yolo_v4_tiny"]
+                             "yolo_v3_resnet18", "yolo_v4_resnet18", "yolo_v4_tiny", "unet_resnet18"]
 
     static func yolo(_ model: String) -> YOLOModelConfig.Version? {
         switch model { case "yolo_v3_resnet18": .v3; case "yolo_v4_resnet18": .v4; case "yolo_v4_tiny": .v4Tiny; default: nil }

@@ -120,9 +120,10 @@ struct DataCommand: ParsableCommand {
             commandName: "detection-scenes",
             abstract: "Make the detection demo: Fashion-MNIST objects pasted onto crops of photographs, with exact KITTI labels.",
             discussion: """
-            Writes OUTPUT/{train,test}/{images,labels}: training scenes take their objects from Fashion-MNIST's training \
+            Writes OUTPUT/{train,test}/{images,labels,masks}: training scenes take their objects from Fashion-MNIST's training \
             set, test scenes from its test set. Boxes are the tight boxes of the visible masks; truncation is the share \
-            cut off by the border; occlusion (0, 1, 2) comes from the share that later objects cover. The photographs \
+            cut off by the border; occlusion (0, 1, 2) comes from the share that later objects cover; masks/ has each \
+            pixel's class index + 1 (0: background), later objects on top, for semantic segmentation. The photographs \
             are scikit-image's CC0 and public-domain sample images (scripts/setup.sh unpacks them from its wheel).
             """)
         @Option(name: .shortAndLong, help: "Output folder.") var output: String

@@ -20,15 +20,15 @@ struct UNetTrain: ParsableCommand {
         weights/<model>_<epoch>.tao. Run it again to resume; --init_epoch restarts from an earlier epoch.
         """)
     @OptionGroup var options: TrainOptions
-    @Option(name: [.customShort("m"), .customLong("model")], help: "TAO's pretrained model path; the spec's model_config names it in tao-swift.")
+    @Option(name: [.customShort("m"), .customLong("model")],
+            help: "The model to start from (TAO's -m: a pretrained classifier, or with load_graph a pruned UNet), in place of the spec's.")
     var model: String?
     @Option(name: [.customShort("n"), .customLong("model_name")], help: "TAO's model name; accepted, checkpoints are named after the architecture.")
     var modelName: String?
 
     func run() throws {
         try options.tao.apply(quiet: options.quiet)
-        if model != nil, !options.quiet { print("note: -m is not read by train: name the starting model in model_config (pretrained_model_file or pruned_model_path)") }
-        try UNetTask(specPath: options.experimentSpec).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch)
+        try UNetTask(specPath: options.experimentSpec, startingModel: model).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch)
     }
 }
 

@@ -23,9 +23,9 @@ final class UNetModelTests: XCTestCase {
     /// out of 572², as TAO's), and a training step reaches the first layer.
     func testEveryEncoderBuildsAndTrains() throws {
         let cases: [(UNetModelConfig.Encoder, [Int], [Int])] = [
-            (.resnet(depth: 10), [3, 64, 96], [3, 64, 96]), (.resnet(depth: 34), [3, 32, 48], [3, 32, 48]), (.resnet(depth: 50), [3, 32, 32], [3, 32, 32]),
-            (.vgg(depth: 16), [3, 64, 64], [3, 64, 64]), (.vgg(depth: 19), [3, 32, 32], [3, 32, 32]),
-            (.vanillaDynamic, [1, 64, 32], [3, 64, 32]), (.efficientnetB0, [3, 64, 96], [3, 64, 96]),
+            (.resnet(depth: 10), [3, 32, 48], [3, 32, 48]), (.resnet(depth: 34), [3, 32, 48], [3, 32, 48]), (.resnet(depth: 50), [3, 32, 32], [3, 32, 32]),
+            (.vgg(depth: 16), [3, 32, 64], [3, 32, 64]), (.vgg(depth: 19), [3, 32, 32], [3, 32, 32]),
+            (.vanillaDynamic, [1, 32, 32], [3, 32, 32]), (.efficientnetB0, [3, 32, 64], [3, 32, 64]),
         ]
         for (encoder, input, output) in cases {
             let g = try UNet.build(UNetModelConfig(encoder: encoder, inputShape: Shape(input), classes: 3))

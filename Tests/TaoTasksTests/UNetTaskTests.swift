@@ -167,7 +167,8 @@ final class UNetTaskTests: XCTestCase {
     }
 
     /// NVIDIA's ISBI example spec (tao_tutorials' unet_train_resnet_unet_isbi.txt: grayscale 320×320,
-    /// ResNet-18, batch 3) runs unchanged but for its paths and epochs, on grayscale images with 0/255 masks.
+    /// ResNet-18, batch 3) runs unchanged but for its paths and epochs, on grayscale images with 0/255
+    /// masks; so does its retrain spec on the pruned model, given as train's -m as the notebook does.
     func testNVIDIAsISBISpecRuns() throws {
         for split in ["train", "val", "test"] {
             for sub in ["images", "masks"] { try FileManager.default.createDirectory(atPath: "\(dir!)/isbi/\(sub)/\(split)", withIntermediateDirectories: true) }
@@ -188,5 +189,17 @@ final class UNetTaskTests: XCTestCase {
         let m = try task.train(resultsDir: "\(dir!)/run", quiet: true)
         XCTAssertTrue(m["loss"]!.isFinite)
         XCTAssertNotNil(m["val_mIoU"])
+
+        // The notebook's next steps: prune, then the retrain spec (load_graph) with the pruned model as train's -m.
+        var o = PruneOptions(); o.threshold = 0.3
+        let pruned = "\(dir!)/pruned.tao"
+        try UNetTask.prune(modelPath: "\(dir!)/run/weights/resnet18_001.tao", output: pruned, options: o, task: task, bnImages: 3, resultsDir: "\(dir!)/prune", quiet: true)
+        let retrainFixture = PythonReference.repo.appendingPathComponent("Tests/TaoSpecTests/NVIDIA/unet_train_resnet_unet_isbi_retrain.txt").path
+        try String(contentsOfFile: retrainFixture, encoding: .utf8)
+            .replacingOccurrences(of: "/workspace/tao-experiments/data/isbi", with: "\(dir!)/isbi").replacingOccurrences(of: "epochs: 50", with: "epochs: 1")
+            .write(toFile: "\(dir!)/retrain.txt", atomically: true, encoding: .utf8)
+        try UNetTask(specPath: "\(dir!)/retrain.txt", startingModel: pruned).train(resultsDir: "\(dir!)/retrain", quiet: true)
+        XCTAssertEqual(try Checkpoint.read(from: "\(dir!)/retrain/weights/resnet18_001.tao").graph.parameters.map(\.shape),
+                       try Checkpoint.read(from: pruned).graph.parameters.map(\.shape), "the pruned graph retrains as it is")
     }
 }

@@ -15,11 +15,17 @@ import TaoTrain
 public struct UNetTask: Sendable {
     public let config: UNetConfig
     public let specPath: String
+    /// TAO's `train -m`: the pretrained model, or with `load_graph` the pruned one, in place of the
+    /// spec's pretrained_model_file / pruned_model_path.
+    public var startingModel: String?
 
-    public init(specPath: String) throws {
+    public init(specPath: String, startingModel: String?) throws {
         config = try UNetConfig(path: specPath)
         self.specPath = specPath
+        self.startingModel = startingModel
     }
+
+    public init(specPath: String) throws { try self.init(specPath: specPath, startingModel: nil) }
 
     /// The architecture's name with its depth where it has several ("resnet18", "vanilla_unet_dynamic").
     public var modelName: String {
@@ -119,7 +125,7 @@ extension UNetTask: TrainableTask {
         case let .exponentialDecay(rate, steps): .exponentialDecay(lr: c.learningRate, rate: rate, decaySteps: max(steps, 1), totalSteps: total)
         }
         var s = TrainingSettings(task: "unet", modelName: modelName, epochs: c.epochs, batchSize: c.batchSize, seed: c.seed, inputShape: c.inputShape,
-                                 pretrainedModelPath: c.prunedModel ?? c.pretrainedModel, schedule: schedule, regularizer: reg)
+                                 pretrainedModelPath: startingModel ?? c.prunedModel ?? c.pretrainedModel, schedule: schedule, regularizer: reg)
         s.notes = c.notes
         return s
     }
