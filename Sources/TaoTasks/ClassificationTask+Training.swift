@@ -15,13 +15,6 @@ extension ClassificationTask: TrainableTask {
                                 inputShape: c.inputShape, pretrainedModelPath: c.pretrainedModelPath, schedule: schedule, regularizer: regularizer)
     }
 
-    /// Trains as the spec says, writing everything into `resultsDir`; resumes from the latest
-    /// checkpoint there, or from epoch `initEpoch`'s when given (0 starts afresh). Returns the last
-    /// epoch's metrics.
-    @discardableResult
-    public func train(resultsDir: String, quiet: Bool = false, initEpoch: Int? = nil) throws -> [String: Double] {
-        try TrainingRun(task: self, resultsDir: resultsDir, quiet: quiet, initEpoch: initEpoch).run()
-    }
 
     public func openData() throws -> any TrainingData { try ClassificationData(self) }
 

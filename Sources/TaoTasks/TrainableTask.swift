@@ -69,6 +69,26 @@ public protocol TrainableTask {
     func describe(train: [(String, Double)], val: [(String, Double)]) -> String
 }
 
+extension TrainableTask {
+    /// Trains as the spec says into `resultsDir`: resumes from the last checkpoint there, or from
+    /// epoch `initEpoch`'s when given (0 starts afresh). Returns the last epoch's metrics.
+    @discardableResult
+    public func train(resultsDir: String, quiet: Bool = false, initEpoch: Int? = nil) throws -> [String: Double] {
+        try TrainingRun(task: self, resultsDir: resultsDir, quiet: quiet, initEpoch: initEpoch).run()
+    }
+
+    /// A backbone's starting weights (YOLO's, UNet's): a checkpoint, or an ONNX classifier whose
+    /// tensors are matched by name (a `tao classification export` of the same backbone), else in order.
+    func backboneCheckpoint(_ path: String, for what: String) throws -> Checkpoint {
+        guard path.lowercased().hasSuffix(".onnx") else { return try Checkpoint.read(from: path) }
+        let ck = try ClassificationTask.readClassifier(path)
+        var card = try ck.card ?? ModelCard(task: "classification", arch: "onnx", classes: [], inputShape: [], preprocessMode: nil, decoding: .classifierLogits)
+        guard card.task == "classification" else { throw TaskError("\(path) is a \(card.task) model; \(what) starts from a classifier") }
+        card.onnx = nil   // weights for the spec's network, not a graph to train as it is
+        return try Checkpoint(graph: ck.graph, parameters: ck.parameters, card: card)
+    }
+}
+
 /// One run's training data: batches into the executor, the task's loss on them, and what the
 /// epoch's steps measured along the way.
 public protocol TrainingData: AnyObject {

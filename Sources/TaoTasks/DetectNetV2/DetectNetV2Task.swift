@@ -114,11 +114,6 @@ extension DetectNetV2Task: TrainableTask {
         return s
     }
 
-    /// Trains as the spec says into `resultsDir` (resuming as classification does).
-    @discardableResult
-    public func train(resultsDir: String, quiet: Bool = false, initEpoch: Int? = nil) throws -> [String: Double] {
-        try TrainingRun(task: self, resultsDir: resultsDir, quiet: quiet, initEpoch: initEpoch).run()
-    }
 
     public func makeOptimizer() -> (any Optimizer, decay: Float) {
         (Adam(beta1: config.adam.beta1, beta2: config.adam.beta2, epsilon: config.adam.epsilon), 0)

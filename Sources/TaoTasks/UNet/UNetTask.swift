@@ -130,11 +130,6 @@ extension UNetTask: TrainableTask {
         return s
     }
 
-    /// Trains as the spec says into `resultsDir` (resuming as every task does).
-    @discardableResult
-    public func train(resultsDir: String, quiet: Bool = false, initEpoch: Int? = nil) throws -> [String: Double] {
-        try TrainingRun(task: self, resultsDir: resultsDir, quiet: quiet, initEpoch: initEpoch).run()
-    }
 
     public func makeOptimizer() -> (any Optimizer, decay: Float) {
         (Adam(beta1: config.adam.beta1, beta2: config.adam.beta2, epsilon: config.adam.epsilon), 0)
@@ -149,14 +144,7 @@ extension UNetTask: TrainableTask {
     }
 
     /// A checkpoint, or an ONNX classifier whose weights start the encoder (matched by name, else in order).
-    public func readModel(_ path: String) throws -> Checkpoint {
-        guard path.lowercased().hasSuffix(".onnx") else { return try Checkpoint.read(from: path) }
-        let ck = try ClassificationTask.readClassifier(path)
-        var card = try ck.card ?? ModelCard(task: "classification", arch: "onnx", classes: [], inputShape: [], preprocessMode: nil, decoding: .classifierLogits)
-        guard card.task == "classification" else { throw TaskError("\(path) is a \(card.task) model; a UNet encoder starts from a classifier") }
-        card.onnx = nil
-        return try Checkpoint(graph: ck.graph, parameters: ck.parameters, card: card)
-    }
+    public func readModel(_ path: String) throws -> Checkpoint { try backboneCheckpoint(path, for: "a UNet encoder") }
 
     public func adapt(_ graph: Graph, classes: [String], source: String, card: ModelCard) throws -> Graph {
         guard card.task == "unet", graph.outputs.count == 1, graph.shape(of: graph.outputs[0])[0] == classes.count else {

@@ -212,11 +212,6 @@ extension YOLOTask: TrainableTask {
         return s
     }
 
-    /// Trains as the spec says into `resultsDir` (resuming as every task does).
-    @discardableResult
-    public func train(resultsDir: String, quiet: Bool = false, initEpoch: Int? = nil) throws -> [String: Double] {
-        try TrainingRun(task: self, resultsDir: resultsDir, quiet: quiet, initEpoch: initEpoch).run()
-    }
 
     public func makeOptimizer() -> (any Optimizer, decay: Float) {
         switch config.optimizer {
@@ -257,14 +252,7 @@ extension YOLOTask: TrainableTask {
 
     /// A checkpoint, or an ONNX classifier whose weights start the backbone: tensors matched by name
     /// (a `tao classification export` of the same backbone), or else in order as far as they agree.
-    public func readModel(_ path: String) throws -> Checkpoint {
-        guard path.lowercased().hasSuffix(".onnx") else { return try Checkpoint.read(from: path) }
-        let ck = try ClassificationTask.readClassifier(path)
-        var card = try ck.card ?? ModelCard(task: "classification", arch: "onnx", classes: [], inputShape: [], preprocessMode: nil, decoding: .classifierLogits)
-        guard card.task == "classification" else { throw TaskError("\(path) is a \(card.task) model; a YOLO backbone starts from a classifier") }
-        card.onnx = nil   // weights for the spec's network, not a graph to train as it is
-        return try Checkpoint(graph: ck.graph, parameters: ck.parameters, card: card)
-    }
+    public func readModel(_ path: String) throws -> Checkpoint { try backboneCheckpoint(path, for: "a YOLO backbone") }
 
     public func adapt(_ graph: Graph, classes: [String], source: String, card: ModelCard) throws -> Graph {
         let layout = layout(inputShape: config.inputShape)
