@@ -60,11 +60,14 @@ public enum Layout: Sendable {
     case nhwc
     /// Channels in blocks of 8 for rank 4 (nChw8c, aBcd8b): AVX2's activation layout.
     case nChw8c
+    /// Channels in blocks of 16 for rank 4 (nChw16c, aBcd16b): AVX-512's activation layout.
+    case nChw16c
     func tag(rank: Int) -> dnnl_format_tag_t {
         switch self {
         case .any: return dnnl_format_tag_any
         case .nhwc: return dnnl_acdb
         case .nChw8c: return dnnl_aBcd8b
+        case .nChw16c: return dnnl_aBcd16b
         case .plain:
             switch rank {
             case 1: return dnnl_a

@@ -126,6 +126,8 @@ public final class Executor {
             do {
                 if let tail = plan.convTails[i], case .conv2d(let c) = node.op {
                     values[tail.output.index] = try lowerFusedConv(node, index: i, c, tail)
+                } else if let tail = plan.convTails[i], case .convTranspose2d(let c) = node.op {
+                    values[tail.output.index] = try lowerInferenceConvTranspose(node, c, tail)
                 } else if let j = plan.bnReLU[i], case .batchNorm(let bn) = node.op {
                     values[graph.nodes[j].output.index] = try lowerBatchNorm(node, bn, fuseReLU: true)
                 } else {

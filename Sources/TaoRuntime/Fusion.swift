@@ -1,7 +1,8 @@
 import TaoGraph
 
 /// A convolution and the ops after it that one oneDNN primitive can run (inference only):
-/// conv → [batch norm, folded into the weights] → [activation] → [add, as a sum post-op] → [activation].
+/// conv → [batch norm, folded into the weights] → [activation] → [add, as a sum post-op] → [activation];
+/// a transposed convolution → [batch norm] → [activation].
 struct ConvTail {
     var batchNorm: Node?
     var activation: Activation?
@@ -44,7 +45,9 @@ struct FusionPlan {
             return
         }
         for (i, n) in g.nodes.enumerated() {
-            guard case .conv2d = n.op else { continue }
+            // Transposed convolutions take a batch norm and an activation, not a residual add.
+            let transposed: Bool
+            switch n.op { case .conv2d: transposed = false; case .convTranspose2d: transposed = true; default: continue }
             var tail = ConvTail(output: n.output)
             var cur = n.output
             if let j = sole(cur), case .batchNorm = g.nodes[j].op {
@@ -53,7 +56,7 @@ struct FusionPlan {
             if let j = sole(cur), case .activation(let a) = g.nodes[j].op, fusibleActivation(a) {
                 tail.activation = a; tail.absorbed.append(j); cur = g.nodes[j].output
             }
-            if let j = sole(cur), case .add = g.nodes[j].op {
+            if !transposed, let j = sole(cur), case .add = g.nodes[j].op {
                 let other = g.nodes[j].inputs[0] == cur ? g.nodes[j].inputs[1] : g.nodes[j].inputs[0]
                 // The addend must exist before the convolution runs and have the same shape.
                 let ready: Bool = {

@@ -209,11 +209,15 @@ extension Executor {
     }
 
     func lowerConvTranspose(_ n: Node, _ c: ConvTranspose2D) throws -> RValue {
+        if mode == .inference { return try lowerInferenceConvTranspose(n, c, nil) }
         let xd = dims(n.inputs[0])
         let (o, i, kh, kw) = (c.outChannels, xd[1], c.kernel[0], c.kernel[1])
         // The parameter is [I, O, KH, KW]; oneDNN wants logical [O, I, KH, KW]: same bytes, permuted strides.
         let w = param(paramIndex(n.inputs[1]), logicalDims: [o, i, kh, kw], strides: [kh * kw, o * kh * kw, kw, 1])
         // Output padding is extra rows/columns at the end: it reduces the right padding.
+        if let sp = subPixel(n, c) {
+            return try lowerSubPixelTraining(sp, x: value(n.inputs[0]), weights: w, bias: c.hasBias ? value(n.inputs[2]) : nil)
+        }
         let win = Window(strides: c.stride, dilation: c.dilation.map { $0 - 1 },
                          padLeft: [c.padding.top, c.padding.left],
                          padRight: [c.padding.bottom - c.outputPadding[0], c.padding.right - c.outputPadding[1]])

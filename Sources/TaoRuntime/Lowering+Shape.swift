@@ -24,11 +24,20 @@ extension Executor {
         return y
     }
 
+    /// Concatenation, in the inputs' common channel-blocked layout when they share one (nChw8c or
+    /// nChw16c, each input's channels filling whole blocks), else plain. UNet's decoders join an
+    /// up-sampled map and a skip, both blocked: a plain result made the batch norm after it run
+    /// oneDNN's plain-layout kernel (230 of 1,430 ms of a ResNet-18 UNet training step at 320²,
+    /// batch 4, Xeon with AVX-512).
     func lowerConcat(_ n: Node, axis: Int) throws -> RValue {
-        let xs = try n.inputs.map { try ensure(value($0), MemoryDesc(dims($0))) }
         let outDims = dims(n.output)
-        let pd = try Kernels.concat(srcs: xs.map(\.md), axis: axis, dst: MemoryDesc(outDims))
-        let y = newValue(MemoryDesc(outDims), needsGrad: xs.contains { $0.needsGrad })
+        let blocked = [(Layout.nChw16c, 16), (.nChw8c, 8)].first { layout, block in
+            axis == 1 && outDims.count == 4 && n.inputs.allSatisfy { dims($0)[1] % block == 0 && value($0).md == MemoryDesc(dims($0), layout) }
+        }?.0
+        let layout = blocked ?? .plain
+        let xs = try n.inputs.map { try ensure(value($0), MemoryDesc(dims($0), layout)) }
+        let pd = try Kernels.concat(srcs: xs.map(\.md), axis: axis, dst: MemoryDesc(outDims, layout))
+        let y = newValue(MemoryDesc(outDims, layout), needsGrad: xs.contains { $0.needsGrad })
         var binds: [(Arg, Memory)] = xs.enumerated().map { (.multipleSrc($0.offset), $0.element.mem) }
         binds.append((.dst, y.mem))
         forwardSteps.append(try step(pd, binds))

@@ -2,6 +2,7 @@ import XCTest
 import TaoGraph
 @testable import TaoRuntime
 import TaoModels
+import TaoKernels
 
 /// Fused plans (conv+BN+activation+add at inference, BN+ReLU in training) against the reference
 /// and against the unfused plan.
@@ -33,6 +34,31 @@ final class FusionTests: XCTestCase {
             let y = b.add(b.conv2d(x, "c", out: 4, kernel: 3), x, "add")   // x is read again below
             return b.add(y, b.activation(x, .sigmoid, "later"), "add2")
         }
+    }
+
+    /// Transposed convolutions at inference: as a convolution and a pixel shuffle (kernel a multiple
+    /// of the stride: 4×4 and 2×2 at stride 2 as UNet's, 6×6 at stride 3; 8 output channels in
+    /// nChw8c, 3 plain; odd and even maps), or oneDNN's deconvolution (3×3 at stride 2, stride 1),
+    /// each alone and with its batch norm and activation fused, against the float64 reference.
+    func testTransposedConvolutionTailsAtInference() throws {
+        let cases: [(k: Int, s: Int, pad: Padding2D, outPad: Int, out: Int)] = [
+            (4, 2, Padding2D(1), 0, 8), (4, 2, Padding2D(1), 0, 3), (2, 2, .zero, 0, 8), (2, 2, .zero, 0, 3),
+            (6, 3, Padding2D(top: 1, left: 2, bottom: 2, right: 1), 0, 8), (4, 2, .zero, 0, 8),
+            (3, 2, Padding2D(top: 0, left: 0, bottom: 1, right: 1), 0, 8), (3, 1, Padding2D(1), 0, 3),
+        ]
+        for c in cases {
+            for tail in [false, true] {
+                try Harness.check(batch: 2, training: false) { b in
+                    let x = b.input("x", [5, 5, 6])
+                    let t = b.convTranspose2d(x, "t", out: c.out, kernel: c.k, stride: c.s, padding: c.pad, outputPadding: c.outPad, bias: !tail)
+                    return tail ? b.relu(b.batchNorm(t, "bn"), "r") : b.activation(t, .sigmoid, "sig")
+                }
+            }
+        }
+        let sub = SubPixelDeconvolution(input: [2, 5, 5, 6], output: [2, 8, 10, 12], kernel: [4, 4], stride: [2, 2], dilation: [1, 1], padTop: 1, padLeft: 1)
+        XCTAssertEqual(sub?.convWeightDims, [32, 5, 2, 2])
+        XCTAssertEqual(sub?.convOutputDims, [2, 32, 6, 7])
+        XCTAssertNil(SubPixelDeconvolution(input: [2, 5, 5, 6], output: [2, 8, 11, 13], kernel: [3, 3], stride: [2, 2], dilation: [1, 1], padTop: 0, padLeft: 0))
     }
 
     func testBatchNormReLUFusionGradientsInTraining() throws {

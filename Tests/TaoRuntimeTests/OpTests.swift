@@ -52,6 +52,17 @@ final class OpTests: XCTestCase {
             }
         }
     }
+    /// The same with channels in whole blocks (16 and 16): the maps are joined in their blocked
+    /// layout (nChw8c or nChw16c), the up-sampling as a convolution and a pixel shuffle.
+    func testUNetDecoderBlockOfBlockedMaps() throws {
+        for training in [true, false] {
+            try Harness.check(batch: 2, training: training) { b in
+                let skip = b.relu(b.conv2d(b.input("skip", [3, 6, 8]), "c", out: 16, kernel: 3), "r")
+                let up = b.convTranspose2d(b.input("x", [8, 3, 4]), "up", out: 16, kernel: 4, stride: 2, padding: Padding2D(1), bias: true)
+                return b.conv2d(b.relu(b.batchNorm(b.concat([up, skip], "cat"), "bn"), "r2"), "head", out: 3, kernel: 1)
+            }
+        }
+    }
     func testBatchNormTraining() throws {
         try Harness.check(batch: 3) { b in b.batchNorm(b.input("x", [5, 4, 3]), "bn") }
     }
