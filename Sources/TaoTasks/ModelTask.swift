@@ -79,6 +79,37 @@ extension ModelTask {
         return (ck, card)
     }
 
+    /// What `evaluate` and `inference` start with: the results folder, the spec's notes logged in it,
+    /// and the model (ours, an engine file or an ONNX file) with its card, checked against the spec by `check`.
+    static func openModel(_ path: String, resultsDir: String, quiet: Bool, notes: [String],
+                          check: (ModelCard, Graph) throws -> Void) throws -> (results: Results, checkpoint: Checkpoint, card: ModelCard) {
+        let results = try Results(dir: resultsDir, quiet: quiet)
+        for n in notes { results.log(n) }
+        let (ck, card) = try loadModel(path)
+        results.logImportNotes(card, path)
+        try check(card, ck.graph)
+        return (results, ck, card)
+    }
+
+    /// Up to `images` image files of `imageDir` spread over its sorted listing (so not just its
+    /// first class or sequence), for INT8 calibration.
+    static func spreadImages(_ imageDir: String, _ images: Int) throws -> [String] {
+        let all = try imageFiles(under: imageDir), want = min(all.count, images)
+        return (0..<want).map { all[$0 * all.count / max(want, 1)] }
+    }
+
+    /// Calibration batches of `spreadImages`, each image made the model's input ([C, H, W] of
+    /// `inputShape`) by `input`, decoded in parallel.
+    static func calibrationBatches(_ imageDir: String, images: Int, batchSize: Int, inputShape: [Int],
+                                   _ input: @escaping @Sendable (String) throws -> [Float]) throws -> [Tensor] {
+        let files = try spreadImages(imageDir, images)
+        return try stride(from: 0, to: files.count, by: batchSize).map { start in
+            let chunk = Array(files[start..<min(start + batchSize, files.count)])
+            let xs = try parallelMap(chunk.count) { k in try input(chunk[k]) }
+            return Tensor(shape: Shape([chunk.count] + inputShape), values: xs.flatMap { $0 })
+        }
+    }
+
     /// The calibration ranges and kernel choice of an INT8 engine file (nil for an fp32 model).
     static func int8Settings(_ card: ModelCard) throws -> Int8Settings? {
         guard let r = card.int8 else { return nil }

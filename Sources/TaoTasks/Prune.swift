@@ -95,8 +95,7 @@ extension ClassificationTask {
     /// preprocessed as for evaluation.
     public func calibrationBatches(imageDir: String, images: Int, batchSize: Int, inputShape: [Int]) throws -> [Tensor] {
         guard inputShape == config.inputShape else { throw TaskError("the model takes \(inputShape) images; the spec's input_image_size is \(config.inputShape)") }
-        let all = try imageFiles(under: imageDir), want = min(all.count, images)
-        let files = (0..<want).map { all[$0 * all.count / max(want, 1)] }
+        let files = try Self.spreadImages(imageDir, images)
         guard !files.isEmpty else { return [] }
         let loader = BatchLoader(folder: ImageFolder(paths: files), preprocessing: preprocessing(training: false), batchSize: min(batchSize, files.count),
                                  shuffle: false, dropLast: true, seed: 0, workers: config.workers)

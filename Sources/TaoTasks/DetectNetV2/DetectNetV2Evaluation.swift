@@ -105,11 +105,7 @@ extension DetectNetV2Task {
     /// an exported ONNX file) on the validation frames (or the training frames), as the spec's
     /// postprocessing_config and evaluation_config say. Writes evaluation.json and plots/pr_curves.png.
     public func evaluate(modelPath: String, resultsDir: String, useTrainingSet: Bool = false, quiet: Bool = false) throws -> DetectionEvaluation {
-        let results = try Results(dir: resultsDir, quiet: quiet)
-        for n in config.notes { results.log(n) }
-        let (ck, card) = try Self.loadModel(modelPath)
-        results.logImportNotes(card, modelPath)
-        try checkModel(card, ck.graph, path: modelPath)
+        let (results, ck, card) = try Self.openModel(modelPath, resultsDir: resultsDir, quiet: quiet, notes: config.notes) { try checkModel($0, $1, path: modelPath) }
         let (train, val) = try frames()
         let set = useTrainingSet ? train : val
         guard !set.isEmpty else { throw TaskError("no frames to evaluate on: the spec has no validation data (validation_fold or validation_data_source); pass --use_training_set to evaluate on the training data") }
@@ -218,13 +214,9 @@ extension DetectNetV2Task: ModelTask {
     /// Images of `imageDir` (spread over the folder) resized to the canvas, as inference feeds them.
     public func calibrationBatches(imageDir: String, images: Int, batchSize: Int, inputShape: [Int]) throws -> [Tensor] {
         guard inputShape == config.inputShape else { throw TaskError("the model takes \(inputShape) images; the spec's preprocessing gives \(config.inputShape)") }
-        let all = try imageFiles(under: imageDir), want = min(all.count, images)
-        let files = (0..<want).map { all[$0 * all.count / max(want, 1)] }
         let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
-        return try stride(from: 0, to: files.count, by: batchSize).map { start in
-            let chunk = Array(files[start..<min(start + batchSize, files.count)])
-            let xs = try parallelMap(chunk.count) { k in Self.canvasInput(try ImageCodec.decode(path: chunk[k], channels: c), width: w, height: h) }
-            return Tensor(shape: Shape([chunk.count] + inputShape), values: xs.flatMap { $0 })
+        return try Self.calibrationBatches(imageDir, images: images, batchSize: batchSize, inputShape: inputShape) {
+            Self.canvasInput(try ImageCodec.decode(path: $0, channels: c), width: w, height: h)
         }
     }
 

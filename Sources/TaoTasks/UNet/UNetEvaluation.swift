@@ -32,11 +32,7 @@ extension UNetTask {
     /// IoU, precision, recall and F1, and the mean IoU; printed and written to evaluation.json.
     @discardableResult
     public func evaluate(modelPath: String, resultsDir: String, useTrainingSet: Bool = false, quiet: Bool = false) throws -> SegmentationEvaluation {
-        let results = try Results(dir: resultsDir, quiet: quiet)
-        for n in config.notes { results.log(n) }
-        let (ck, card) = try Self.loadModel(modelPath)
-        results.logImportNotes(card, modelPath)
-        try checkModel(card, ck.graph, path: modelPath)
+        let (results, ck, card) = try Self.openModel(modelPath, resultsDir: resultsDir, quiet: quiet, notes: config.notes) { try checkModel($0, $1, path: modelPath) }
         let (train, val) = try data()
         let set = useTrainingSet ? train : val
         guard !set.isEmpty else { throw TaskError("no images to evaluate on: the spec has no validation images and masks; pass --use_training_set to evaluate on the training data") }
@@ -89,11 +85,7 @@ extension UNetTask {
     /// image with each class but the first tinted in its colour.
     @discardableResult
     public func inference(modelPath: String, images: String? = nil, outputDir: String, batchSize: Int? = nil, quiet: Bool = false) throws -> [String] {
-        let results = try Results(dir: outputDir, quiet: quiet)
-        for n in config.notes { results.log(n) }
-        let (ck, card) = try Self.loadModel(modelPath)
-        results.logImportNotes(card, modelPath)
-        try checkModel(card, ck.graph, path: modelPath)
+        let (results, ck, card) = try Self.openModel(modelPath, resultsDir: outputDir, quiet: quiet, notes: config.notes) { try checkModel($0, $1, path: modelPath) }
         let files: [String]
         if let images {
             files = try imageFiles(under: images)
@@ -150,13 +142,9 @@ extension UNetTask: ModelTask {
     /// Images of `imageDir` (spread over the folder) resized as evaluation resizes them.
     public func calibrationBatches(imageDir: String, images: Int, batchSize: Int, inputShape: [Int]) throws -> [Tensor] {
         guard inputShape == config.inputShape else { throw TaskError("the model takes \(inputShape) images; the spec's model_config gives \(config.inputShape)") }
-        let all = try imageFiles(under: imageDir), want = min(all.count, images)
-        let files = (0..<want).map { all[$0 * all.count / max(want, 1)] }
         let prep = preparation()
-        return try stride(from: 0, to: files.count, by: batchSize).map { start in
-            let chunk = Array(files[start..<min(start + batchSize, files.count)])
-            let xs = try parallelMap(chunk.count) { k in prep.input(try prep.load(SegmentationPair(image: chunk[k], mask: nil)).image) }
-            return Tensor(shape: Shape([chunk.count] + inputShape), values: xs.flatMap { $0 })
+        return try Self.calibrationBatches(imageDir, images: images, batchSize: batchSize, inputShape: inputShape) {
+            prep.input(try prep.load(SegmentationPair(image: $0, mask: nil)).image)
         }
     }
 

@@ -20,11 +20,7 @@ extension YOLOTask {
     /// NMS as nms_config says, matched at eval_config's IoU. Writes evaluation.json and plots/pr_curves.png.
     @discardableResult
     public func evaluate(modelPath: String, resultsDir: String, useTrainingSet: Bool = false, quiet: Bool = false) throws -> DetectionEvaluation {
-        let results = try Results(dir: resultsDir, quiet: quiet)
-        for n in config.notes { results.log(n) }
-        let (ck, card) = try Self.loadModel(modelPath)
-        results.logImportNotes(card, modelPath)
-        try checkModel(card, ck.graph, path: modelPath)
+        let (results, ck, card) = try Self.openModel(modelPath, resultsDir: resultsDir, quiet: quiet, notes: config.notes) { try checkModel($0, $1, path: modelPath) }
         let (train, val) = try frames()
         let set = useTrainingSet ? train : val
         guard !set.isEmpty else { throw TaskError("no images to evaluate on: the spec has no validation data; pass --use_training_set to evaluate on the training data") }
@@ -44,11 +40,7 @@ extension YOLOTask {
     public func inference(modelPath: String, images: String, annotatedDir: String?, labelsDir: String?, threshold: Double, batchSize: Int? = nil,
                           quiet: Bool = false) throws -> [(String, [DetectedObject])] {
         let logDir = annotatedDir ?? labelsDir ?? "."
-        let results = try Results(dir: logDir, quiet: quiet)
-        for n in config.notes { results.log(n) }
-        let (ck, card) = try Self.loadModel(modelPath)
-        results.logImportNotes(card, modelPath)
-        try checkModel(card, ck.graph, path: modelPath)
+        let (results, ck, card) = try Self.openModel(modelPath, resultsDir: logDir, quiet: quiet, notes: config.notes) { try checkModel($0, $1, path: modelPath) }
         let layout = try Self.layout(card, ck.graph)
         let files = try imageFiles(under: images)
         guard !files.isEmpty else { throw TaskError("\(images): no .jpg, .jpeg or .png images found") }
@@ -100,15 +92,9 @@ extension YOLOTask: ModelTask {
     /// Images of `imageDir` (spread over the folder) letterboxed, as inference feeds them.
     public func calibrationBatches(imageDir: String, images: Int, batchSize: Int, inputShape: [Int]) throws -> [Tensor] {
         guard inputShape == config.inputShape else { throw TaskError("the model takes \(inputShape) images; the spec's augmentation_config gives \(config.inputShape)") }
-        let all = try imageFiles(under: imageDir), want = min(all.count, images)
-        let files = (0..<want).map { all[$0 * all.count / max(want, 1)] }
-        let aug = augmentation, mean = config.imageMean
-        return try stride(from: 0, to: files.count, by: batchSize).map { start in
-            let chunk = Array(files[start..<min(start + batchSize, files.count)])
-            let xs = try parallelMap(chunk.count) { k in
-                Self.input(aug.letterboxed(LabelledImage(image: try ImageCodec.decode(path: chunk[k], channels: inputShape[0]), objects: [])).image, mean: mean)
-            }
-            return Tensor(shape: Shape([chunk.count] + inputShape), values: xs.flatMap { $0 })
+        let aug = augmentation, mean = config.imageMean, channels = inputShape[0]
+        return try Self.calibrationBatches(imageDir, images: images, batchSize: batchSize, inputShape: inputShape) {
+            Self.input(aug.letterboxed(LabelledImage(image: try ImageCodec.decode(path: $0, channels: channels), objects: [])).image, mean: mean)
         }
     }
 
