@@ -39,8 +39,8 @@ echo "annotated test image: results/detection_demo_inference/images_annotated/00
 # Semantic segmentation: TAO's UNet (ResNet-18 encoder from the same pretrained classifier) on the
 # same scenes' class masks (about 14 minutes); mean IoU on the test scenes, masks and overlays of them.
 $tao unet train -e specs/demo_unet.txt -r results/unet_demo
-$tao unet evaluate -e specs/demo_unet.txt -m results/unet_demo/weights/resnet18_008.tao -o results/unet_demo_test
-$tao unet inference -e specs/demo_unet.txt -m results/unet_demo/weights/resnet18_008.tao -o results/unet_demo_inference
+$tao unet evaluate -e specs/demo_unet.txt -m results/unet_demo/weights/resnet18_007.tao -o results/unet_demo_test
+$tao unet inference -e specs/demo_unet.txt -m results/unet_demo/weights/resnet18_007.tao -o results/unet_demo_inference
 echo "segmented test scene: results/unet_demo_inference/vis_overlay_tlt/00000.png"
 echo "each run's summary (metrics, plots, validation images, next commands): results/*/summary.md; TensorBoard: tensorboard --logdir results"
 $tao benchmark --model resnet18 --task train --iters 3
