@@ -47,9 +47,9 @@ public final class DNNL: @unchecked Sendable {
 
 /// Element types used by tao-swift.
 public enum DataType: Sendable {
-    case f32, s8, u8, s32
+    case f32, s8, u8, s32, bf16
     var raw: dnnl_data_type_t {
-        switch self { case .f32: dnnl_f32; case .s8: dnnl_s8; case .u8: dnnl_u8; case .s32: dnnl_s32 }
+        switch self { case .f32: dnnl_f32; case .s8: dnnl_s8; case .u8: dnnl_u8; case .s32: dnnl_s32; case .bf16: dnnl_bf16 }
     }
 }
 

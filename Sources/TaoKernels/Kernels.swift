@@ -48,6 +48,26 @@ public enum Kernels {
         return (try? convForward(.training, src: src, weights: w, bias: nil, dst: dst, win, algorithm: .winograd)) != nil
     }()
 
+    /// Whether the processor computes bfloat16 natively (AVX512-BF16 or AMX), as oneDNN sees it.
+    /// oneDNN also runs bf16 on plain AVX-512 by emulation, slower than fp32: that is not counted.
+    public static let hasBF16: Bool = {
+        let isa = dnnl_get_effective_cpu_isa().rawValue
+        return isa == dnnl_cpu_isa_avx512_core_bf16.rawValue || isa == dnnl_cpu_isa_avx512_core_amx.rawValue
+    }()
+
+    /// The instruction set oneDNN dispatches to (e.g. "avx512_core_bf16"), for messages and reports.
+    public static var cpuISA: String {
+        switch dnnl_get_effective_cpu_isa() {
+        case dnnl_cpu_isa_avx512_core_amx: "avx512_core_amx"
+        case dnnl_cpu_isa_avx512_core_bf16: "avx512_core_bf16"
+        case dnnl_cpu_isa_avx512_core_vnni: "avx512_core_vnni"
+        case dnnl_cpu_isa_avx512_core: "avx512_core"
+        case dnnl_cpu_isa_avx2_vnni: "avx2_vnni"
+        case dnnl_cpu_isa_avx2: "avx2"
+        default: "older than avx2"
+        }
+    }
+
     public static func convForward(_ prop: Propagation, src: MemoryDesc, weights: MemoryDesc, bias: MemoryDesc?, dst: MemoryDesc,
                                    _ w: Window, attr: Attributes? = nil, algorithm: ConvAlgorithm = .direct) throws(KernelError) -> PrimitiveDesc {
         var d = dnnl_convolution_desc_t()

@@ -4,6 +4,10 @@ import TaoKernels
 /// Whether a plan computes gradients and uses batch statistics.
 public enum Mode: Sendable { case training, inference }
 
+/// The arithmetic of an inference plan's convolutions and matrix products: fp32, or bfloat16
+/// inputs and weights with fp32 accumulation and fp32 outputs (`Kernels.hasBF16` processors).
+public enum Arithmetic: String, Sendable, CaseIterable { case fp32, bf16 }
+
 /// Errors from planning a graph for execution.
 public enum RuntimeError: Error, CustomStringConvertible {
     case kernel(node: String, KernelError)
@@ -82,6 +86,7 @@ public final class Executor {
     var rng: SplitMix64
     var constantMemories: [Memory] = []
     let winograd: Bool
+    public let arithmetic: Arithmetic
     /// Convolutions planned on our own Winograd kernel (`WinogradConvolution`, AVX2 processors).
     public internal(set) var ownWinogradConvolutions = 0
     /// Training convolutions planned as one matrix product on small maps (`SmallMapConvolution`).
@@ -100,10 +105,20 @@ public final class Executor {
     ///     inference, BN+ReLU in training); off only to compare against the unfused plan.
     ///   - winograd: compute 3×3 stride-1 convolutions with Winograd's algorithm (F(4×4, 3×3)):
     ///     ~1.4× faster ResNet training here, at a rounding error still far below training noise.
+    ///   - arithmetic: bf16 runs an inference plan's convolutions, transposed convolutions and dense
+    ///     layers on bfloat16 inputs and weights (fp32 accumulation, fp32 outputs; batch norms folded
+    ///     in fp32 before the weights are rounded); the other ops stay fp32.
     public init(graph: Graph, batch: Int, mode: Mode, parameters: ParameterStore, frozen: Set<String> = [],
                 frozenBatchNorm: Set<String> = [], inputGradients: Bool = false, seed: UInt64 = 0, fuse: Bool = true,
-                winograd: Bool = true) throws {
+                winograd: Bool = true, arithmetic: Arithmetic = .fp32) throws {
         guard batch >= 1 else { throw RuntimeError.badInput("batch size must be at least 1, got \(batch)") }
+        if arithmetic == .bf16 {
+            guard mode == .inference else { throw RuntimeError.badInput("bf16 training is not built yet: train in fp32") }
+            guard Kernels.hasBF16 else {
+                throw RuntimeError.badInput("bf16 needs a processor with AVX512-BF16 or AMX; oneDNN finds \(Kernels.cpuISA) here (it would only emulate bf16, slower than fp32): use fp32")
+            }
+        }
+        self.arithmetic = arithmetic
         self.graph = graph
         self.batch = batch
         self.mode = mode

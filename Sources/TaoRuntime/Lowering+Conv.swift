@@ -33,7 +33,7 @@ extension Executor {
     /// (384×1248, batch 8) it ran 3×3 layers of 512, 256, 128 and 64 channels 1.6–2.5, 2.1–2.6, 2.1
     /// and 1.1–1.4× faster than oneDNN's direct convolution.
     func ownWinograd(_ c: Conv2D, input xd: [Int], output yd: [Int]) -> WinogradConvolution.Geometry? {
-        guard !Kernels.hasWinograd, WinogradConvolution.available,
+        guard !Kernels.hasWinograd, WinogradConvolution.available, arithmetic == .fp32,
               algorithm(for: c, input: xd) == .winograd else { return nil }
         let g = WinogradConvolution.Geometry(batch: xd[0], inChannels: xd[1], outChannels: yd[1], inHeight: xd[2], inWidth: xd[3],
                                              outHeight: yd[2], outWidth: yd[3], padTop: c.padding.top, padLeft: c.padding.left)
@@ -232,8 +232,8 @@ extension Executor {
         let x = value(n.inputs[0])
         let b = hasBias ? value(n.inputs[2]) : nil
         let xd = dims(n.inputs[0]), yd = dims(n.output)
-        let anyW = MemoryDesc(w.md.dims, .any)
-        let pd = try family.forward(MemoryDesc(xd, .any), anyW, b?.md, MemoryDesc(yd, .any))
+        let anyW = MemoryDesc(w.md.dims, .any, type: computeType)
+        let pd = try family.forward(MemoryDesc(xd, .any, type: computeType), anyW, b?.md, MemoryDesc(yd, .any))
         let xin = try ensure(x, pd.md(.src))
         let wf = try ensure(w, pd.md(.weights), differentiable: false)
         let y = newValue(pd.md(.dst), needsGrad: xin.needsGrad || w.needsGrad || (b?.needsGrad ?? false))
@@ -306,10 +306,10 @@ extension Executor {
     }
 
     func lowerDense(_ n: Node, _ d: Dense) throws -> RValue {
-        let x = try ensure(value(n.inputs[0]), MemoryDesc(dims(n.inputs[0])))
+        let x = try ensure(value(n.inputs[0]), MemoryDesc(dims(n.inputs[0]), type: computeType))
         let w = value(n.inputs[1])
         let b = d.hasBias ? value(n.inputs[2]) : nil
-        let anyW = MemoryDesc(w.md.dims, .any)
+        let anyW = MemoryDesc(w.md.dims, .any, type: computeType)
         let pd = try Kernels.innerProductForward(prop, src: x.md, weights: anyW, bias: b?.md, dst: MemoryDesc([batch, d.outFeatures]))
         let wf = try ensure(w, pd.md(.weights), differentiable: false)
         let y = newValue(pd.md(.dst), needsGrad: x.needsGrad || w.needsGrad || (b?.needsGrad ?? false))

@@ -43,7 +43,7 @@ extension Executor {
         let attr = Attributes()
         try attr.setPostOps(postOps)
         let dstMD = addend?.md ?? MemoryDesc(yd, .any)
-        let (srcAny, wAny) = (MemoryDesc(xd, .any), MemoryDesc(wDims, .any))
+        let (srcAny, wAny) = (MemoryDesc(xd, .any, type: computeType), MemoryDesc(wDims, .any, type: computeType))
         let pd = try (try? Kernels.convForward(.inference, src: srcAny, weights: wAny, bias: b?.md, dst: dstMD, win, attr: attr, algorithm: algorithm(for: c, input: xd)))
             ?? Kernels.convForward(.inference, src: srcAny, weights: wAny, bias: b?.md, dst: dstMD, win, attr: attr)
         let xin = try ensure(x, pd.md(.src))
@@ -112,7 +112,7 @@ extension Executor {
         // Output padding is extra rows/columns at the end: it reduces the right padding.
         let win = Window(strides: c.stride, dilation: c.dilation.map { $0 - 1 }, padLeft: [c.padding.top, c.padding.left],
                          padRight: [c.padding.bottom - c.outputPadding[0], c.padding.right - c.outputPadding[1]])
-        let pd = try Kernels.deconvForward(.inference, src: MemoryDesc(xd, .any), weights: MemoryDesc([o, i, kh, kw], .any), bias: bias?.md,
+        let pd = try Kernels.deconvForward(.inference, src: MemoryDesc(xd, .any, type: computeType), weights: MemoryDesc([o, i, kh, kw], .any, type: computeType), bias: bias?.md,
                                            dst: MemoryDesc(yd, .any), win, attr: attr)
         let xin = try ensure(x, pd.md(.src))
         let wf = try ensure(weights, pd.md(.weights), differentiable: false)

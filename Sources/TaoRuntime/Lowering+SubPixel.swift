@@ -24,9 +24,9 @@ extension Executor {
         let win = Window(strides: [1, 1], padLeft: [sp.h.padBefore, sp.w.padBefore], padRight: [sp.h.padAfter, sp.w.padAfter])
         let (i, o) = (sp.inChannels, sp.outChannels)
         let xd = [sp.batch, i, x.md.dims[2], x.md.dims[3]], dstDims = sp.convOutputDims
-        let wAny = MemoryDesc(sp.convWeightDims, .any)
+        let wAny = MemoryDesc(sp.convWeightDims, .any, type: computeType)
         func conv(_ src: Layout, _ dst: Layout) throws -> PrimitiveDesc {
-            try Kernels.convForward(prop, src: MemoryDesc(xd, src), weights: wAny, bias: cb?.md, dst: MemoryDesc(dstDims, dst), win, attr: attr)
+            try Kernels.convForward(prop, src: MemoryDesc(xd, src, type: computeType), weights: wAny, bias: cb?.md, dst: MemoryDesc(dstDims, dst), win, attr: attr)
         }
         let layouts: [Int: Layout] = [16: .nChw16c, 8: .nChw8c, 1: .plain]
         var pd = try conv(.any, .any)

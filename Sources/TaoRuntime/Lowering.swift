@@ -25,4 +25,8 @@ extension Executor {
     }
 
     var prop: Propagation { mode == .training ? .training : .inference }
+
+    /// The data type of convolutions' and matrix products' inputs and weights: bf16 in a bf16
+    /// inference plan, else f32.
+    var computeType: DataType { arithmetic == .bf16 ? .bf16 : .f32 }
 }

@@ -29,11 +29,11 @@ struct Benchmark: ParsableCommand {
         """)
 
     enum Task: String, ExpressibleByArgument { case train, infer }
-    enum Precision: String, ExpressibleByArgument { case fp32, int8 }
+    enum Precision: String, ExpressibleByArgument { case fp32, bf16, int8 }
 
     @Option(help: "Model: \((Zoo.names + Self.detectors).joined(separator: ", ")).") var model = "resnet18"
     @Option(help: "train or infer.") var task: Task = .train
-    @Option(help: "fp32, or int8 (inference through the INT8 engine: with -m an engine file, its own calibration and fp32 layers; else calibrated on random images).") var precision: Precision = .fp32
+    @Option(help: "fp32; bf16 (inference: convolutions and dense layers on bfloat16, processors with AVX512-BF16 or AMX); or int8 (inference through the INT8 engine: with -m an engine file, its own calibration and fp32 layers; else calibrated on random images).") var precision: Precision = .fp32
     @Option(help: "INT8 kernel choice: timed (each alternative kernel — Winograd, fused depthwise — kept where faster when timed while building), direct, or alternatives (wherever available).")
     var tactics = "timed"
     @Option(help: "Square input resolution in pixels.") var res = 224
@@ -64,7 +64,7 @@ struct Benchmark: ParsableCommand {
     }
 
     func run() throws {
-        guard precision == .fp32 || task == .infer else { throw ValidationError("--precision int8 is for --task infer") }
+        guard precision == .fp32 || task == .infer else { throw ValidationError("--precision \(precision.rawValue) is for --task infer (bf16 training is not built yet)") }
         var graph: Graph, store: ParameterStore
         var engineFile: ModelCard.Int8Record?   // an INT8 engine file's own ranges and fp32 layers
         let detector = modelFile == nil && Self.detectors.contains(model)
@@ -153,11 +153,13 @@ struct Benchmark: ParsableCommand {
             }
         case .infer:
             for (b, n, w) in [(batch, iters, warmup), (1, max(iters * 5, 30), 5)] {
-                let exec = try Executor(graph: graph, batch: b, mode: .inference, parameters: store, winograd: !noWinograd)
+                let exec = try Executor(graph: graph, batch: b, mode: .inference, parameters: store, winograd: !noWinograd,
+                                        arithmetic: precision == .bf16 ? .bf16 : .fp32)
                 var rng = SplitMix64(seed: 1)
                 try exec.setInput(0, Tensor.randomNormal(Shape([b] + input), rng: &rng))
                 let times = time(iters: n, warmup: w) { exec.forward() }
-                records.append(record(b == 1 ? "latency_fp32" : "infer_fp32", batch: b, times: times, gflop: 2 * macs / 1e9, graph: graph))
+                let p = precision == .bf16 ? "bf16" : "fp32"
+                records.append(record(b == 1 ? "latency_\(p)" : "infer_\(p)", batch: b, times: times, gflop: 2 * macs / 1e9, graph: graph))
                 if b == 1 && batch == 1 { break }
             }
         }
