@@ -58,14 +58,15 @@ extension Executor {
     /// Inference: a transposed convolution with its folded batch norm and activation (`tail`, when
     /// fused). Strided ones whose kernel is a multiple of the stride (UNet's 4×4 and 2×2 at stride 2)
     /// run as one convolution and a pixel shuffle (`SubPixelDeconvolution`): on UNet ResNet-18 at
-    /// 320², batch 8 (AVX2 EPYC), oneDNN's deconvolutions took 830 of 2,240 ms a pass at 42–65% of
-    /// the processor's peak. The rest run as oneDNN's deconvolution with the tail as post-ops.
+    /// 320², batch 8, oneDNN's deconvolutions took 830 of 2,240 ms a pass at 42–65% of the
+    /// processor's peak (AVX2 EPYC); on a Xeon with AVX-512 the whole pass went from 2.0–2.3 s to
+    /// 0.77–0.87 s with this. The rest run as oneDNN's deconvolution with the tail as post-ops.
     func lowerInferenceConvTranspose(_ n: Node, _ c: ConvTranspose2D, _ tail: ConvTail?) throws -> RValue {
         let x = value(n.inputs[0])
         let xd = dims(n.inputs[0]), yd = dims(n.output)
         let (o, i, kh, kw) = (c.outChannels, xd[1], c.kernel[0], c.kernel[1])
         // The parameter is [I, O, KH, KW]; oneDNN's deconvolution wants logical [O, I, KH, KW]: same bytes, permuted strides.
-        let deconvDims = MemoryDesc(dims: [o, i, kh, kw], strides: [kh * kw, o * kh * kw, kw, 1])
+        let deconvWeights = MemoryDesc(dims: [o, i, kh, kw], strides: [kh * kw, o * kh * kw, kw, 1])
         let w = param(paramIndex(n.inputs[1]), logicalDims: [o, i, kh, kw], strides: [kh * kw, o * kh * kw, kw, 1])
         let b = c.hasBias ? value(n.inputs[2]) : nil
         var bnMems: [Memory] = [], eps: Float = 0
@@ -101,7 +102,7 @@ extension Executor {
         }
         var weights = w, bias = b
         if tail?.batchNorm != nil {
-            let fw = constantValue(deconvDims), fb = constantValue(MemoryDesc([o]))
+            let fw = constantValue(deconvWeights), fb = constantValue(MemoryDesc([o]))
             prepSteps.append(.swift([wm, fw.mem, fb.mem] + (bm.map { [$0] } ?? []) + bnMems) {
                 let scale = scaleAndBias(fb.mem.floats)!
                 let (src, dst) = (wm.floats, fw.mem.floats)
