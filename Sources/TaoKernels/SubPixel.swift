@@ -60,29 +60,30 @@ public struct SubPixelDeconvolution: Sendable, Equatable {
     /// The convolution's weights from the transposed convolution's ([I, O, KH, KW], plain), each
     /// output channel o scaled by `scale[o]` when given (a folded batch norm).
     public func convWeights(from src: UnsafePointer<Float>, scale: UnsafePointer<Float>?, into dst: UnsafeMutablePointer<Float>) {
-        let (o, i, th, tw) = (outChannels, inChannels, h.taps, w.taps)
-        let (kh, kw) = (h.stride * th, w.stride * tw)
-        for ry in 0..<h.stride { for rx in 0..<w.stride {
-            let phase = ry * w.stride + rx
-            for oc in 0..<o {
-                let s = scale?[oc] ?? 1
-                for ic in 0..<i { for jy in 0..<th { for jx in 0..<tw {
-                    let k = (ic * o + oc) * kh * kw + h.kernelIndex[ry][jy] * kw + w.kernelIndex[rx][jx]
-                    dst[(((phase * o + oc) * i + ic) * th + jy) * tw + jx] = src[k] * s
-                } } }
-            }
-        } }
+        forEachTap { conv, deconv, oc in dst[conv] = src[deconv] * (scale?[oc] ?? 1) }
+    }
+
+    /// The convolution's bias: the transposed convolution's ([O]) once for every phase.
+    public func convBias(from src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>) {
+        for p in 0..<phases { (dst + p * outChannels).update(from: src, count: outChannels) }
     }
 
     /// The convolution's weight gradient back in the transposed convolution's layout (the inverse
     /// permutation of `convWeights` without a scale).
     public func deconvWeights(from src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>) {
+        forEachTap { conv, deconv, _ in dst[deconv] = src[conv] }
+    }
+
+    /// Every weight's index in the convolution ([phases·O, I, T, T]) and in the transposed
+    /// convolution ([I, O, KH, KW]), with its output channel: the permutation between the two.
+    private func forEachTap(_ body: (_ conv: Int, _ deconv: Int, _ outChannel: Int) -> Void) {
         let (o, i, th, tw) = (outChannels, inChannels, h.taps, w.taps)
         let (kh, kw) = (h.stride * th, w.stride * tw)
         for ry in 0..<h.stride { for rx in 0..<w.stride {
             let phase = ry * w.stride + rx
             for oc in 0..<o { for ic in 0..<i { for jy in 0..<th { for jx in 0..<tw {
-                dst[(ic * o + oc) * kh * kw + h.kernelIndex[ry][jy] * kw + w.kernelIndex[rx][jx]] = src[(((phase * o + oc) * i + ic) * th + jy) * tw + jx]
+                body((((phase * o + oc) * i + ic) * th + jy) * tw + jx,
+                     (ic * o + oc) * kh * kw + h.kernelIndex[ry][jy] * kw + w.kernelIndex[rx][jx], oc)
             } } } }
         } }
     }

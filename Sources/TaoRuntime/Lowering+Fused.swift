@@ -66,7 +66,6 @@ extension Executor {
         let xd = dims(n.inputs[0]), yd = dims(n.output)
         let (o, i, kh, kw) = (c.outChannels, xd[1], c.kernel[0], c.kernel[1])
         // The parameter is [I, O, KH, KW]; oneDNN's deconvolution wants logical [O, I, KH, KW]: same bytes, permuted strides.
-        let deconvWeights = MemoryDesc(dims: [o, i, kh, kw], strides: [kh * kw, o * kh * kw, kw, 1])
         let w = param(paramIndex(n.inputs[1]), logicalDims: [o, i, kh, kw], strides: [kh * kw, o * kh * kw, kw, 1])
         let b = c.hasBias ? value(n.inputs[2]) : nil
         var bnMems: [Memory] = [], eps: Float = 0
@@ -96,13 +95,13 @@ extension Executor {
                 let scale = scaleAndBias(bias.mem.floats)
                 if let scale { scale.withUnsafeBufferPointer { sp.convWeights(from: wm.floats, scale: $0.baseAddress, into: cw.mem.floats) } }
                 else { sp.convWeights(from: wm.floats, scale: nil, into: cw.mem.floats) }
-                for p in 0..<sp.phases { (cb.mem.floats + p * o).update(from: bias.mem.floats, count: o) }
+                sp.convBias(from: bias.mem.floats, into: cb.mem.floats)
             })
             return try lowerSubPixel(sp, x: x, convWeights: cw, convBias: cb, attr: attr).y
         }
         var weights = w, bias = b
         if tail?.batchNorm != nil {
-            let fw = constantValue(deconvWeights), fb = constantValue(MemoryDesc([o]))
+            let fw = constantValue(w.md), fb = constantValue(MemoryDesc([o]))
             prepSteps.append(.swift([wm, fw.mem, fb.mem] + (bm.map { [$0] } ?? []) + bnMems) {
                 let scale = scaleAndBias(fb.mem.floats)!
                 let (src, dst) = (wm.floats, fw.mem.floats)

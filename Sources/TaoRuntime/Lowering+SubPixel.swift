@@ -61,7 +61,7 @@ extension Executor {
         let (wm, bm) = (w.mem, b?.mem)
         prepSteps.append(.swift([wm, cw.mem] + [bm, cb?.mem].compactMap { $0 }) {
             sp.convWeights(from: wm.floats, scale: nil, into: cw.mem.floats)
-            if let bm, let cb { for p in 0..<phases { (cb.mem.floats + p * o).update(from: bm.floats, count: o) } }
+            if let bm, let cb { sp.convBias(from: bm.floats, into: cb.mem.floats) }
         })
         let (y, xin, pd, win, block) = try lowerSubPixel(sp, x: x, convWeights: cw, convBias: cb,
                                                     needsGrad: x.needsGrad || w.needsGrad || (b?.needsGrad ?? false))
