@@ -19,6 +19,8 @@ let package = Package(
         .systemLibrary(name: "CSPNG", path: "Sources/CSPNG"),
         // cairo 1.16 (Debian libcairo2-dev): antialiased 2-D drawing with text, for plots and annotated images.
         .systemLibrary(name: "CCairo", path: "Sources/CCairo"),
+        // Open MPI 4.1 (Debian libopenmpi-dev): the collectives of multi-process training.
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c"),
         .target(name: "TaoTensor"),
         // Generated/example.pb.swift from TensorFlow's tf.train.Example schema in Protos/ (scripts/gen-protos.sh).
         // Optimized in debug builds too: augmentation's per-pixel loops run on every training image of the tests.
@@ -41,6 +43,8 @@ let package = Package(
         // parameter each step of the tests' real models (YOLO's heads hold 30 million).
         .target(name: "TaoTrain", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor"], swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "TaoPrune", dependencies: ["TaoGraph"]),
+        // MPI's implementation of TaoTrain's Collective (data-parallel training over mpirun).
+        .target(name: "TaoMPI", dependencies: ["CMPI", "TaoTrain"]),
         // Top-k, confusion, AP/mAP: plain Swift over predictions and labels, no model types.
         .target(name: "TaoMetrics"),
         // ONNX ⇄ Graph; Generated/onnx.pb.swift from ONNX's own onnx.proto (scripts/gen-protos.sh).
@@ -54,7 +58,7 @@ let package = Package(
         .target(name: "TaoTasks", dependencies: ["TaoReport", "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoData", "TaoSpec", "TaoPrune", "TaoONNX", "TaoMetrics"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
         .executableTarget(name: "tao", dependencies: [
-            "TaoTasks", "TaoPrune", "TaoONNX", "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoTensor", "TaoData", "TaoSpec", "TaoMetrics",
+            "TaoTasks", "TaoMPI", "TaoPrune", "TaoONNX", "TaoTrain", "TaoModels", "TaoRuntime", "TaoGraph", "TaoTensor", "TaoData", "TaoSpec", "TaoMetrics",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "TaoDataTests", dependencies: ["TaoData", "TaoTensor", "TaoTestSupport"], exclude: ["tfrecord_read.py"]),

@@ -135,7 +135,14 @@ public final class BatchLoader: @unchecked Sendable {
         self.dropLast = dropLast; self.seed = seed; self.workers = max(1, workers); depth = max(1, prefetch)
     }
 
-    public var batchesPerEpoch: Int { dropLast ? folder.count / batchSize : (folder.count + batchSize - 1) / batchSize }
+    /// This rank's part of every epoch in data-parallel training (set before `start`; needs `dropLast`).
+    public var shard: Shard = .whole {
+        didSet { precondition(dropLast || shard.count == 1, "a sharded loader drops the last incomplete batch") }
+    }
+
+    public var batchesPerEpoch: Int {
+        dropLast ? shard.steps(samples: folder.count, batchSize: batchSize) : (folder.count + batchSize - 1) / batchSize
+    }
 
     /// Starts an epoch: a new shuffle, and workers filling the queue.
     public func start(epoch e: Int) {
@@ -184,7 +191,7 @@ public final class BatchLoader: @unchecked Sendable {
             while !closed && (nextToClaim >= batchesPerEpoch || nextToClaim >= nextToHand + depth) { lock.wait() }
             if closed { lock.unlock(); return }
             let b = nextToClaim, e = epoch
-            let idx = Array(order[(b * batchSize)..<min((b + 1) * batchSize, order.count)])
+            let idx = Array(order[shard.count > 1 ? shard.positions(step: b, batchSize: batchSize) : (b * batchSize)..<min((b + 1) * batchSize, order.count)])
             nextToClaim += 1
             lock.unlock()
             let result = Result { try makeBatch(idx, epoch: e) }

@@ -34,6 +34,11 @@ public struct Checkpoint {
     }
 
     public func write(to path: String) throws {
+        try AtomicFile.write(try serialized(), to: path)
+    }
+
+    /// The file's bytes (safetensors with the graph in its metadata).
+    public func serialized() throws -> Data {
         let g = graph
         let record = GraphRecord(inputs: g.inputNames, inputShapes: g.inputs.map(g.shape(of:)), parameters: g.parameters,
                                  nodes: g.nodes, outputs: g.outputs)
@@ -65,12 +70,17 @@ public struct Checkpoint {
         for name in extraNames {
             extras[name]!.withUnsafeBytes { out.append(contentsOf: $0) }
         }
-        try AtomicFile.write(out, to: path)
+        return out
     }
 
     public static func read(from path: String) throws -> Checkpoint {
+        guard let data = FileManager.default.contents(atPath: path) else { throw CheckpointError(path: path, message: "cannot read the file (missing or unreadable)") }
+        return try Checkpoint(serialized: data, source: path)
+    }
+
+    /// A checkpoint from the bytes `serialized()` gave (or a file's); `source` names them in errors.
+    public init(serialized data: Data, source path: String) throws {
         func fail(_ m: String) -> CheckpointError { CheckpointError(path: path, message: m) }
-        guard let data = FileManager.default.contents(atPath: path) else { throw fail("cannot read the file (missing or unreadable)") }
         guard data.count >= 8 else { throw fail("too short to be a checkpoint (\(data.count) bytes)") }
         let n = data.prefix(8).withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
         guard n > 1, 8 + n <= data.count else { throw fail("not a tao checkpoint: header length \(n) does not fit a \(data.count)-byte file") }
@@ -114,7 +124,7 @@ public struct Checkpoint {
         var m = meta
         m["tao.graph"] = nil
         m["format"] = nil
-        return Checkpoint(graph: graph, parameters: store, metadata: m, extras: extras)
+        self.init(graph: graph, parameters: store, metadata: m, extras: extras)
     }
 }
 

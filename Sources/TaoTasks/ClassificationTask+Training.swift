@@ -79,6 +79,7 @@ final class ClassificationData: TrainingData {
     var classes: [String] { train.classes }
     var summary: String { "on \(train.count) images in \(train.classes.count) classes, validating on \(val.count)" }
     var stepsPerEpoch: Int { loader.batchesPerEpoch }
+    var shard: Shard { get { loader.shard } set { loader.shard = newValue } }
     var epochMetrics: [(String, Double)] { [("accuracy", seen > 0 ? Double(correct) / Double(seen) : 0)] }
 
     func start(epoch: Int) {
@@ -101,7 +102,7 @@ final class ClassificationData: TrainingData {
             (soft, scored) = task.mixup(input, labels: batch.labels, classes: classes, lambda: lam, perSample: batch.images.count / batch.labels.count)
         }
         let labels = soft == nil ? batch.labels : nil
-        let value = trainer.step { ex in
+        let value = try trainer.step { ex in
             self.loss(logits: ex.outputPointer(), grad: ex.outputGradientPointer(), batch: batch.labels.count, classes: classes, labels: labels, soft: soft)
         }
         if value.isFinite { correct += Evaluator.top1Hits(exec.outputPointer(), labels: scored, classes: classes) }

@@ -71,10 +71,13 @@ public protocol TrainableTask {
 
 extension TrainableTask {
     /// Trains as the spec says into `resultsDir`: resumes from the last checkpoint there, or from
-    /// epoch `initEpoch`'s when given (0 starts afresh). Returns the last epoch's metrics.
+    /// epoch `initEpoch`'s when given (0 starts afresh), on the ranks of `collective`. Returns the last
+    /// epoch's metrics (rank 0's; the other ranks return none).
     @discardableResult
-    public func train(resultsDir: String, quiet: Bool = false, initEpoch: Int? = nil) throws -> [String: Double] {
-        try TrainingRun(task: self, resultsDir: resultsDir, quiet: quiet, initEpoch: initEpoch).run()
+    public func train(resultsDir: String, quiet: Bool = false, initEpoch: Int? = nil, collective: any Collective = SingleProcess()) throws -> [String: Double] {
+        var run = TrainingRun(task: self, resultsDir: resultsDir, quiet: quiet, initEpoch: initEpoch)
+        run.collective = collective
+        return try run.run()
     }
 
     /// A backbone's starting weights (YOLO's, UNet's): a checkpoint, or an ONNX classifier whose
@@ -96,6 +99,9 @@ public protocol TrainingData: AnyObject {
     /// e.g. "on 600 images in 10 classes, validating on 100".
     var summary: String { get }
     var stepsPerEpoch: Int { get }
+    /// This rank's part of each epoch in data-parallel training (`Shard.whole` in one process);
+    /// `stepsPerEpoch` counts its steps.
+    var shard: Shard { get set }
     /// Starts an epoch (its shuffle and augmentation are seeded by `epoch`).
     func start(epoch: Int)
     /// Loads the next batch into the trainer's executor and runs one optimization step with the

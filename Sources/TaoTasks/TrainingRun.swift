@@ -15,6 +15,10 @@ public struct TrainingRun<Task: TrainableTask> {
     public var quiet = false
     /// Restart from this epoch's checkpoint (0: afresh); nil resumes from the latest one.
     public var initEpoch: Int?
+    /// The ranks of a data-parallel run (one process by default). Each trains on its shard of every
+    /// epoch, gradients are averaged every step, and rank 0 alone reads the starting point (sent to
+    /// the others) and writes checkpoints, logs, plots and status.
+    public var collective: any Collective = SingleProcess()
 
     public init(task: Task, resultsDir: String, quiet: Bool = false, initEpoch: Int? = nil) {
         self.task = task; self.resultsDir = resultsDir; self.quiet = quiet; self.initEpoch = initEpoch
@@ -25,73 +29,60 @@ public struct TrainingRun<Task: TrainableTask> {
     public func run() throws -> [String: Double] {
         let s = task.settings
         let name = s.modelName
-        let results = try Results(dir: resultsDir, quiet: quiet)
-        try FileManager.default.createDirectory(atPath: "\(resultsDir)/weights", withIntermediateDirectories: true)
-        try results.saveSpec(task.specPath)
-        let events = try results.events()
-        if let spec = try? String(contentsOfFile: task.specPath, encoding: .utf8) {
-            try events.text("spec", "Spec `\(task.specPath)`:\n\n" + spec.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }.joined(separator: "\n"), step: 0)
+        let comm = collective, lead = comm.isLead
+        // Rank 0 alone writes the results folder; the other ranks log nothing.
+        let results = lead ? try Results(dir: resultsDir, quiet: quiet) : nil
+        let events = try results?.events()
+        if let results, let events {
+            try FileManager.default.createDirectory(atPath: "\(resultsDir)/weights", withIntermediateDirectories: true)
+            try results.saveSpec(task.specPath)
+            if let spec = try? String(contentsOfFile: task.specPath, encoding: .utf8) {
+                try events.text("spec", "Spec `\(task.specPath)`:\n\n" + spec.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }.joined(separator: "\n"), step: 0)
+            }
+            for n in s.notes { results.log("note: \(n)") }
         }
-        for n in s.notes { results.log("note: \(n)") }
         let data = try task.openData()
         defer { data.close() }
-        try results.writeClassMap(data.classes)
+        data.shard = Shard(rank: comm.rank, count: comm.size)
+        try results?.writeClassMap(data.classes)
         var (optimizer, decay) = task.makeOptimizer()
-
-        // Where to start: the latest checkpoint here, the one --init_epoch names, or afresh.
-        var resumeFrom = results.latestWeights(name)
-        if let e = initEpoch {
-            guard e >= 0, e < s.epochs else { throw TaskError("--init_epoch \(e) is out of range: the spec trains \(s.epochs) epochs") }
-            let path = results.weightsPath(name, epoch: e)
-            guard e == 0 || FileManager.default.fileExists(atPath: path) else {
-                let have = results.savedEpochs(name)
-                throw TaskError("--init_epoch \(e): no checkpoint \(path)" + (have.isEmpty ? " (the folder has none)" : " (saved epochs: \(have.map(String.init).joined(separator: ", ")))"))
-            }
-            resumeFrom = e == 0 ? nil : (path, e)
-        }
-        try results.truncateMetrics(after: resumeFrom?.epoch ?? 0)
-        let superseded = try results.supersedeWeights(name, after: resumeFrom?.epoch ?? 0)
-        if !superseded.isEmpty { results.log("--init_epoch \(resumeFrom?.epoch ?? 0): renamed \(superseded.count) later checkpoint(s) to *.tao.superseded") }
-
-        let resumed = try resumeFrom.map { try Checkpoint.read(from: $0.path) }
-        let pretrained = try resumed == nil ? s.pretrainedModelPath.map { try task.readModel($0) } : nil
-        let start = resumed ?? pretrained
-        let startCard = try start?.card
-        if pretrained != nil, let path = s.pretrainedModelPath { results.logImportNotes(startCard, path) }
+        let start = try startingPoint(results, comm)
+        let (resumeFrom, resumed, pretrained) = (start.resumeFrom, start.resumed, start.pretrained)
+        let startCheckpoint = resumed ?? pretrained
+        let startCard = try startCheckpoint?.card
         let carried = (pruned: startCard?.pruned, onnx: startCard?.onnx)
 
         // Pruned and imported (ONNX) models train as they are: their own graph, not the one the spec describes.
         var graph: Graph
-        if let ck = start, let card = startCard, card.carriesOwnGraph {
+        if let ck = startCheckpoint, let card = startCard, card.carriesOwnGraph {
             let source = resumeFrom?.path ?? s.pretrainedModelPath!
             let kind = card.pruned != nil ? "a pruned model" : "an imported ONNX model"
             guard ck.graph.shape(of: ck.graph.inputs[0]).dims == s.inputShape else {
                 throw TaskError("\(source) is \(kind) for input \(ck.graph.shape(of: ck.graph.inputs[0])), but the spec's input size is \(s.inputShape.map(String.init).joined(separator: ","))")
             }
             graph = try task.adapt(ck.graph, classes: data.classes, source: source, card: card)
-            if card.pruned == nil { results.log("training the graph of \(source) (\(graph.nodes.count) ops); the spec's architecture is not used") }
+            if card.pruned == nil { results?.log("training the graph of \(source) (\(graph.nodes.count) ops); the spec's architecture is not used") }
         } else {
             graph = try task.buildModel(classes: data.classes)
         }
-
         let store = ParameterStore(graph: graph, seed: s.seed)
         var startEpoch = 0
         if let latest = resumeFrom, let ck = resumed {
             _ = try Weights.copy(ck, into: store, strict: true, source: latest.path)
             optimizer.restore(ck.extras.filter { $0.key.hasPrefix("optimizer.") }.reduce(into: [:]) { $0[String($1.key.dropFirst(10))] = $1.value })
             startEpoch = latest.epoch
-            results.log("resuming after epoch \(latest.epoch) from \(latest.path)")
+            results?.log("resuming after epoch \(latest.epoch) from \(latest.path)")
         } else if let pre = s.pretrainedModelPath, let ck = pretrained {
             let isPruned = startCard?.pruned != nil
-            results.log(try Weights.copy(ck, into: store, strict: isPruned, source: pre))
-            if isPruned { results.log("retraining the pruned model \(pre) as it is (\(graph.trainableParameterCount) parameters)") }
+            results?.log(try Weights.copy(ck, into: store, strict: isPruned, source: pre))
+            if isPruned { results?.log("retraining the pruned model \(pre) as it is (\(graph.trainableParameterCount) parameters)") }
             // A head trained for other classes is meaningless here, even when the counts agree.
             if let preClasses = startCard?.classes, !preClasses.isEmpty, preClasses != data.classes {
                 guard !isPruned else { throw TaskError("\(pre) is a pruned model of the classes \(preClasses.joined(separator: ", ")); this dataset has \(data.classes.joined(separator: ", "))") }
                 let fresh = ParameterStore(graph: graph, seed: s.seed)
                 let head = task.headParameters(graph)
                 for name in head { if let i = store.index(of: name) { store[i] = fresh[i] } }
-                results.log("the pretrained model's classes (\(preClasses.prefix(5).joined(separator: ", "))\(preClasses.count > 5 ? ", …" : "")) differ from this dataset's: re-initialized the head \(head.joined(separator: ", "))")
+                results?.log("the pretrained model's classes (\(preClasses.prefix(5).joined(separator: ", "))\(preClasses.count > 5 ? ", …" : "")) differ from this dataset's: re-initialized the head \(head.joined(separator: ", "))")
             }
         }
 
@@ -99,46 +90,64 @@ public struct TrainingRun<Task: TrainableTask> {
         let exec = try Executor(graph: graph, batch: s.batchSize, mode: .training, parameters: store, frozen: frozenParams,
                                 frozenBatchNorm: frozenBN, seed: s.seed)
         let trainer = Trainer(executor: exec, optimizer: optimizer, learningRate: 0, regularizer: s.regularizer)
-        guard data.stepsPerEpoch > 0 else { throw TaskError("the training data has fewer samples than one batch of \(s.batchSize)") }
+        guard data.stepsPerEpoch > 0 else {
+            throw TaskError("the training data has fewer samples than one batch of \(s.batchSize)" + (comm.size > 1 ? " on each of \(comm.size) ranks" : ""))
+        }
+        if comm.size > 1 {
+            // Every rank starts from rank 0's weights; the same starting file gave the same optimizer state.
+            for i in 0..<store.count { try comm.broadcast(store.pointer(i), count: store.infos[i].shape.count) }
+            store.touch()
+            trainer.collective = comm
+            results?.log("data-parallel training on \(comm.size) ranks: batch_size_per_gpu \(s.batchSize) each (global batch \(s.batchSize * comm.size)), "
+                         + "learning rate ×\(comm.size) as TAO scales it, \(data.stepsPerEpoch) steps an epoch; batch norm statistics per rank, averaged at each epoch's end")
+        }
         // With model_ema the validator and the checkpoints see the moving average (TAO's callback starts it from the weights at hand).
         let ema = s.modelEMA ? store.copy(graph: graph) : nil
-        let validator = try task.makeValidator(graph: graph, store: ema ?? store, data: data)
-        results.log("training \(name) (\(graph.trainableParameterCount) parameters) \(data.summary)")
+        let validator = lead ? try task.makeValidator(graph: graph, store: ema ?? store, data: data) : nil
+        results?.log("training \(name) (\(graph.trainableParameterCount) parameters) \(data.summary)")
 
         let steps = data.stepsPerEpoch
         // What an earlier run of this folder logged after the starting point is redone now: retire it in TensorBoard.
-        let stepEvents = try results.stepEvents()
-        try events.restart(at: startEpoch + 1, "training from epoch \(startEpoch + 1)")
-        try stepEvents.restart(at: startEpoch * steps + 1, "training from epoch \(startEpoch + 1)")
+        let stepEvents = try results?.stepEvents()
+        try events?.restart(at: startEpoch + 1, "training from epoch \(startEpoch + 1)")
+        try stepEvents?.restart(at: startEpoch * steps + 1, "training from epoch \(startEpoch + 1)")
         var last: [String: Double] = [:]
         for epoch in startEpoch..<s.epochs {
             data.start(epoch: epoch)
-            exec.reseed(s.seed &+ UInt64(epoch) &* 7919)
-            var bar = ProgressBar(total: steps, label: "epoch \(epoch + 1)/\(s.epochs)", quiet: quiet)
+            exec.reseed(s.seed &+ UInt64(epoch) &* 7919 &+ UInt64(comm.rank) &* 104_729)   // each rank its own dropout masks
+            var bar = ProgressBar(total: steps, label: "epoch \(epoch + 1)/\(s.epochs)", quiet: quiet || !lead)
             let t0 = Date()
-            var lossSum = 0.0, regularizationSum = 0.0, seen = 0
+            var lossSum = 0.0, regularizationSum = 0.0, seen = 0, communication = 0.0
             var lr: Float = 0
             for step in 0..<steps {
                 let iteration = epoch * steps + step
-                lr = s.schedule.rate(epoch: epoch, progress: Float(iteration) / Float(steps * s.epochs)) / (1 + decay * Float(iteration))
+                lr = s.schedule.rate(epoch: epoch, progress: Float(iteration) / Float(steps * s.epochs)) * Float(comm.size) / (1 + decay * Float(iteration))
                 trainer.learningRate = lr
                 guard let (loss, samples) = try data.step(trainer) else { break }
                 guard loss.isFinite else { throw divergence(loss, epoch: epoch, step: step, lr: lr, graph, store, frozenBN) }
                 if let ema { ema.average(toward: store, decay: Self.emaDecay(step: iteration + 1)) }
                 lossSum += Double(loss)
                 regularizationSum += Double(trainer.lastRegularization)
+                communication += trainer.lastCommunication.seconds
                 seen += samples
-                try stepEvents.scalars([("loss", Double(loss)), ("learning_rate", Double(lr))], step: iteration + 1)
-                bar.update(step + 1, String(format: "loss %.4f  lr %.2e  %.0f img/s", lossSum / Double(step + 1), lr, Double(seen) / Date().timeIntervalSince(t0)))
+                try stepEvents?.scalars([("loss", Double(loss)), ("learning_rate", Double(lr))], step: iteration + 1)
+                bar.update(step + 1, String(format: "loss %.4f  lr %.2e  %.0f img/s", lossSum / Double(step + 1), lr, Double(seen * comm.size) / Date().timeIntervalSince(t0)))
             }
             let trainTime = Date().timeIntervalSince(t0)
             // A regularizer that outweighs the task's own loss holds the weights near zero: say so once.
             if epoch == startEpoch, regularizationSum > lossSum - regularizationSum, let r = s.regularizer {
                 let mean = { (v: Double) in String(format: "%.3g", v / Double(steps)) }
-                results.log("note: the regularizer (\(r.kind == .l1 ? "L1" : "L2"), weight \(r.weight)) contributed \(mean(regularizationSum)) of the epoch's mean loss "
+                results?.log("note: the regularizer (\(r.kind == .l1 ? "L1" : "L2"), weight \(r.weight)) contributed \(mean(regularizationSum)) of the epoch's mean loss "
                             + "\(mean(lossSum)), more than the task's own loss; if the model learns slowly, try a smaller regularizer weight")
             }
-            let trainMetrics = [("loss", lossSum / Double(steps))] + data.epochMetrics
+            // The loss is already the ranks' mean (it travels with the gradients); the task's own metrics are averaged here.
+            var taskMetrics = data.epochMetrics
+            if comm.size > 1 {
+                taskMetrics = zip(taskMetrics.map(\.0), try comm.mean(taskMetrics.map(\.1))).map { ($0, $1) }
+                try averageBatchNormStatistics(graph, store, comm)
+            }
+            let trainMetrics = [("loss", lossSum / Double(steps))] + taskMetrics
+            guard let results, let events, let validator else { continue }
             let valMetrics = try validator.run(epoch: epoch + 1, last: epoch + 1 == s.epochs)
             let path = results.weightsPath(name, epoch: epoch + 1)
             var card = task.card(classes: data.classes, epoch: epoch + 1)
@@ -146,7 +155,8 @@ public struct TrainingRun<Task: TrainableTask> {
             try Checkpoint(graph: graph, parameters: ema ?? store, card: card,
                            extras: trainer.optimizer.state.reduce(into: [:]) { $0["optimizer." + $1.key] = $1.value }).write(to: path)
             let row = [("epoch", Double(epoch + 1)), ("lr", Double(lr))] + trainMetrics + valMetrics
-                + [("seconds", trainTime), ("images_per_s", Double(seen) / trainTime)]
+                + [("seconds", trainTime), ("images_per_s", Double(seen * comm.size) / trainTime)]
+                + (comm.size > 1 ? [("allreduce_seconds", communication), ("allreduce_mb_per_step", Double(trainer.lastCommunication.bytes) / 1e6)] : [])
             last = Dictionary(row, uniquingKeysWith: { a, _ in a })
             try results.record(row)
             let reportStart = Date()
@@ -160,15 +170,75 @@ public struct TrainingRun<Task: TrainableTask> {
             }
             let reportSeconds = Date().timeIntervalSince(reportStart)
             results.log(String(format: "epoch %d/%d: %@ (%.0f s, %.0f img/s) -> %@", epoch + 1, s.epochs,
-                               task.describe(train: trainMetrics, val: valMetrics), trainTime, Double(seen) / trainTime, path))
+                               task.describe(train: trainMetrics, val: valMetrics), trainTime, Double(seen * comm.size) / trainTime, path))
             var status: [String: Any] = ["state": epoch + 1 == s.epochs ? "done" : "training", "epoch": epoch + 1, "epochs": s.epochs, "checkpoint": path,
                                          "task": s.task, "model": name, "spec": task.specPath, "report_seconds": reportSeconds]
             for (k, v) in valMetrics where v.isFinite { status[k] = v }
             try results.status(status)
             try results.writeSummary()
         }
-        if startEpoch >= s.epochs { results.log("all \(s.epochs) epochs are already done in \(resultsDir)") }
+        if startEpoch >= s.epochs { results?.log("all \(s.epochs) epochs are already done in \(resultsDir)") }
         return last
+    }
+
+    /// Where a run starts: the latest checkpoint in the results folder, the one --init_epoch names,
+    /// the spec's pretrained model, or afresh. Rank 0 decides and reads the file; with several ranks
+    /// it sends the checkpoint's bytes to the others, so that they need no access to the results
+    /// folder and start from exactly its weights.
+    func startingPoint(_ results: Results?, _ comm: any Collective) throws
+        -> (resumeFrom: (path: String, epoch: Int)?, resumed: Checkpoint?, pretrained: Checkpoint?) {
+        let s = task.settings, name = s.modelName
+        var resumeFrom: (path: String, epoch: Int)?
+        var resumed: Checkpoint?, pretrained: Checkpoint?
+        if let results {
+            resumeFrom = results.latestWeights(name)
+            if let e = initEpoch {
+                guard e >= 0, e < s.epochs else { throw TaskError("--init_epoch \(e) is out of range: the spec trains \(s.epochs) epochs") }
+                let path = results.weightsPath(name, epoch: e)
+                guard e == 0 || FileManager.default.fileExists(atPath: path) else {
+                    let have = results.savedEpochs(name)
+                    throw TaskError("--init_epoch \(e): no checkpoint \(path)" + (have.isEmpty ? " (the folder has none)" : " (saved epochs: \(have.map(String.init).joined(separator: ", ")))"))
+                }
+                resumeFrom = e == 0 ? nil : (path, e)
+            }
+            try results.truncateMetrics(after: resumeFrom?.epoch ?? 0)
+            let superseded = try results.supersedeWeights(name, after: resumeFrom?.epoch ?? 0)
+            if !superseded.isEmpty { results.log("--init_epoch \(resumeFrom?.epoch ?? 0): renamed \(superseded.count) later checkpoint(s) to *.tao.superseded") }
+            resumed = try resumeFrom.map { try Checkpoint.read(from: $0.path) }
+            pretrained = try resumed == nil ? s.pretrainedModelPath.map { try task.readModel($0) } : nil
+            if pretrained != nil, let path = s.pretrainedModelPath { results.logImportNotes(try pretrained?.card, path) }
+        }
+        guard comm.size > 1 else { return (resumeFrom, resumed, pretrained) }
+        // [kind: 0 afresh, 1 resumed, 2 pretrained][epoch: 8 bytes][path length: 8 bytes][path][checkpoint]
+        var message: [UInt8] = []
+        if comm.isLead {
+            let kind: UInt8 = resumed != nil ? 1 : pretrained != nil ? 2 : 0
+            let path = Array((resumeFrom?.path ?? "").utf8)
+            message.append(kind)
+            withUnsafeBytes(of: Int64(resumeFrom?.epoch ?? 0).littleEndian) { message += $0 }
+            withUnsafeBytes(of: Int64(path.count).littleEndian) { message += $0 }
+            message += path
+            if let ck = resumed ?? pretrained { message += try ck.serialized() }
+        }
+        message = try comm.broadcast(message)
+        guard !comm.isLead else { return (resumeFrom, resumed, pretrained) }
+        func int(at k: Int) -> Int { Int(Int64(littleEndian: message[k..<(k + 8)].withUnsafeBytes { $0.loadUnaligned(as: Int64.self) })) }
+        let (kind, epoch, length) = (message[0], int(at: 1), int(at: 9))
+        let path = String(decoding: message[17..<(17 + length)], as: UTF8.self)
+        let ck = kind == 0 ? nil : try Checkpoint(serialized: Data(message[(17 + length)...]), source: "rank 0's starting checkpoint")
+        return kind == 1 ? ((path, epoch), ck, nil) : (nil, nil, ck)
+    }
+
+    /// Replaces the batch norms' running means and variances by their means over the ranks (each
+    /// rank normalizes with its own batch's statistics, as Horovod's training does).
+    func averageBatchNormStatistics(_ graph: Graph, _ store: ParameterStore, _ comm: any Collective) throws {
+        let scale = 1 / Float(comm.size)
+        for (i, p) in store.infos.enumerated() where p.role == .bnMean || p.role == .bnVariance {
+            let n = p.shape.count, x = store.pointer(i)
+            try comm.allreduceSum(x, count: n)
+            for k in 0..<n { x[k] *= scale }
+        }
+        store.touch()
     }
 
     /// TAO's ModelEMACallback: decay 0.999 · (1 − e^(−updates / 2000)), updates counted from the

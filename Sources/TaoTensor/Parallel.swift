@@ -1,7 +1,8 @@
 import Foundation
 
-/// The cores this process may run on.
-public let processorCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+/// The cores this process may run on: TAO_THREADS where set (`--gpus N` gives each of its ranks
+/// its share of the machine), else all of them.
+public let processorCount = max(1, ProcessInfo.processInfo.environment["TAO_THREADS"].flatMap { Int($0) } ?? ProcessInfo.processInfo.activeProcessorCount)
 
 /// Runs `body` on `parts` contiguous, disjoint slices of `0 ..< count` at once (at most one a core;
 /// in the caller's thread when there is one). `body` may write through the pointers it captures,

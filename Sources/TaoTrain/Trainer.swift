@@ -20,7 +20,15 @@ public final class Trainer {
     public var learningRate: Float
     /// The regularization term of the last step (part of the loss it returned).
     public private(set) var lastRegularization: Float = 0
+    /// The ranks of a data-parallel run: each step's gradients (and loss) are averaged over them
+    /// before the update, so every rank applies the same one.
+    public var collective: any Collective = SingleProcess()
+    /// Gradients travel in buckets of this many floats (Horovod's fusion buffer; 16 MiB).
+    public var bucketFloats = 4 << 20
+    /// What the last step's averaging sent (bytes each rank contributed) and how long it took.
+    public private(set) var lastCommunication: (bytes: Int, seconds: Double) = (0, 0)
     private let trainable: [Int]
+    private var staging: [Float] = []
 
     public init(executor: Executor, optimizer: any Optimizer, learningRate: Float, loss: SoftmaxCrossEntropy = .init(),
                 regularizer: Regularizer? = nil, clipNorm: Float? = nil) {
@@ -36,8 +44,8 @@ public final class Trainer {
     /// One classifier step (softmax cross-entropy on output 0) on a batch whose images are already
     /// in the executor's input 0. Returns the batch loss (regularization included).
     @discardableResult
-    public func step(labels: [Int]? = nil, soft: [Float]? = nil) -> Float {
-        step { ex in
+    public func step(labels: [Int]? = nil, soft: [Float]? = nil) throws -> Float {
+        try step { ex in
             let shape = ex.outputShape()
             return self.loss(logits: ex.outputPointer(), grad: ex.outputGradientPointer(), batch: shape[0], classes: shape[1], labels: labels, soft: soft)
         }
@@ -47,12 +55,13 @@ public final class Trainer {
     /// which reads the outputs, writes d(loss)/d(output) for every output and returns the loss;
     /// then backward, regularization, clipping and the update. Returns the loss with regularization.
     @discardableResult
-    public func step(loss: (Executor) -> Float) -> Float {
+    public func step(loss: (Executor) -> Float) throws -> Float {
         let ex = executor
         ex.forward()
         var total = loss(ex)
         ex.backward()
         let params = ex.parameters
+        if collective.size > 1 { total = try averageGradients(loss: total) }
         lastRegularization = 0
         if let reg = regularizer {
             for i in trainable where reg.scope.contains(params.infos[i].role) {
@@ -81,5 +90,40 @@ public final class Trainer {
         }
         params.touch()
         return total
+    }
+
+    /// Replaces every trainable gradient by its mean over the ranks, in buckets of `bucketFloats`
+    /// (the loss rides in the last one); returns the mean loss.
+    private func averageGradients(loss: Float) throws -> Float {
+        let ex = executor, infos = ex.parameters.infos
+        let total = trainable.reduce(0) { $0 + infos[$1].shape.count } + 1
+        if staging.count != total { staging = [Float](repeating: 0, count: total) }
+        let t0 = Date()
+        let scale = 1 / Float(collective.size)
+        let mean: Float = try staging.withUnsafeMutableBufferPointer { buf in
+            let base = buf.baseAddress!
+            var offset = 0
+            for i in trainable {
+                let n = infos[i].shape.count
+                base.advanced(by: offset).update(from: ex.parameterGradientPointer(i)!, count: n)
+                offset += n
+            }
+            base[offset] = loss
+            var start = 0
+            while start < total {
+                let n = min(bucketFloats, total - start)
+                try collective.allreduceSum(base.advanced(by: start), count: n)
+                start += n
+            }
+            offset = 0
+            for i in trainable {
+                let n = infos[i].shape.count, g = ex.parameterGradientPointer(i)!
+                for k in 0..<n { g[k] = base[offset + k] * scale }
+                offset += n
+            }
+            return base[offset] * scale
+        }
+        lastCommunication = (total * 4, Date().timeIntervalSince(t0))
+        return mean
     }
 }

@@ -123,15 +123,15 @@ struct Benchmark: ParsableCommand {
             let pixels = input[1] * input[2]
             let masks = (0..<batch).map { _ in (0..<pixels).map { _ in UInt8(rng.next() % UInt64(classes)) } }
             let unetLoss = UNetLoss(kind: .crossEntropy, sigmoid: false, classes: classes)
-            let times = time(iters: iters, warmup: warmup) {
-                if classifier { trainer.step(labels: labels) } else if unet {
-                    trainer.step { ex in Float(unetLoss(logits: ex.outputPointer(0), masks: masks, pixels: pixels, gradients: ex.outputGradientPointer(0)).total) }
+            let times = try time(iters: iters, warmup: warmup) {
+                if classifier { try trainer.step(labels: labels) } else if unet {
+                    try trainer.step { ex in Float(unetLoss(logits: ex.outputPointer(0), masks: masks, pixels: pixels, gradients: ex.outputGradientPointer(0)).total) }
                 } else if let (loss, targets) = yoloLoss {
-                    trainer.step { ex in
+                    try trainer.step { ex in
                         Float(loss(outputs: ex.graph.outputs.indices.map { UnsafePointer(ex.outputPointer($0)) }, targets: targets,
                                    gradients: ex.graph.outputs.indices.map { ex.outputGradientPointer($0) }).total)
                     }
-                } else { trainer.step(loss: Self.standInLoss) }
+                } else { try trainer.step(loss: Self.standInLoss) }
             }
             records.append(record(adam ? "train_step_adam" : "train_step_sgd_momentum", batch: batch, times: times, gflop: 3 * 2 * macs / 1e9, graph: graph))
         case .infer where precision == .int8:
@@ -212,11 +212,11 @@ struct Benchmark: ParsableCommand {
         return total
     }
 
-    private func time(iters: Int, warmup: Int, _ body: () -> Void) -> [Double] {
-        for _ in 0..<warmup { body() }
-        return (0..<iters).map { _ in
+    private func time(iters: Int, warmup: Int, _ body: () throws -> Void) rethrows -> [Double] {
+        for _ in 0..<warmup { try body() }
+        return try (0..<iters).map { _ in
             let t0 = DispatchTime.now().uptimeNanoseconds
-            body()
+            try body()
             return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         }
     }

@@ -33,8 +33,9 @@ struct Classification: ParsableCommand {
             """)
         @OptionGroup var options: TrainOptions
         func run() throws {
-            try options.tao.apply(quiet: options.quiet)
-            try ClassificationTask(specPath: options.experimentSpec).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch)
+            try options.train { comm in
+                try ClassificationTask(specPath: options.experimentSpec).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch, collective: comm)
+            }
         }
     }
 

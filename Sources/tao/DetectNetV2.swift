@@ -48,8 +48,9 @@ struct DetectNetV2: ParsableCommand {
         var modelName: String?
 
         func run() throws {
-            try options.tao.apply(quiet: options.quiet)
-            try DetectNetV2Task(specPath: options.experimentSpec).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch)
+            try options.train { comm in
+                try DetectNetV2Task(specPath: options.experimentSpec).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch, collective: comm)
+            }
         }
     }
 

@@ -1,13 +1,15 @@
 import ArgumentParser
 import Foundation
+import TaoMPI
 import TaoTasks
+import TaoTrain
 
 /// The flags TAO 3.0's commands take on every task, accepted as TAO's notebooks type them.
 struct TaoFlags: ParsableArguments {
     @Option(name: [.customShort("k"), .long],
             help: "TAO's model encryption key. Accepted so that TAO command lines run unchanged; tao-swift's files are not encrypted, so it is never needed.")
     var key: String?
-    @Option(name: .customLong("gpus"), help: "TAO's GPU count. tao-swift runs on this machine's CPU cores in one process, whatever the value.")
+    @Option(name: .customLong("gpus"), help: "TAO's GPU count. For train: that many processes (ranks) on this machine, started with Open MPI's mpirun, averaging their gradients each step; other commands run in one process.")
     var gpus = 1
     @Option(name: .customLong("gpu_index"), parsing: .upToNextOption, help: "TAO's GPU indices; accepted, unused on the CPU.")
     var gpuIndex: [Int] = []
@@ -24,11 +26,11 @@ struct TaoFlags: ParsableArguments {
     }
 
     /// Opens the --log_file and says once what the flags that do nothing here mean.
-    func apply(quiet: Bool = false) throws {
+    func apply(quiet: Bool = false, training: Bool = false) throws {
         if let logFile { try LogFile.mirror(to: logFile) }
         var notes: [String] = []
         if key != nil { notes.append("note: -k/--key is not needed: tao-swift's model files are not encrypted") }
-        if gpus > 1 { notes.append("note: --gpus \(gpus): tao-swift runs in one process on this machine's CPU cores; training on several processes is not available yet") }
+        if gpus > 1 && !training { notes.append("note: --gpus \(gpus): this command runs in one process on this machine's CPU cores") }
         if !gpuIndex.isEmpty { notes.append("note: --gpu_index is unused: tao-swift runs on the CPU") }
         if useAmp { notes.append("note: --use_amp: mixed precision is not available yet; this run is in fp32") }
         for n in notes {
@@ -56,4 +58,66 @@ struct TrainOptions: ParsableArguments {
     @OptionGroup var tao: TaoFlags
     @Option(name: [.customLong("init_epoch")], help: "Resume from the checkpoint of this epoch in the results folder (0: start afresh).")
     var initEpoch: Int?
+
+    /// Runs `body` on the ranks of this training: under mpirun (a user's own, on one machine or many),
+    /// as its rank; with --gpus N > 1, starts N ranks of this same command through mpirun and waits
+    /// for them; otherwise in this one process.
+    func train(_ body: (any Collective) throws -> Void) throws {
+        if MPICollective.launchedByMPI {
+            let comm = try MPICollective()
+            do {
+                try tao.apply(quiet: quiet || comm.rank != 0, training: true)
+                if comm.rank == 0, tao.gpus > 1, tao.gpus != comm.size, !quiet {
+                    print("note: --gpus \(tao.gpus), but mpirun started \(comm.size) ranks: training on \(comm.size)")
+                }
+                try body(comm)
+            } catch {
+                FileHandle.standardError.write(Data("error: rank \(comm.rank) of \(comm.size) on \(comm.host): \(error)\n".utf8))
+                comm.abort()
+            }
+            comm.finalize()
+            return
+        }
+        try tao.apply(quiet: quiet, training: true)
+        guard tao.gpus > 1 else { return try body(SingleProcess()) }
+        try RankLauncher(ranks: tao.gpus, resultsDir: resultsDir, quiet: quiet).run()
+    }
+}
+
+/// `--gpus N` on one machine: this same command line N times under Open MPI's mpirun.
+struct RankLauncher {
+    let ranks: Int
+    let resultsDir: String
+    let quiet: Bool
+
+    func run() throws {
+        guard let mpirun = Self.findOnPath("mpirun") else {
+            throw TaskError("--gpus \(ranks) starts \(ranks) processes with Open MPI's mpirun, which is not installed (Debian: apt install openmpi-bin libopenmpi-dev)")
+        }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let threads = max(1, cores / ranks)
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var args = ["-np", "\(ranks)", "--bind-to", "none", "-x", "OMP_NUM_THREADS=\(threads)", "-x", "TAO_THREADS=\(threads)"]
+        if ranks > cores { args.append("--oversubscribe") }
+        if getuid() == 0 { args.append("--allow-run-as-root") }
+        args += [exe] + CommandLine.arguments.dropFirst()
+        if !quiet { print("training on \(ranks) ranks of \(threads) thread\(threads == 1 ? "" : "s") each: \(mpirun) \(args.joined(separator: " "))") }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: mpirun)
+        p.arguments = args
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw TaskError("training on \(ranks) ranks stopped (mpirun exited with status \(p.terminationStatus); the lines above name the rank that failed). "
+                            + "The checkpoints in \(resultsDir)/weights are intact: run the same command again to resume.")
+        }
+    }
+
+    static func findOnPath(_ name: String) -> String? {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let path = "\(dir)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }
 }

@@ -27,8 +27,9 @@ struct UNetTrain: ParsableCommand {
     var modelName: String?
 
     func run() throws {
-        try options.tao.apply(quiet: options.quiet)
-        try UNetTask(specPath: options.experimentSpec, startingModel: model).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch)
+        try options.train { comm in
+            try UNetTask(specPath: options.experimentSpec, startingModel: model).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch, collective: comm)
+        }
     }
 }
 

@@ -41,9 +41,10 @@ struct YOLOTrain<Flavor: YOLOFlavor>: ParsableCommand {
     var model: String?
 
     func run() throws {
-        try options.tao.apply(quiet: options.quiet)
         if model != nil, !options.quiet { print("note: -m is not read by train: name the starting model in training_config (pretrain_model_path or pruned_model_path)") }
-        try YOLOTask<Flavor>(specPath: options.experimentSpec).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch)
+        try options.train { comm in
+            try YOLOTask<Flavor>(specPath: options.experimentSpec).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch, collective: comm)
+        }
     }
 }
 

@@ -28,7 +28,7 @@ final class TrainingTests: XCTestCase {
         let (x, labels) = fixedBatch(8, classes: 4)
         try exec.setInput(0, x)
         let trainer = Trainer(executor: exec, optimizer: optimizer, learningRate: lr)
-        return ((0..<steps).map { _ in trainer.step(labels: labels) }, store)
+        return ((0..<steps).map { _ in try! trainer.step(labels: labels) }, store)
     }
 
     func testSmallNetworkOverfitsAFixedBatch() throws {
@@ -75,7 +75,7 @@ final class TrainingTests: XCTestCase {
         let exec = try Executor(graph: g, batch: 8, mode: .training, parameters: store)
         try exec.setInput(0, fixedBatch(8, classes: 4).0)
         let trainer = Trainer(executor: exec, optimizer: SGD(), learningRate: 0, clipNorm: 0.01)
-        trainer.step(labels: [0, 1, 2, 3, 0, 1, 2, 3])
+        try trainer.step(labels: [0, 1, 2, 3, 0, 1, 2, 3])
         var sq: Double = 0
         for (i, p) in g.parameters.enumerated() {
             guard let gp = exec.parameterGradientPointer(i) else { continue }

@@ -176,8 +176,7 @@ final class DetectionData: TrainingData {
     let train: [DetectionFrame]
     let val: [DetectionFrame]
     let mapping: ClassMapping
-    var order: [Int] = []
-    var position = 0
+    var order: EpochOrder
     var epoch = 0
     var coverageLoss = 0.0, steps = 0
 
@@ -187,19 +186,18 @@ final class DetectionData: TrainingData {
         mapping = ClassMapping(c.classMapping, targets: c.classes.map(\.name))
         (train, val) = try task.frames()
         guard train.count >= c.batchSize else { throw TaskError("the training data has \(train.count) frames, fewer than one batch of \(c.batchSize)") }
+        order = EpochOrder(samples: train.count, batchSize: c.batchSize)
     }
 
     var classes: [String] { task.config.classes.map(\.name) }
     var summary: String { "on \(train.count) frames (\(classes.joined(separator: ", "))), validating on \(val.count)" }
-    var stepsPerEpoch: Int { train.count / task.config.batchSize }
+    var stepsPerEpoch: Int { order.stepsPerEpoch }
+    var shard: Shard { get { order.shard } set { order.shard = newValue } }
     var epochMetrics: [(String, Double)] { [] }
 
     func start(epoch: Int) {
         self.epoch = epoch
-        var rng = SplitMix64(seed: task.config.seed &+ UInt64(epoch) &* 31337)
-        order = Array(train.indices)
-        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-        position = 0
+        order.start(seed: task.config.seed &+ UInt64(epoch) &* 31337)
     }
 
     /// A frame on the canvas: decoded, augmented when `rng` is given, its boxes mapped to classes.
@@ -228,9 +226,7 @@ final class DetectionData: TrainingData {
 
     func step(_ trainer: Trainer) throws -> (loss: Float, samples: Int)? {
         let n = task.config.batchSize
-        guard position + n <= order.count else { return nil }
-        let idx = Array(order[position..<(position + n)])
-        position += n
+        guard let idx = order.next() else { return nil }
         let aug = task.augmentation, grid = task.grid, raster = task.rasterizer, deadzone = Double(task.config.deadzone)
         let (seed, epoch, frames, mapping) = (task.config.seed, self.epoch, train, self.mapping)
         let prepared = try parallelMap(n) { k -> (DetectionSample, DetectNetTargets) in
@@ -243,7 +239,7 @@ final class DetectionData: TrainingData {
         let input = exec.inputPointer(0), per = samples[0].input.count
         for (k, s) in samples.enumerated() { s.input.withUnsafeBufferPointer { input.advanced(by: k * per).update(from: $0.baseAddress!, count: per) } }
         let cells = grid.width * grid.height
-        let value = trainer.step { ex in
+        let value = try trainer.step { ex in
             self.task.loss(coverage: ex.outputPointer(0), boxes: ex.outputPointer(1), targets: t, cells: cells,
                            coverageGradient: ex.outputGradientPointer(0), boxGradient: ex.outputGradientPointer(1))
         }

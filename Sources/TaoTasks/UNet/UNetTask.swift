@@ -192,8 +192,8 @@ final class UNetData: TrainingData {
     let train: [SegmentationPair]
     let val: [SegmentationPair]
     let prep: SegmentationPreparation
-    var order: [Int] = []
-    var position = 0, epoch = 0
+    var order: EpochOrder
+    var epoch = 0
     var sums = UNetLoss.Parts(), steps = 0
 
     init(_ task: UNetTask) throws {
@@ -201,11 +201,13 @@ final class UNetData: TrainingData {
         (train, val) = try task.data()
         prep = task.preparation(augment: task.config.augment)
         guard train.count >= task.config.batchSize else { throw TaskError("the training data has \(train.count) images, fewer than one batch of \(task.config.batchSize)") }
+        order = EpochOrder(samples: train.count, batchSize: task.config.batchSize)
     }
 
     var classes: [String] { task.config.classes }
     var summary: String { "on \(train.count) images (\(classes.joined(separator: ", "))), validating on \(val.count)" }
-    var stepsPerEpoch: Int { train.count / task.config.batchSize }
+    var stepsPerEpoch: Int { order.stepsPerEpoch }
+    var shard: Shard { get { order.shard } set { order.shard = newValue } }
     var epochMetrics: [(String, Double)] {
         let n = Double(max(steps, 1))
         return task.config.loss == "cross_entropy" ? [("loss_ce", sums.crossEntropy / n)]
@@ -214,17 +216,12 @@ final class UNetData: TrainingData {
 
     func start(epoch: Int) {
         self.epoch = epoch
-        var rng = SplitMix64(seed: task.config.seed &+ UInt64(epoch) &* 31337)
-        order = Array(train.indices)
-        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-        position = 0; sums = UNetLoss.Parts(); steps = 0
+        order.start(seed: task.config.seed &+ UInt64(epoch) &* 31337); sums = UNetLoss.Parts(); steps = 0
     }
 
     func step(_ trainer: Trainer) throws -> (loss: Float, samples: Int)? {
         let n = task.config.batchSize
-        guard position + n <= order.count else { return nil }
-        let idx = Array(order[position..<(position + n)])
-        position += n
+        guard let idx = order.next() else { return nil }
         let (prep, pairs, epoch, seed, augment) = (self.prep, train, self.epoch, task.config.seed, task.config.augment)
         let prepared = try parallelMap(n) { k -> ([Float], [UInt8]) in
             var s = try prep.load(pairs[idx[k]])
@@ -239,7 +236,7 @@ final class UNetData: TrainingData {
         for (k, s) in prepared.enumerated() { s.0.withUnsafeBufferPointer { input.advanced(by: k * per).update(from: $0.baseAddress!, count: per) } }
         let loss = task.loss, pixels = prep.outputWidth * prep.outputHeight
         var parts = UNetLoss.Parts()
-        let value = trainer.step { ex in
+        let value = try trainer.step { ex in
             let r = loss(logits: UnsafePointer(ex.outputPointer(0)), masks: prepared.map(\.1), pixels: pixels, gradients: ex.outputGradientPointer(0))
             parts = r.parts
             return Float(r.total)

@@ -304,8 +304,8 @@ final class YOLOData<V: YOLOVersion>: TrainingData {
     let task: YOLOTask<V>
     let train: [YOLOFrame]
     let val: [YOLOFrame]
-    var order: [Int] = []
-    var position = 0, epoch = 0
+    var order: EpochOrder
+    var epoch = 0
     var sums = YOLOLoss.Parts(), steps = 0
     /// The class weights the targets carry: class_weighting_config's, or with enable_auto TAO's
     /// automatic ones, re-derived from `classLoss` / `classAnchors` after each epoch.
@@ -319,11 +319,13 @@ final class YOLOData<V: YOLOVersion>: TrainingData {
         classAnchors = [Int](repeating: 0, count: task.config.classes.count)
         (train, val) = try task.frames()
         guard train.count >= task.config.batchSize else { throw TaskError("the training data has \(train.count) images, fewer than one batch of \(task.config.batchSize)") }
+        order = EpochOrder(samples: train.count, batchSize: task.config.batchSize)
     }
 
     var classes: [String] { task.config.classes }
     var summary: String { "on \(train.count) images (\(classes.joined(separator: ", "))), validating on \(val.count)" }
-    var stepsPerEpoch: Int { train.count / task.config.batchSize }
+    var stepsPerEpoch: Int { order.stepsPerEpoch }
+    var shard: Shard { get { order.shard } set { order.shard = newValue } }
     var epochMetrics: [(String, Double)] {
         let n = Double(max(steps, 1))
         return [("loss_loc", sums.location / n), ("loss_obj", sums.positiveObjectness / n), ("loss_noobj", sums.negativeObjectness / n), ("loss_cls", sums.classes / n)]
@@ -352,10 +354,7 @@ final class YOLOData<V: YOLOVersion>: TrainingData {
         }
         classLoss = classLoss.map { _ in 0 }; classAnchors = classAnchors.map { _ in 0 }
         self.epoch = epoch
-        var rng = SplitMix64(seed: task.config.seed &+ UInt64(epoch) &* 31337)
-        order = Array(train.indices)
-        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-        position = 0; sums = YOLOLoss.Parts(); steps = 0
+        order.start(seed: task.config.seed &+ UInt64(epoch) &* 31337); sums = YOLOLoss.Parts(); steps = 0
     }
 
     /// One training sample: augmented (mosaic drawing other training images) to `aug`'s canvas, its
@@ -411,12 +410,11 @@ final class YOLOData<V: YOLOVersion>: TrainingData {
 
     func step(_ trainer: Trainer) throws -> (loss: Float, samples: Int)? {
         let n = task.config.batchSize
-        guard position + n <= order.count else { return nil }
-        let idx = Array(order[position..<(position + n)])
+        let step = order.step
+        guard let idx = order.next() else { return nil }
         let (task, frames, epoch, seed) = (self.task, train, self.epoch, self.task.config.seed)
         var shape = task.config.inputShape
-        if let r = randomShape(step: position / n) { (shape[1], shape[2]) = (r.height, r.width) }
-        position += n
+        if let r = randomShape(step: step) { (shape[1], shape[2]) = (r.height, r.width) }
         if task.config.randomizeInputShapePeriod > 0 { trainer.executor = try executor(trainer, inputShape: shape) }
         let loss = task.loss(inputShape: shape), layout = loss.layout, aug = task.augmentation(width: shape[2], height: shape[1])
         let weights = classWeights
@@ -427,7 +425,7 @@ final class YOLOData<V: YOLOVersion>: TrainingData {
         let exec = trainer.executor, input = exec.inputPointer(0), per = prepared[0].0.count
         for (k, s) in prepared.enumerated() { s.0.withUnsafeBufferPointer { input.advanced(by: k * per).update(from: $0.baseAddress!, count: per) } }
         var parts = YOLOLoss.Parts()
-        let value = trainer.step { ex in
+        let value = try trainer.step { ex in
             let r = loss(outputs: layout.heads.indices.map { UnsafePointer(ex.outputPointer($0)) }, targets: prepared.map(\.1),
                          gradients: layout.heads.indices.map { ex.outputGradientPointer($0) })
             parts = r.parts
