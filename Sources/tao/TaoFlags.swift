@@ -102,6 +102,7 @@ struct RankLauncher {
         if getuid() == 0 { args.append("--allow-run-as-root") }
         args += [exe] + CommandLine.arguments.dropFirst()
         if !quiet { print("training on \(ranks) ranks of \(threads) thread\(threads == 1 ? "" : "s") each: \(mpirun) \(args.joined(separator: " "))") }
+        fflush(nil)   // our lines before mpirun's
         let p = Process()
         p.executableURL = URL(fileURLWithPath: mpirun)
         p.arguments = args
