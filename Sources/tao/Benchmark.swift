@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TaoGraph
+import TaoMPI
 import TaoMetrics
 import TaoModels
 import TaoONNX
@@ -52,6 +53,8 @@ struct Benchmark: ParsableCommand {
     var modelFile: String?
     @Option(name: .customLong("onnx-out"), help: "Also write the timed network as ONNX (for shared/bench/onnx_file_bench.py: onnxruntime on the same network).")
     var onnxOut: String?
+    @Option(name: .customLong("gpus"), help: "--task train on this many ranks (mpirun, as train --gpus), --batch each: also reports the gradient allreduce's bytes and time per step, and allreduce bandwidth by message size.")
+    var gpus = 1
 
     func validate() throws {
         guard res >= 16 else { throw ValidationError("--res must be at least 16") }
@@ -64,6 +67,21 @@ struct Benchmark: ParsableCommand {
     }
 
     func run() throws {
+        if gpus > 1 || MPICollective.launchedByMPI {
+            guard task == .train else { throw ValidationError("--gpus is for --task train") }
+            if !MPICollective.launchedByMPI { return try RankLauncher(ranks: gpus, resultsDir: nil, quiet: json).run() }
+            let comm = try MPICollective()
+            do { try measure(comm) } catch {
+                FileHandle.standardError.write(Data("error: rank \(comm.rank) of \(comm.size) on \(comm.host): \(error)\n".utf8))
+                comm.abort()
+            }
+            comm.finalize()
+            return
+        }
+        try measure(SingleProcess())
+    }
+
+    func measure(_ comm: any Collective) throws {
         guard precision == .fp32 || task == .infer else { throw ValidationError("--precision \(precision.rawValue) is for --task infer (bf16 training is not built yet)") }
         var graph: Graph, store: ParameterStore
         var engineFile: ModelCard.Int8Record?   // an INT8 engine file's own ranges and fp32 layers
@@ -118,10 +136,12 @@ struct Benchmark: ParsableCommand {
             let adam = detector && yolo == nil
             let trainer = Trainer(executor: exec, optimizer: adam ? Adam() : SGD(momentum: 0.9), learningRate: adam ? 1e-4 : 0.01,
                                   regularizer: Regularizer(.l2, weight: 0.5e-4))
+            trainer.collective = comm
+            var communication: [Double] = []
             let yoloLoss = yolo.map { Self.yoloLoss($0, graph: graph, batch: batch) }
             let unet = modelFile == nil && model == "unet_resnet18"
             let pixels = input[1] * input[2]
-            let masks = (0..<batch).map { _ in (0..<pixels).map { _ in UInt8(rng.next() % UInt64(classes)) } }
+            let masks = unet ? (0..<batch).map { _ in (0..<pixels).map { _ in UInt8(rng.next() % UInt64(classes)) } } : []
             let unetLoss = UNetLoss(kind: .crossEntropy, sigmoid: false, classes: classes)
             let times = try time(iters: iters, warmup: warmup) {
                 if classifier { try trainer.step(labels: labels) } else if unet {
@@ -132,8 +152,20 @@ struct Benchmark: ParsableCommand {
                                    gradients: ex.graph.outputs.indices.map { ex.outputGradientPointer($0) }).total)
                     }
                 } else { try trainer.step(loss: Self.standInLoss) }
+                communication.append(trainer.lastCommunication.seconds)
             }
             records.append(record(adam ? "train_step_adam" : "train_step_sgd_momentum", batch: batch, times: times, gflop: 3 * 2 * macs / 1e9, graph: graph))
+            if comm.size > 1 {
+                // Throughput of all ranks; the averaging's share of the step (the timed steps only).
+                let timed = Array(communication.suffix(iters)).sorted()
+                let bytes = trainer.lastCommunication.bytes
+                records[0]["ranks"] = comm.size
+                records[0]["images_per_s"] = (records[0]["images_per_s"] as! Double) * Double(comm.size)
+                records[0]["allreduce_mb_per_step"] = Double(bytes) / 1e6
+                records[0]["allreduce_ms_per_step"] = timed[timed.count / 2] * 1e3
+                records[0]["allreduce_share"] = timed[timed.count / 2] / ((records[0]["ms_per_iter_median"] as! Double) / 1e3)
+                records += try Self.allreduceSweep(comm)
+            }
         case .infer where precision == .int8:
             // An engine file's own calibration and fp32 layers, else calibrated on random images:
             // the ranges matter for accuracy, not for speed.
@@ -163,7 +195,30 @@ struct Benchmark: ParsableCommand {
                 if b == 1 && batch == 1 { break }
             }
         }
+        guard comm.isLead else { return }
         for r in records { print(json ? jsonLine(r) : table(r)) }
+    }
+
+    /// Allreduce time and bandwidth by message size (1 KB to 64 MB), median of several: algorithm
+    /// bandwidth (bytes / time) and bus bandwidth (× 2(n − 1)/n, what each link carries in a ring).
+    static func allreduceSweep(_ comm: any Collective) throws -> [[String: Any]] {
+        var out: [[String: Any]] = []
+        for floats in [256, 4096, 65_536, 1 << 20, 4 << 20, 16 << 20] {
+            var buffer = [Float](repeating: 1, count: floats)
+            let reps = floats >= 4 << 20 ? 5 : 20
+            var times: [Double] = []
+            try buffer.withUnsafeMutableBufferPointer { b in
+                for k in 0..<(reps + 2) {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    try comm.allreduceSum(b.baseAddress!, count: floats)
+                    if k >= 2 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+                }
+            }
+            let t = times.sorted()[times.count / 2], bytes = Double(floats * 4)
+            out.append(["name": "allreduce", "bytes": floats * 4, "median_s": t, "algbw_gb_per_s": bytes / t / 1e9,
+                        "busbw_gb_per_s": bytes / t / 1e9 * 2 * Double(comm.size - 1) / Double(comm.size), "ranks": comm.size])
+        }
+        return out
     }
 
     /// Models `--model` names besides the zoo's classifiers.
@@ -254,7 +309,9 @@ struct Benchmark: ParsableCommand {
     }
 
     private func table(_ r: [String: Any]) -> String {
-        let keys = ["model", "task", "res", "batch", "images_per_s", "ms_per_iter_median", "achieved_gflops", "peak_rss_mb"]
+        let keys = r["name"] as? String == "allreduce" ? ["name", "ranks", "bytes", "median_s", "algbw_gb_per_s", "busbw_gb_per_s"]
+            : ["model", "task", "res", "batch", "images_per_s", "ms_per_iter_median", "achieved_gflops", "peak_rss_mb"]
+                + (r["ranks"] != nil ? ["ranks", "allreduce_mb_per_step", "allreduce_ms_per_step", "allreduce_share"] : [])
         return keys.map { "\($0)=\(r[$0] ?? "-")" }.joined(separator: "  ")
     }
 }

@@ -87,7 +87,8 @@ struct TrainOptions: ParsableArguments {
 /// `--gpus N` on one machine: this same command line N times under Open MPI's mpirun.
 struct RankLauncher {
     let ranks: Int
-    let resultsDir: String
+    /// The run's results folder, named when the ranks stop with an error.
+    let resultsDir: String?
     let quiet: Bool
 
     func run() throws {
@@ -109,8 +110,8 @@ struct RankLauncher {
         try p.run()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
-            throw TaskError("training on \(ranks) ranks stopped (mpirun exited with status \(p.terminationStatus); the lines above name the rank that failed). "
-                            + "The checkpoints in \(resultsDir)/weights are intact: run the same command again to resume.")
+            throw TaskError("training on \(ranks) ranks stopped (mpirun exited with status \(p.terminationStatus); the lines above name the rank that failed)."
+                            + (resultsDir.map { " The checkpoints in \($0)/weights are intact: run the same command again to resume." } ?? ""))
         }
     }
 
