@@ -212,7 +212,7 @@ final class MultiProcessTests: XCTestCase {
         let one = try run(tao, ["classification", "train", "-e", try spec("one", batch: 16, lr: 0.02, epochs: 2), "-r", "\(dir!)/one", "--quiet"])
         XCTAssertEqual(one.status, 0, one.output)
         let net = "10.231.\(id).0/24"
-        let r = try run("/usr/sbin/ip", ["netns", "exec", nsA, "mpirun", "--allow-run-as-root", "-np", "2", "-H", "\(ipA),\(ipB)",
+        let r = try run("/usr/sbin/ip", ["netns", "exec", nsA, "mpirun", "--allow-run-as-root", "--bind-to", "none", "-np", "2", "-H", "\(ipA),\(ipB)",
                                          "--mca", "plm_rsh_agent", agent, "--mca", "oob_tcp_if_include", net, "--mca", "btl_tcp_if_include", net,
                                          "--mca", "btl", "tcp,self", "-x", "OMP_NUM_THREADS=1", "-x", "TAO_THREADS=1",
                                          tao, "classification", "train", "-e", try spec("two", batch: 8, lr: 0.01, epochs: 2), "-r", "\(dir!)/two"])
