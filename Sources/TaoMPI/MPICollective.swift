@@ -16,6 +16,8 @@ public final class MPICollective: Collective {
     /// Seconds a collective may wait for the other ranks (TAO_COLLECTIVE_TIMEOUT_S; 600 by default):
     /// rank 0's validation and checkpoint at an epoch's end count against it.
     public var timeout: TimeInterval
+    /// MPI_THREAD_SERIALIZED or better: any thread may call, one at a time.
+    public let callableFromAnyThread: Bool
     private var finalized = false
 
     /// True where this process was started by mpirun (Open MPI's environment is set).
@@ -26,6 +28,7 @@ public final class MPICollective: Collective {
         var provided: Int32 = 0
         let rc = MPI_Init_thread(nil, nil, Int32(MPI_THREAD_SERIALIZED), &provided)
         guard rc == MPI_SUCCESS else { throw CollectiveError("MPI_Init failed (\(Self.message(rc)))") }
+        callableFromAnyThread = provided >= Int32(MPI_THREAD_SERIALIZED)
         MPI_Comm_set_errhandler(tao_mpi_comm_world(), tao_mpi_errors_return())
         var r: Int32 = 0, n: Int32 = 0
         MPI_Comm_rank(tao_mpi_comm_world(), &r)

@@ -227,6 +227,33 @@ public final class Executor {
         for s in backwardSteps { s.run() }
     }
 
+    /// Runs the backward pass and calls `ready` with the trainable parameters whose gradients are
+    /// final, as soon as they are (the last step touching a gradient's buffer has run), so that
+    /// their exchange between ranks can start while backward goes on. Every trainable parameter is
+    /// named once.
+    public func backward(ready: ([Int]) -> Void) {
+        precondition(mode == .training, "backward() needs an executor planned in training mode")
+        let after = gradientsReadyAfter
+        if !after.atStart.isEmpty { ready(after.atStart) }
+        for (k, s) in backwardSteps.enumerated() {
+            s.run()
+            if !after.steps[k].isEmpty { ready(after.steps[k]) }
+        }
+    }
+
+    /// For each backward step, the parameters whose gradient buffers no later step touches;
+    /// `atStart`: gradients no step touches.
+    public private(set) lazy var gradientsReadyAfter: (atStart: [Int], steps: [[Int]]) = {
+        var last: [ObjectIdentifier: Int] = [:]
+        for (k, s) in backwardSteps.enumerated() { for m in s.memories { last[ObjectIdentifier(m)] = k } }
+        var steps = [[Int]](repeating: [], count: backwardSteps.count), atStart: [Int] = []
+        for i in paramValues.keys.sorted() {
+            guard let g = paramValues[i]?.grad else { continue }
+            if let k = last[ObjectIdentifier(g)] { steps[k].append(i) } else { atStart.append(i) }
+        }
+        return (atStart, steps)
+    }()
+
     /// Gradient of trainable parameter `i` (plain, the parameter's shape), or nil if it has none.
     public func parameterGradientPointer(_ i: Int) -> UnsafeMutablePointer<Float>? {
         paramValues[i]?.grad?.floats

@@ -21,10 +21,14 @@ public protocol Collective: AnyObject {
     func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws
     /// Replaces `bytes` bytes at `buffer` on every rank by rank `root`'s.
     func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) throws
+    /// Whether the collectives may be called from a thread other than the one that created this
+    /// (one thread at a time): the gradient exchange runs on its own thread when they may.
+    var callableFromAnyThread: Bool { get }
 }
 
 public extension Collective {
     var isLead: Bool { rank == 0 }
+    var callableFromAnyThread: Bool { true }
 
     /// The mean over ranks of each value (metrics: losses, accuracies).
     func mean(_ values: [Double]) throws -> [Double] {

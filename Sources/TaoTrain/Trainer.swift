@@ -25,8 +25,14 @@ public final class Trainer {
     public var collective: any Collective = SingleProcess()
     /// Gradients travel in buckets of this many floats (Horovod's fusion buffer; 16 MiB).
     public var bucketFloats = 4 << 20
-    /// What the last step's averaging sent (bytes each rank contributed) and how long it took.
-    public private(set) var lastCommunication: (bytes: Int, seconds: Double) = (0, 0)
+    /// Exchange gradient buckets on a communication thread while backward goes on (Horovod's design),
+    /// where the collective may be called from another thread; else after backward.
+    public var overlap = true
+    /// What the last step's averaging sent (bytes each rank contributed), how long the exchange took
+    /// in all, and how much of it the step waited for after backward (the part not overlapped).
+    public private(set) var lastCommunication: (bytes: Int, seconds: Double, exposed: Double) = (0, 0, 0)
+    private var exchange: GradientExchange?
+    deinit { exchange?.close() }
     private let trainable: [Int]
     private var staging: [Float] = []
 
@@ -59,9 +65,21 @@ public final class Trainer {
         let ex = executor
         ex.forward()
         var total = loss(ex)
-        ex.backward()
+        if collective.size > 1 && overlap && collective.callableFromAnyThread {
+            if exchange?.executor !== ex || exchange?.bucketFloats != bucketFloats {
+                exchange?.close()
+                exchange = GradientExchange(executor: ex, trainable: trainable, collective: collective, bucketFloats: bucketFloats)
+            }
+            let exchange = exchange!
+            exchange.begin(loss: total)
+            ex.backward { exchange.ready($0) }
+            total = try exchange.finish()
+            lastCommunication = exchange.last
+        } else {
+            ex.backward()
+            if collective.size > 1 { total = try averageGradients(loss: total) }
+        }
         let params = ex.parameters
-        if collective.size > 1 { total = try averageGradients(loss: total) }
         lastRegularization = 0
         if let reg = regularizer {
             for i in trainable where reg.scope.contains(params.infos[i].role) {
@@ -123,7 +141,125 @@ public final class Trainer {
             }
             return base[offset] * scale
         }
-        lastCommunication = (total * 4, Date().timeIntervalSince(t0))
+        let seconds = Date().timeIntervalSince(t0)
+        lastCommunication = (total * 4, seconds, seconds)
         return mean
+    }
+}
+
+/// One step's gradient averaging overlapped with backward. The trainable gradients are laid out in
+/// the order backward finishes them and cut into buckets of about `bucketFloats`; a bucket is
+/// copied and handed to the communication thread as soon as its last gradient is final, so that
+/// its allreduce runs while backward computes the layers before it. The buckets become complete in
+/// the same order on every rank (the order is the graph's), so every rank starts the same
+/// collectives in the same order, as MPI requires. The loss rides in the last bucket.
+final class GradientExchange: @unchecked Sendable {
+    let executor: Executor
+    let collective: any Collective
+    let bucketFloats: Int
+    /// (parameter, offset in `staging`, count) in the order backward finishes them.
+    private var slots: [Int: (offset: Int, count: Int, bucket: Int)] = [:]
+    private var buckets: [(start: Int, count: Int, parameters: Int)] = []
+    private let base: UnsafeMutablePointer<Float>
+    private let lossSlot: Int
+    private var readyIn: [Int]
+    private var nextToSend = 0
+    private let cond = NSCondition()
+    private var queue: [Int] = [], done = 0, failure: Error?
+    private var exchangeSeconds = 0.0
+    private(set) var last: (bytes: Int, seconds: Double, exposed: Double) = (0, 0, 0)
+
+    init(executor: Executor, trainable: [Int], collective: any Collective, bucketFloats: Int) {
+        self.executor = executor; self.collective = collective; self.bucketFloats = bucketFloats
+        let order = executor.gradientsReadyAfter.atStart + executor.gradientsReadyAfter.steps.flatMap { $0 }
+        let wanted = Set(trainable)
+        var offset = 0, start = 0, members = 0
+        for i in order where wanted.contains(i) {
+            let n = executor.parameters.infos[i].shape.count
+            slots[i] = (offset, n, buckets.count)
+            offset += n; members += 1
+            if offset - start >= bucketFloats { buckets.append((start, offset - start, members)); start = offset; members = 0 }
+        }
+        lossSlot = offset
+        buckets.append((start, offset + 1 - start, members))   // the rest, and the loss
+        base = .allocate(capacity: offset + 1)
+        base.initialize(repeating: 0, count: offset + 1)
+        readyIn = buckets.map { _ in 0 }
+        let thread = Thread { [weak self] in self?.serve() }
+        thread.name = "gradient allreduce"
+        thread.start()
+    }
+
+    deinit { base.deallocate() }
+
+    /// Stops the communication thread (which holds this exchange until then).
+    func close() { cond.lock(); done = -1; cond.broadcast(); cond.unlock() }
+
+    func begin(loss: Float) {
+        base[lossSlot] = loss
+        for k in readyIn.indices { readyIn[k] = 0 }
+        nextToSend = 0
+        cond.lock(); done = 0; queue = []; failure = nil; exchangeSeconds = 0; cond.unlock()
+        sendComplete()   // a last bucket with the loss alone
+    }
+
+    /// Called from backward with the parameters whose gradients just became final.
+    func ready(_ params: [Int]) {
+        for i in params {
+            guard let s = slots[i] else { continue }
+            base.advanced(by: s.offset).update(from: executor.parameterGradientPointer(i)!, count: s.count)
+            readyIn[s.bucket] += 1
+        }
+        sendComplete()
+    }
+
+    private func sendComplete() {
+        var send: [Int] = []
+        while nextToSend < buckets.count, readyIn[nextToSend] == buckets[nextToSend].parameters {
+            send.append(nextToSend); nextToSend += 1
+        }
+        guard !send.isEmpty else { return }
+        cond.lock(); queue += send; cond.broadcast(); cond.unlock()
+    }
+
+    /// Waits for every bucket, writes the mean gradients back; returns the mean loss.
+    func finish() throws -> Float {
+        precondition(nextToSend == buckets.count, "a trainable gradient was never reported final")
+        let t0 = Date()
+        cond.lock()
+        while done < buckets.count && failure == nil { cond.wait() }
+        let error = failure, seconds = exchangeSeconds
+        cond.unlock()
+        if let error { throw error }
+        let scale = 1 / Float(collective.size)
+        for (i, s) in slots {
+            let g = executor.parameterGradientPointer(i)!
+            for k in 0..<s.count { g[k] = base[s.offset + k] * scale }
+        }
+        last = ((lossSlot + 1) * 4, seconds, Date().timeIntervalSince(t0))
+        return base[lossSlot] * scale
+    }
+
+    /// The communication thread: allreduces queued buckets in order.
+    private func serve() {
+        while true {
+            cond.lock()
+            while queue.isEmpty && done >= 0 { cond.wait() }
+            if done < 0 { cond.unlock(); return }
+            let k = queue.removeFirst()
+            let failed = failure != nil
+            cond.unlock()
+            var error: Error?
+            let t0 = Date()
+            if !failed {
+                do { try collective.allreduceSum(base.advanced(by: buckets[k].start), count: buckets[k].count) } catch let e { error = e }
+            }
+            cond.lock()
+            exchangeSeconds += Date().timeIntervalSince(t0)
+            if let error, failure == nil { failure = error }
+            done += 1
+            cond.broadcast()
+            cond.unlock()
+        }
     }
 }

@@ -71,7 +71,7 @@ final class DataParallelTests: XCTestCase {
 
     /// `ranks` ranks of batch 16 / ranks, each on its slice of the same 16 samples, `steps` steps of
     /// SGD with momentum, L2 and clipping; the final weights and the losses.
-    func train(ranks: Int, steps: Int) throws -> ([Float], [Float]) {
+    func train(ranks: Int, steps: Int, overlap: Bool = true) throws -> ([Float], [Float]) {
         let g = try net()
         var rng = SplitMix64(seed: 3)
         let x = Tensor.randomNormal([16, 3, 12, 12], rng: &rng).scalars
@@ -89,9 +89,16 @@ final class DataParallelTests: XCTestCase {
             let trainer = Trainer(executor: exec, optimizer: SGD(momentum: 0.9), learningRate: 0.05,
                                   regularizer: Regularizer(.l2, weight: 1e-3), clipNorm: 5)
             trainer.collective = comm
+            trainer.overlap = overlap
             trainer.bucketFloats = 1000   // several buckets
             var seen: [Float] = []
-            for _ in 0..<steps { seen.append(try trainer.step(labels: Array(labels[(r * per)..<((r + 1) * per)]))) }
+            for _ in 0..<steps {
+                seen.append(try trainer.step(labels: Array(labels[(r * per)..<((r + 1) * per)])))
+                if ranks > 1 {
+                    XCTAssertEqual(trainer.lastCommunication.bytes, 4 * (g.trainableParameterCount + 1))
+                    XCTAssertLessThanOrEqual(trainer.lastCommunication.exposed, trainer.lastCommunication.seconds + 0.05)
+                }
+            }
             if r == 0 {
                 weights.value = (0..<store.count).flatMap { store[$0].scalars }
                 losses.value = seen
@@ -112,5 +119,44 @@ final class DataParallelTests: XCTestCase {
             XCTAssertLessThan(diff, 1e-4 * scale, "\(name): max |Δw| \(diff) (weights up to \(scale), moved \(moved))")
         }
         for (a, b) in zip(oneLoss, twoLoss) { XCTAssertEqual(a, b, accuracy: 1e-4 * max(1, abs(a)), "the mean loss over ranks") }
+        // The exchange after backward sums the same buckets: the same weights to the bit.
+        XCTAssertEqual(try train(ranks: 2, steps: 6, overlap: false).0, two)
+    }
+
+    /// `backward(ready:)` names every trainable parameter once, when its gradient is already final;
+    /// a weight two convolutions share is final only after the second of its contributions.
+    func testBackwardReportsEachGradientOnceWhenFinal() throws {
+        var b = GraphBuilder()
+        var x = b.input("image", [3, 12, 12])
+        x = b.relu(b.conv2d(x, "conv1", out: 8, kernel: 3), "relu1")
+        let shared = b.parameter("shared.weight", [8, 8, 3, 3], role: .convWeight)
+        let conv = Conv2D(outChannels: 8, kernel: [3, 3], stride: [1, 1], dilation: [1, 1], padding: Padding2D(1), groups: 1, hasBias: false)
+        x = b.relu(b.node("sharedA", .conv2d(conv), [x, shared]), "ra")
+        x = b.relu(b.node("sharedB", .conv2d(conv), [x, shared]), "rb")
+        x = b.relu(b.conv2d(x, "c2", out: 8, kernel: 3), "r2")
+        x = b.dense(b.globalAveragePool(x, "gap"), "fc", out: 4)
+        let g = try b.build(outputs: [x])
+        let store = ParameterStore(graph: g, seed: 1)
+        let exec = try Executor(graph: g, batch: 4, mode: .training, parameters: store, frozen: ["c2.weight"])
+        var rng = SplitMix64(seed: 2)
+        try exec.setInput(0, Tensor.randomNormal([4, 3, 12, 12], rng: &rng))
+        exec.forward()
+        for k in 0..<16 { exec.outputGradientPointer()[k] = Float(k % 5) - 2 }
+        var early: [Int: [Float]] = [:]
+        exec.backward { ready in
+            for i in ready {
+                XCTAssertNil(early[i], "parameter \(i) reported twice")
+                early[i] = Array(UnsafeBufferPointer(start: exec.parameterGradientPointer(i)!, count: g.parameters[i].shape.count))
+            }
+        }
+        let trainable = g.parameters.indices.filter { exec.parameterGradientPointer($0) != nil }
+        XCTAssertEqual(early.keys.sorted(), trainable)
+        XCTAssertFalse(trainable.contains(g.parameterIndex(named: "c2.weight")!), "frozen: no gradient")
+        for i in trainable {
+            XCTAssertEqual(early[i]!, Array(UnsafeBufferPointer(start: exec.parameterGradientPointer(i)!, count: g.parameters[i].shape.count)), g.parameters[i].name)
+        }
+        // Backward reports the head first: its gradients are final long before the first layer's.
+        let order = exec.gradientsReadyAfter.atStart + exec.gradientsReadyAfter.steps.flatMap { $0 }
+        XCTAssertLessThan(order.firstIndex(of: g.parameterIndex(named: "fc.weight")!)!, order.firstIndex(of: g.parameterIndex(named: "conv1.weight")!)!)
     }
 }
