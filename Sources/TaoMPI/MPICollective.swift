@@ -86,6 +86,13 @@ public final class MPICollective: Collective {
         MPI_Finalize()
     }
 
+    /// Says what failed on this rank (naming it and its host), then stops every rank of the job.
+    public func abort(after error: Error) -> Never {
+        let text = error is CollectiveError ? "\(error)" : "rank \(rank) of \(size) on \(host): \(error)"
+        FileHandle.standardError.write(Data("error: \(text)\n".utf8))
+        abort()
+    }
+
     /// Stops every rank of the job at once, after an error on this one.
     public func abort(code: Int32 = 1) -> Never {
         MPI_Abort(tao_mpi_comm_world(), code)

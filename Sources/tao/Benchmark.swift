@@ -72,8 +72,7 @@ struct Benchmark: ParsableCommand {
             if !MPICollective.launchedByMPI { return try RankLauncher(ranks: gpus, resultsDir: nil, quiet: json).run() }
             let comm = try MPICollective()
             do { try measure(comm) } catch {
-                FileHandle.standardError.write(Data("error: rank \(comm.rank) of \(comm.size) on \(comm.host): \(error)\n".utf8))
-                comm.abort()
+                comm.abort(after: error)
             }
             comm.finalize()
             return

@@ -72,8 +72,7 @@ struct TrainOptions: ParsableArguments {
                 }
                 try body(comm)
             } catch {
-                FileHandle.standardError.write(Data("error: rank \(comm.rank) of \(comm.size) on \(comm.host): \(error)\n".utf8))
-                comm.abort()
+                comm.abort(after: error)
             }
             comm.finalize()
             return

@@ -176,6 +176,39 @@ final class MultiProcessTests: XCTestCase {
         XCTAssertLessThan(relativeDifference(a, b), 1e-6, "resumed against uninterrupted")
     }
 
+    /// A rank that stops answering (SIGSTOP) in epoch 2: rank 0 gives up after TAO_COLLECTIVE_TIMEOUT_S
+    /// with an error saying so, and every rank stops; epoch 1's checkpoint is intact.
+    func testAHungRankStopsTheRunAfterTheTimeout() throws {
+        try data(perClass: 48)
+        let runDir = "\(dir!)/hung"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tao)
+        p.arguments = ["classification", "train", "-e", try spec("run", batch: 8, lr: 0.02, epochs: 3), "-r", runDir, "--gpus", "2", "--quiet"]
+        p.environment = ProcessInfo.processInfo.environment.merging(["TAO_COLLECTIVE_TIMEOUT_S": "5"]) { $1 }
+        let outPath = "\(dir!)/hung.out"
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        p.standardOutput = handle; p.standardError = handle
+        try p.run()
+        let first = "\(runDir)/weights/resnet10_001.tao"
+        var t0 = Date()
+        while !FileManager.default.fileExists(atPath: first), p.isRunning, Date().timeIntervalSince(t0) < 300 { usleep(20_000) }
+        guard let pid = rankPID(1, runDir: runDir) else { p.terminate(); return XCTFail("no rank 1 found") }
+        XCTAssertEqual(kill(pid, SIGSTOP), 0)
+        defer { kill(pid, SIGKILL) }
+        t0 = Date()
+        while p.isRunning, Date().timeIntervalSince(t0) < 90 { usleep(50_000) }
+        let stopped = Date().timeIntervalSince(t0)
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        try handle.close()
+        let output = try String(contentsOfFile: outPath, encoding: .utf8)
+        XCTAssertLessThan(stopped, 30, output)
+        XCTAssertNotEqual(p.terminationStatus, 0, output)
+        XCTAssertTrue(output.contains("rank 0 of 2") && output.contains("no answer from the other ranks in 5 s"), output)
+        XCTAssertNoThrow(try Checkpoint.read(from: first), "the saved checkpoint is intact")
+    }
+
     /// Two "machines": network namespaces joined by a veth pair, with addresses of their own; mpirun in
     /// the first starts rank 1 in the second through a launch agent (in place of ssh) and the ranks talk
     /// over TCP only. The weights are those of one process of the double batch.
