@@ -117,7 +117,7 @@ public struct TrainingRun<Task: TrainableTask> {
             exec.reseed(s.seed &+ UInt64(epoch) &* 7919 &+ UInt64(comm.rank) &* 104_729)   // each rank its own dropout masks
             var bar = ProgressBar(total: steps, label: "epoch \(epoch + 1)/\(s.epochs)", quiet: quiet || !lead)
             let t0 = Date()
-            var lossSum = 0.0, regularizationSum = 0.0, seen = 0, communication = 0.0
+            var lossSum = 0.0, regularizationSum = 0.0, seen = 0, communication = 0.0, exposed = 0.0
             var lr: Float = 0
             for step in 0..<steps {
                 let iteration = epoch * steps + step
@@ -129,6 +129,7 @@ public struct TrainingRun<Task: TrainableTask> {
                 lossSum += Double(loss)
                 regularizationSum += Double(trainer.lastRegularization)
                 communication += trainer.lastCommunication.seconds
+                exposed += trainer.lastCommunication.exposed
                 seen += samples
                 try stepEvents?.scalars([("loss", Double(loss)), ("learning_rate", Double(lr))], step: iteration + 1)
                 bar.update(step + 1, String(format: "loss %.4f  lr %.2e  %.0f img/s", lossSum / Double(step + 1), lr, Double(seen * comm.size) / Date().timeIntervalSince(t0)))
@@ -156,7 +157,8 @@ public struct TrainingRun<Task: TrainableTask> {
                            extras: trainer.optimizer.state.reduce(into: [:]) { $0["optimizer." + $1.key] = $1.value }).write(to: path)
             let row = [("epoch", Double(epoch + 1)), ("lr", Double(lr))] + trainMetrics + valMetrics
                 + [("seconds", trainTime), ("images_per_s", Double(seen * comm.size) / trainTime)]
-                + (comm.size > 1 ? [("allreduce_seconds", communication), ("allreduce_mb_per_step", Double(trainer.lastCommunication.bytes) / 1e6)] : [])
+                + (comm.size > 1 ? [("allreduce_seconds", communication), ("allreduce_exposed_seconds", exposed),
+                                  ("allreduce_mb_per_step", Double(trainer.lastCommunication.bytes) / 1e6)] : [])
             last = Dictionary(row, uniquingKeysWith: { a, _ in a })
             try results.record(row)
             let reportStart = Date()

@@ -26,8 +26,9 @@ public final class Trainer {
     /// Gradients travel in buckets of this many floats (Horovod's fusion buffer; 16 MiB).
     public var bucketFloats = 4 << 20
     /// Exchange gradient buckets on a communication thread while backward goes on (Horovod's design),
-    /// where the collective may be called from another thread; else after backward.
-    public var overlap = true
+    /// where the collective may be called from another thread; else after backward
+    /// (TAO_GRADIENT_OVERLAP=0 turns it off, to compare).
+    public var overlap = ProcessInfo.processInfo.environment["TAO_GRADIENT_OVERLAP"] != "0"
     /// What the last step's averaging sent (bytes each rank contributed), how long the exchange took
     /// in all, and how much of it the step waited for after backward (the part not overlapped).
     public private(set) var lastCommunication: (bytes: Int, seconds: Double, exposed: Double) = (0, 0, 0)

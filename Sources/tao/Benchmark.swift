@@ -136,7 +136,7 @@ struct Benchmark: ParsableCommand {
             let trainer = Trainer(executor: exec, optimizer: adam ? Adam() : SGD(momentum: 0.9), learningRate: adam ? 1e-4 : 0.01,
                                   regularizer: Regularizer(.l2, weight: 0.5e-4))
             trainer.collective = comm
-            var communication: [Double] = []
+            var communication: [Double] = [], exposed: [Double] = []
             let yoloLoss = yolo.map { Self.yoloLoss($0, graph: graph, batch: batch) }
             let unet = modelFile == nil && model == "unet_resnet18"
             let pixels = input[1] * input[2]
@@ -152,6 +152,7 @@ struct Benchmark: ParsableCommand {
                     }
                 } else { try trainer.step(loss: Self.standInLoss) }
                 communication.append(trainer.lastCommunication.seconds)
+                exposed.append(trainer.lastCommunication.exposed)
             }
             records.append(record(adam ? "train_step_adam" : "train_step_sgd_momentum", batch: batch, times: times, gflop: 3 * 2 * macs / 1e9, graph: graph))
             if comm.size > 1 {
@@ -162,7 +163,10 @@ struct Benchmark: ParsableCommand {
                 records[0]["images_per_s"] = (records[0]["images_per_s"] as! Double) * Double(comm.size)
                 records[0]["allreduce_mb_per_step"] = Double(bytes) / 1e6
                 records[0]["allreduce_ms_per_step"] = timed[timed.count / 2] * 1e3
+                let waited = Array(exposed.suffix(iters)).sorted()[iters / 2]
                 records[0]["allreduce_share"] = timed[timed.count / 2] / ((records[0]["ms_per_iter_median"] as! Double) / 1e3)
+                records[0]["allreduce_exposed_ms_per_step"] = waited * 1e3
+                records[0]["overlap"] = trainer.overlap && comm.callableFromAnyThread
                 records += try Self.allreduceSweep(comm)
             }
         case .infer where precision == .int8:
@@ -310,7 +314,7 @@ struct Benchmark: ParsableCommand {
     private func table(_ r: [String: Any]) -> String {
         let keys = r["name"] as? String == "allreduce" ? ["name", "ranks", "bytes", "median_s", "algbw_gb_per_s", "busbw_gb_per_s"]
             : ["model", "task", "res", "batch", "images_per_s", "ms_per_iter_median", "achieved_gflops", "peak_rss_mb"]
-                + (r["ranks"] != nil ? ["ranks", "allreduce_mb_per_step", "allreduce_ms_per_step", "allreduce_share"] : [])
+                + (r["ranks"] != nil ? ["ranks", "allreduce_mb_per_step", "allreduce_ms_per_step", "allreduce_exposed_ms_per_step", "allreduce_share", "overlap"] : [])
         return keys.map { "\($0)=\(r[$0] ?? "-")" }.joined(separator: "  ")
     }
 }

@@ -162,6 +162,7 @@ final class MultiProcessTests: XCTestCase {
         p.waitUntilExit()
         try handle.close()
         let output = try String(contentsOfFile: outPath, encoding: .utf8)
+        print(String(format: "kill -9 of rank 1: the run stopped %.1f s later", stopped))
         XCTAssertLessThan(stopped, 60, output)
         XCTAssertNotEqual(p.terminationStatus, 0, output)
         XCTAssertTrue(output.contains("training on 2 ranks stopped") && output.contains("run the same command again to resume"), output)
@@ -176,7 +177,7 @@ final class MultiProcessTests: XCTestCase {
         XCTAssertLessThan(relativeDifference(a, b), 1e-6, "resumed against uninterrupted")
     }
 
-    /// A rank that stops answering (SIGSTOP) in epoch 2: rank 0 gives up after TAO_COLLECTIVE_TIMEOUT_S
+    /// A rank that stops answering (SIGSTOP) in epoch 2: rank 0 gives up after TAO_COLLECTIVE_TIMEOUT_S (10 s here)
     /// with an error saying so, and every rank stops; epoch 1's checkpoint is intact.
     func testAHungRankStopsTheRunAfterTheTimeout() throws {
         try data(perClass: 48)
@@ -184,7 +185,7 @@ final class MultiProcessTests: XCTestCase {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: tao)
         p.arguments = ["classification", "train", "-e", try spec("run", batch: 8, lr: 0.02, epochs: 3), "-r", runDir, "--gpus", "2", "--quiet"]
-        p.environment = ProcessInfo.processInfo.environment.merging(["TAO_COLLECTIVE_TIMEOUT_S": "5"]) { $1 }
+        p.environment = ProcessInfo.processInfo.environment.merging(["TAO_COLLECTIVE_TIMEOUT_S": "10"]) { $1 }
         let outPath = "\(dir!)/hung.out"
         FileManager.default.createFile(atPath: outPath, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
@@ -203,9 +204,10 @@ final class MultiProcessTests: XCTestCase {
         p.waitUntilExit()
         try handle.close()
         let output = try String(contentsOfFile: outPath, encoding: .utf8)
-        XCTAssertLessThan(stopped, 30, output)
+        print(String(format: "SIGSTOP of rank 1: the run stopped %.1f s later", stopped))
+        XCTAssertLessThan(stopped, 45, output)
         XCTAssertNotEqual(p.terminationStatus, 0, output)
-        XCTAssertTrue(output.contains("rank 0 of 2") && output.contains("no answer from the other ranks in 5 s"), output)
+        XCTAssertTrue(output.contains("rank 0 of 2") && output.contains("no answer from the other ranks in 10 s"), output)
         XCTAssertNoThrow(try Checkpoint.read(from: first), "the saved checkpoint is intact")
     }
 
