@@ -109,7 +109,15 @@ public protocol TrainingData: AnyObject {
     func step(_ trainer: Trainer) throws -> (loss: Float, samples: Int)?
     /// Training metrics of the epoch so far (e.g. accuracy), reset by `start`.
     var epochMetrics: [(String, Double)] { get }
+    /// At the end of each epoch of a data-parallel run, on every rank: combines what the ranks
+    /// gathered apart that the next epoch depends on (YOLO's class statistics for automatic class
+    /// weighting). Nothing by default.
+    func synchronize(_ comm: any Collective) throws
     func close()
+}
+
+public extension TrainingData {
+    func synchronize(_ comm: any Collective) throws {}
 }
 
 /// Measures a model being trained, e.g. validation loss and accuracy or mAP.

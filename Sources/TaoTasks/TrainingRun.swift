@@ -145,6 +145,7 @@ public struct TrainingRun<Task: TrainableTask> {
             var taskMetrics = data.epochMetrics
             if comm.size > 1 {
                 taskMetrics = zip(taskMetrics.map(\.0), try comm.mean(taskMetrics.map(\.1))).map { ($0, $1) }
+                try data.synchronize(comm)
                 try averageBatchNormStatistics(graph, store, comm)
             }
             let trainMetrics = [("loss", lossSum / Double(steps))] + taskMetrics

@@ -13,9 +13,21 @@ enum OpenMPSpin {
     static let rounds = "20000"
 
     static func reexecIfNeeded() {
+        shareCoresBetweenLocalRanks()
         guard getenv("GOMP_SPINCOUNT") == nil, getenv("OMP_WAIT_POLICY") == nil else { return }
         setenv("GOMP_SPINCOUNT", rounds, 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         // execv returns only when it failed: go on with libgomp's default.
+    }
+
+    /// Several ranks of one mpirun on this machine (a user's own `mpirun -np 4 ...`; `--gpus` sets
+    /// these itself): each takes its share of the cores, for oneDNN's OpenMP threads (read when
+    /// libgomp loads, hence before the exec above) and tao's own parallel loops, unless the user
+    /// set them.
+    static func shareCoresBetweenLocalRanks() {
+        guard let local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE").flatMap({ Int(String(cString: $0)) }), local > 1 else { return }
+        let threads = String(max(1, ProcessInfo.processInfo.activeProcessorCount / local))
+        if getenv("OMP_NUM_THREADS") == nil { setenv("OMP_NUM_THREADS", threads, 1) }
+        if getenv("TAO_THREADS") == nil { setenv("TAO_THREADS", threads, 1) }
     }
 }

@@ -6,6 +6,10 @@ import TaoGraph
 /// "machines" (network namespaces joined by a veth pair, over TCP), and a rank killed mid-epoch.
 /// The runs are the built `tao` binary under Open MPI's mpirun.
 final class MultiProcessTests: XCTestCase {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        init(_ d: String) { description = d }
+    }
     var dir: String!
     /// The `tao` executable this test build made (.build/debug/tao).
     let tao = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -132,6 +136,36 @@ final class MultiProcessTests: XCTestCase {
         return nil
     }
 
+    /// Starts `train --gpus 2` into `runDir`, sends `signal` to rank 1 once epoch 1's checkpoint is
+    /// written, and waits (90 s at most) for the run to stop: how long that took, its status and output.
+    func interruptRankOne(_ signal: Int32, spec: String, runDir: String, env: [String: String] = [:]) throws -> (Double, Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tao)
+        p.arguments = ["classification", "train", "-e", spec, "-r", runDir, "--gpus", "2", "--quiet"]
+        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        let outPath = "\(runDir).out"
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        p.standardOutput = handle; p.standardError = handle
+        try p.run()
+        var t0 = Date()
+        while !FileManager.default.fileExists(atPath: "\(runDir)/weights/resnet10_001.tao"), p.isRunning, Date().timeIntervalSince(t0) < 300 { usleep(20_000) }
+        guard let pid = rankPID(1, runDir: runDir) else {
+            p.terminate(); p.waitUntilExit()
+            throw Failure("no rank 1 found: \((try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "")")
+        }
+        XCTAssertEqual(kill(pid, signal), 0)
+        defer { kill(pid, SIGKILL) }
+        t0 = Date()
+        while p.isRunning, Date().timeIntervalSince(t0) < 90 { usleep(50_000) }
+        let stopped = Date().timeIntervalSince(t0)
+        XCTAssertFalse(p.isRunning, "the run did not stop")
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        try handle.close()
+        return (stopped, p.terminationStatus, try String(contentsOfFile: outPath, encoding: .utf8))
+    }
+
     /// kill -9 of rank 1 in epoch 2: the run stops on every rank within 60 s with an error, epoch 1's
     /// checkpoint is intact, and the same command resumes to the weights an uninterrupted run reaches.
     func testKillingARankStopsTheRunAndResumeReachesTheSameWeights() throws {
@@ -141,33 +175,13 @@ final class MultiProcessTests: XCTestCase {
         XCTAssertEqual(whole.status, 0, whole.output)
 
         let runDir = "\(dir!)/killed"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tao)
-        p.arguments = ["classification", "train", "-e", s, "-r", runDir, "--gpus", "2", "--quiet"]
-        let outPath = "\(dir!)/killed.out"
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        p.standardOutput = handle; p.standardError = handle
-        try p.run()
-        let first = "\(runDir)/weights/resnet10_001.tao"
-        var t0 = Date()
-        while !FileManager.default.fileExists(atPath: first), p.isRunning, Date().timeIntervalSince(t0) < 300 { usleep(20_000) }
-        guard let pid = rankPID(1, runDir: runDir) else { p.terminate(); return XCTFail("no rank 1 found") }
-        XCTAssertEqual(kill(pid, SIGKILL), 0)
-        t0 = Date()
-        while p.isRunning, Date().timeIntervalSince(t0) < 90 { usleep(50_000) }
-        let stopped = Date().timeIntervalSince(t0)
-        XCTAssertFalse(p.isRunning, "the run did not stop")
-        if p.isRunning { p.terminate() }
-        p.waitUntilExit()
-        try handle.close()
-        let output = try String(contentsOfFile: outPath, encoding: .utf8)
+        let (stopped, status, output) = try interruptRankOne(SIGKILL, spec: s, runDir: runDir)
         print(String(format: "kill -9 of rank 1: the run stopped %.1f s later", stopped))
         XCTAssertLessThan(stopped, 60, output)
-        XCTAssertNotEqual(p.terminationStatus, 0, output)
+        XCTAssertNotEqual(status, 0, output)
         XCTAssertTrue(output.contains("training on 2 ranks stopped") && output.contains("run the same command again to resume"), output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(runDir)/weights/resnet10_003.tao"), "killed before the end")
-        XCTAssertNoThrow(try Checkpoint.read(from: first), "the saved checkpoint is intact")
+        XCTAssertNoThrow(try Checkpoint.read(from: "\(runDir)/weights/resnet10_001.tao"), "the saved checkpoint is intact")
 
         let resumed = try run(tao, ["classification", "train", "-e", s, "-r", runDir, "--gpus", "2", "--quiet"])
         XCTAssertEqual(resumed.status, 0, resumed.output)
@@ -182,33 +196,13 @@ final class MultiProcessTests: XCTestCase {
     func testAHungRankStopsTheRunAfterTheTimeout() throws {
         try data(perClass: 48)
         let runDir = "\(dir!)/hung"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tao)
-        p.arguments = ["classification", "train", "-e", try spec("run", batch: 8, lr: 0.02, epochs: 3), "-r", runDir, "--gpus", "2", "--quiet"]
-        p.environment = ProcessInfo.processInfo.environment.merging(["TAO_COLLECTIVE_TIMEOUT_S": "10"]) { $1 }
-        let outPath = "\(dir!)/hung.out"
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        p.standardOutput = handle; p.standardError = handle
-        try p.run()
-        let first = "\(runDir)/weights/resnet10_001.tao"
-        var t0 = Date()
-        while !FileManager.default.fileExists(atPath: first), p.isRunning, Date().timeIntervalSince(t0) < 300 { usleep(20_000) }
-        guard let pid = rankPID(1, runDir: runDir) else { p.terminate(); return XCTFail("no rank 1 found") }
-        XCTAssertEqual(kill(pid, SIGSTOP), 0)
-        defer { kill(pid, SIGKILL) }
-        t0 = Date()
-        while p.isRunning, Date().timeIntervalSince(t0) < 90 { usleep(50_000) }
-        let stopped = Date().timeIntervalSince(t0)
-        if p.isRunning { p.terminate() }
-        p.waitUntilExit()
-        try handle.close()
-        let output = try String(contentsOfFile: outPath, encoding: .utf8)
+        let (stopped, status, output) = try interruptRankOne(SIGSTOP, spec: try spec("run", batch: 8, lr: 0.02, epochs: 3), runDir: runDir,
+                                                             env: ["TAO_COLLECTIVE_TIMEOUT_S": "10"])
         print(String(format: "SIGSTOP of rank 1: the run stopped %.1f s later", stopped))
         XCTAssertLessThan(stopped, 45, output)
-        XCTAssertNotEqual(p.terminationStatus, 0, output)
+        XCTAssertNotEqual(status, 0, output)
         XCTAssertTrue(output.contains("rank 0 of 2") && output.contains("no answer from the other ranks in 10 s"), output)
-        XCTAssertNoThrow(try Checkpoint.read(from: first), "the saved checkpoint is intact")
+        XCTAssertNoThrow(try Checkpoint.read(from: "\(runDir)/weights/resnet10_001.tao"), "the saved checkpoint is intact")
     }
 
     /// Two "machines": network namespaces joined by a veth pair, with addresses of their own; mpirun in

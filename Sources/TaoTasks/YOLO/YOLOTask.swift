@@ -437,6 +437,17 @@ final class YOLOData<V: YOLOVersion>: TrainingData {
         return (value, n)
     }
 
+    /// Automatic class weighting from every rank's samples: the class losses and matched anchors
+    /// summed over the ranks (each rank gathered its shard's), so that all ranks weight alike.
+    func synchronize(_ comm: any Collective) throws {
+        guard task.config.autoClassWeighting else { return }
+        var sums = classLoss.map(Float.init) + classAnchors.map(Float.init)
+        try sums.withUnsafeMutableBufferPointer { try comm.allreduceSum($0.baseAddress!, count: $0.count) }
+        let n = classLoss.count
+        classLoss = sums[..<n].map(Double.init)
+        classAnchors = sums[n...].map { Int($0.rounded()) }
+    }
+
     func close() {}
 }
 
