@@ -374,6 +374,33 @@ final class YOLOTaskTests: XCTestCase {
         XCTAssertThrowsError(try YOLOTask<YOLOv3>(specPath: try spec("yolov3_config", epochs: 1, arch: "resnet", extraTop: "class_weighting_config { enable_auto: true }")))
     }
 
+    /// Data-parallel training: automatic class weighting takes every rank's class statistics, so the
+    /// ranks (each seeing its shard) weight the classes alike.
+    func testAutomaticClassWeightingAddsEveryRanksStatistics() throws {
+        let path = try spec("yolov4_config", epochs: 1, mosaic: 0, extraTop: "class_weighting_config { enable_auto: true }")
+        let task = try YOLOTask<YOLOv4Tiny>(specPath: path)
+        nonisolated(unsafe) let data = try (0..<2).map { _ in try YOLOData<YOLOv4Tiny>(task) }
+        (data[0].classLoss, data[0].classAnchors) = ([1, 2], [3, 0])
+        (data[1].classLoss, data[1].classAnchors) = ([0.5, 4], [1, 2])
+        let group = LocalGroup(size: 2, timeout: 30)
+        let done = DispatchGroup()
+        nonisolated(unsafe) var errors: [Error] = []
+        let lock = NSLock()
+        for r in 0..<2 {
+            done.enter()
+            Thread {
+                do { try data[r].synchronize(group.ranks[r]) } catch { lock.lock(); errors.append(error); lock.unlock() }
+                done.leave()
+            }.start()
+        }
+        done.wait()
+        XCTAssertTrue(errors.isEmpty, "\(errors)")
+        for d in data {
+            XCTAssertEqual(d.classLoss, [1.5, 6])
+            XCTAssertEqual(d.classAnchors, [4, 2])
+        }
+    }
+
     /// NVIDIA's own KITTI examples run unchanged but for their paths: YOLOv3 on ResNet-18 (KITTI
     /// folders) and YOLOv4-tiny (dataset_convert's TFRecords, train-fold* / val-fold*) at their
     /// 1248×384 input and batch 8, one training step each on scenes whose objects carry KITTI's
