@@ -4,6 +4,7 @@ import TaoGraph
 import TaoPrune
 import TaoRuntime
 import TaoTensor
+import TaoTrain
 import TaoTestSupport
 @testable import TaoTasks
 
@@ -41,16 +42,16 @@ final class UNetTaskTests: XCTestCase {
     }
 
     func spec(arch: String = "resnet", layers: Int = 10, epochs: Int, loss: String = "cross_entropy", extraModel: String = "", w: Int = 32, h: Int = 32,
-              batch: Int = 8, augment: Bool = false) throws -> String {
+              batch: Int = 8, augment: Bool = false, batchNorm: Bool = true, learningRate: Double = 0.002, adamEpsilon: Double = 1e-7) throws -> String {
         let text = """
         random_seed: 42
         model_config {
           arch: "\(arch)" num_layers: \(layers) model_input_width: \(w) model_input_height: \(h) model_input_channels: 3
-          all_projections: true use_batch_norm: true \(extraModel)
+          all_projections: true use_batch_norm: \(batchNorm) \(extraModel)
         }
         training_config {
-          batch_size: \(batch) epochs: \(epochs) checkpoint_interval: 1 loss: "\(loss)" learning_rate: 0.002
-          optimizer { adam { epsilon: 1e-7 beta1: 0.9 beta2: 0.999 } }
+          batch_size: \(batch) epochs: \(epochs) checkpoint_interval: 1 loss: "\(loss)" learning_rate: \(learningRate)
+          optimizer { adam { epsilon: \(adamEpsilon) beta1: 0.9 beta2: 0.999 } }
         }
         dataset_config {
           augment: \(augment) input_image_type: "color" preprocess: "min_max_-1_1"
@@ -71,6 +72,49 @@ final class UNetTaskTests: XCTestCase {
     }
 
     struct Reference: Decodable { var confusion: [[Int]]; var iou: [Double?]; var mean_iou: Double }
+
+    /// Data parallelism on the shared training run, for a task other than classification: two ranks
+    /// (threads of this process) of batch 4 at TAO's doubled rate train a UNet (without batch norm,
+    /// whose batch statistics would differ) like one process of batch 8: the same weights after an
+    /// epoch of 4 Adam steps, to float rounding; rank 0 alone writes the folder. (Adam's ε is 1 here:
+    /// with 1e-7 the first steps move each weight by ±lr whatever its gradient's size, so rounding
+    /// differences in gradients near 0 become differences of ±lr in the weights.)
+    func testTwoRanksTrainLikeOneProcessOfTheDoubleBatch() throws {
+        try scenes("train", count: 32, seed: 1)
+        try scenes("val", count: 8, seed: 2)
+        try UNetTask(specPath: try spec(epochs: 1, batch: 8, batchNorm: false, learningRate: 0.2, adamEpsilon: 1)).train(resultsDir: "\(dir!)/one", quiet: true)
+        let two = try spec(epochs: 1, batch: 4, batchNorm: false, learningRate: 0.1, adamEpsilon: 1)
+        let group = LocalGroup(size: 2, timeout: 120)
+        let done = DispatchGroup(), lock = NSLock(), out = "\(dir!)/two"
+        nonisolated(unsafe) var errors: [Error] = [], metrics: [[String: Double]] = [[:], [:]]
+        for r in 0..<2 {
+            done.enter()
+            Thread {
+                do {
+                    let m = try UNetTask(specPath: two).train(resultsDir: out, quiet: true, collective: group.ranks[r])
+                    lock.lock(); metrics[r] = m; lock.unlock()
+                } catch { lock.lock(); errors.append(error); lock.unlock(); group.abandon("rank \(r) failed: \(error)") }
+                done.leave()
+            }.start()
+        }
+        done.wait()
+        XCTAssertTrue(errors.isEmpty, "\(errors)")
+        XCTAssertNotNil(metrics[0]["val_mIoU"]); XCTAssertTrue(metrics[1].isEmpty, "rank 1 reports nothing")
+        let files = try FileManager.default.contentsOfDirectory(atPath: "\(dir!)/one/weights").filter { $0.hasSuffix(".tao") }
+        XCTAssertEqual(files.count, 1)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(dir!)/two/weights").filter { $0.hasSuffix(".tao") }, files)
+        let a = try Checkpoint.read(from: "\(dir!)/one/weights/\(files[0])"), b = try Checkpoint.read(from: "\(dir!)/two/weights/\(files[0])")
+        let (wa, wb) = ((0..<a.parameters.count).flatMap { a.parameters[$0].scalars }, (0..<b.parameters.count).flatMap { b.parameters[$0].scalars })
+        let task = try UNetTask(specPath: two), fresh = try task.buildModel(classes: ["background", "red", "blue"])
+        let start = ParameterStore(graph: fresh, seed: task.settings.seed)
+        let w0 = (0..<start.count).flatMap { start[$0].scalars }
+        let moved = zip(wa, w0).map { abs($0 - $1) }.max()!
+        let diff = zip(wa, wb).map { abs($0 - $1) }.max()!
+        XCTAssertGreaterThan(moved, 1e-3, "the epoch moved the weights")
+        XCTAssertLessThan(diff, 1e-3 * moved, "max |Δw| \(diff), the epoch moved weights by up to \(moved)")
+        let log = try String(contentsOfFile: "\(dir!)/two/train.log", encoding: .utf8)
+        XCTAssertTrue(log.contains("data-parallel training on 2 ranks: batch_size_per_gpu 4 each (global batch 8)"), log)
+    }
 
     /// A ResNet-10 UNet learns the scenes; evaluate's confusion matrix, IoUs and mean IoU equal
     /// numpy's over the masks inference wrote; the exported ONNX gives onnxruntime's logits; the
