@@ -2,7 +2,7 @@
 # Installs the Debian packages tao-swift builds and runs with (skips apt when all are present).
 # The Swift 6 toolchain itself is expected on PATH (/opt/swift on our machines).
 set -euo pipefail
-packages=(libdnnl-dev zlib1g-dev libturbojpeg0-dev libspng-dev libcairo2-dev fonts-dejavu-core dataset-fashion-mnist python3-venv python3-pip libopenmpi-dev openmpi-bin iproute2)
+packages=(libdnnl-dev zlib1g-dev libturbojpeg0-dev libspng-dev libcairo2-dev fonts-dejavu-core dataset-fashion-mnist python3-venv python3-pip libopenmpi-dev openmpi-bin iproute2 libonnx-testdata)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

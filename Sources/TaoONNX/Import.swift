@@ -117,9 +117,9 @@ public enum ONNXImport {
             let inputs = graph.input.filter { env[$0.name] == nil }
             guard inputs.count == 1, let input = inputs.first else { throw fail("expected one image input, found \(inputs.map(\.name))") }
             let dims = input.type.tensorType.shape.dim.map { $0.dimValue > 0 ? Int($0.dimValue) : nil }
-            guard dims.count == 4 else { throw fail("input '\(input.name)' has rank \(dims.count); an [N,C,H,W] image input is expected") }
+            guard dims.count >= 2 else { throw fail("input '\(input.name)' has rank \(dims.count); a batch input [N, …] (an image: [N,C,H,W]) is expected") }
             var shape: [Int] = []
-            for k in 1..<4 {
+            for k in 1..<dims.count {
                 guard let d = dims[k] ?? inputShape?[k - 1] else { throw fail("input '\(input.name)' has a dynamic dimension \(k); give the input size in the spec") }
                 if let want = inputShape?[k - 1], want != d { throw fail("input '\(input.name)' is [N,\(dims[1...].map { $0.map(String.init) ?? "?" }.joined(separator: ","))], the spec asks for \(inputShape!)") }
                 shape.append(d)
@@ -201,7 +201,11 @@ public enum ONNXImport {
                     env[out] = env[n.input[0]]
                 case "Conv", "ConvTranspose":
                     let x = try tensor(n.input[0], n), w = try constant(n.input[1], n)
+                    guard w.dims.count == 4, b.shape(x).rank == 3 else { throw fail("\(n.opType) '\(n.name)': only 2-D convolutions of [N,C,H,W] are supported (weights \(w.dims))") }
                     let k = ints(n, "kernel_shape", Array(w.dims[2...])), s = ints(n, "strides", [1, 1]), d = ints(n, "dilations", [1, 1])
+                    if n.opType == "ConvTranspose", attr(n, "output_shape") != nil || !["NOTSET", "VALID"].contains(string(n, "auto_pad", "NOTSET")) {
+                        throw fail("ConvTranspose '\(n.name)': output_shape and auto_pad SAME_* are not supported; give pads")
+                    }
                     let pad = try padding(n, input: b.shape(x), kernel: k, stride: s, dilation: d)
                     var hasBias = n.input.count > 2 && !n.input[2].isEmpty
                     var ins = [x, parameter("\(name).weight", w, role: .convWeight)]
@@ -244,6 +248,9 @@ public enum ONNXImport {
                 case "MaxPool", "AveragePool":
                     let x = try tensor(n.input[0], n)
                     let k = ints(n, "kernel_shape", [1, 1]), s = ints(n, "strides", [1, 1])
+                    guard k.count == 2, b.shape(x).rank == 3, ints(n, "dilations", [1, 1]) == [1, 1], n.output.count == 1 else {
+                        throw fail("\(n.opType) '\(n.name)': only 2-D pooling without dilations (and without MaxPool's indices output) is supported")
+                    }
                     var pad = try padding(n, input: b.shape(x), kernel: k, stride: s)
                     if int(n, "ceil_mode", 0) == 1 {
                         // Ceil mode: extra rows/columns at the end so that the last partial window counts.
@@ -285,10 +292,21 @@ public enum ONNXImport {
                         }
                     } else {
                         // Squeeze/Unsqueeze of unit axes: the per-sample shape without or with ones.
-                        let axes = n.input.count > 1 ? try constant(n.input[1], n).ints.map { Int($0) } : ints(n, "axes", [])
+                        // Axes count the batch axis (0), which stays; negative ones count from the end.
+                        let given = n.input.count > 1 ? try constant(n.input[1], n).ints.map { Int($0) } : ints(n, "axes", [])
                         var dims = b.shape(x).dims
-                        if n.opType == "Squeeze" { dims = dims.enumerated().filter { !axes.contains($0.offset + 1) && !(axes.isEmpty && $0.element == 1) }.map(\.element) }
-                        else { for a in axes.sorted() { dims.insert(1, at: a - 1) } }
+                        let rank = dims.count + 1 + (n.opType == "Unsqueeze" ? given.count : 0)
+                        let axes = given.map { $0 < 0 ? $0 + rank : $0 }
+                        guard axes.allSatisfy({ $0 >= 1 && $0 < rank }), Set(axes).count == axes.count else {
+                            throw fail("\(n.opType) '\(n.name)': axes \(given) of a rank-\(rank) result: the batch axis (0) stays")
+                        }
+                        if n.opType == "Squeeze" {
+                            guard axes.allSatisfy({ dims[$0 - 1] == 1 }) else { throw fail("Squeeze '\(n.name)': axes \(given) of \(b.shape(x)) are not all 1") }
+                            // Without axes: the sample's unit dimensions (the batch axis is never squeezed).
+                            dims = dims.enumerated().filter { axes.isEmpty ? $0.element != 1 : !axes.contains($0.offset + 1) }.map(\.element)
+                        } else {
+                            for a in axes.sorted() { dims.insert(1, at: a - 1) }
+                        }
                         target = dims
                     }
                     guard target.reduce(1, *) == size else { throw fail("\(n.opType) '\(n.name)': \(b.shape(x)) cannot become \(target)") }
@@ -373,9 +391,11 @@ public enum ONNXImport {
                     throw fail("Softplus '\(n.name)' outside a mish pattern is not supported")
                 case "Pad":
                     let x = try tensor(n.input[0], n)
-                    let p = try constant(n.input[1], n).ints.map { Int($0) }
-                    guard string(n, "mode", "constant") == "constant", p.count == 8, p[0] == 0, p[1] == 0, p[4] == 0, p[5] == 0 else {
-                        throw fail("Pad '\(n.name)': only zero padding of height and width is supported")
+                    let p = n.input.count > 1 ? try constant(n.input[1], n).ints.map { Int($0) } : ints(n, "pads", [])
+                    let value = n.input.count > 2 && !n.input[2].isEmpty ? try constant(n.input[2], n).floats.first ?? 0 : float(n, "value", 0)
+                    guard string(n, "mode", "constant") == "constant", value == 0, p.count == 8, b.shape(x).rank == 3, p[0] == 0, p[1] == 0, p[4] == 0, p[5] == 0,
+                          p.allSatisfy({ $0 >= 0 }), n.input.count < 4 || n.input[3].isEmpty else {
+                        throw fail("Pad '\(n.name)': only zero padding of the height and width of [N,C,H,W] is supported (mode \(string(n, "mode", "constant")), value \(value), pads \(p))")
                     }
                     env[out] = .tensor(b.node(name, .pad2d(Padding2D(top: p[2], left: p[3], bottom: p[6], right: p[7])), [x]))
                 case "QuantizeLinear", "DequantizeLinear":
@@ -396,7 +416,21 @@ public enum ONNXImport {
                           sc.floats[2] == sc.floats[2].rounded(), sc.floats[3] == sc.floats[3].rounded() else {
                         throw fail("Resize '\(n.name)': only constant integer scales are supported")
                     }
-                    let mode: Upsample.Mode = string(n, "mode", "nearest") == "nearest" ? .nearest : .bilinear
+                    guard sc.floats[0] == 1, sc.floats[1] == 1, b.shape(x).rank == 3 else {
+                        throw fail("Resize '\(n.name)': only the height and width of [N,C,H,W] are resized (scales \(sc.floats))")
+                    }
+                    // Integer scales: oneDNN's linear resampling is ONNX's half_pixel; nearest is a
+                    // repeat, which ONNX's half_pixel with rounding and asymmetric with floor give.
+                    let modeName = string(n, "mode", "nearest"), coordinates = string(n, "coordinate_transformation_mode", "half_pixel")
+                    let rounding = string(n, "nearest_mode", "round_prefer_floor")
+                    let halfPixel = coordinates == "half_pixel" || coordinates == "pytorch_half_pixel"
+                    let mode: Upsample.Mode
+                    switch modeName {
+                    case "nearest" where halfPixel && rounding.hasPrefix("round_prefer") || coordinates == "asymmetric" && rounding == "floor": mode = .nearest
+                    case "linear" where halfPixel: mode = .bilinear
+                    default:
+                        throw fail("Resize '\(n.name)': mode \(modeName) with coordinate_transformation_mode \(coordinates)\(modeName == "nearest" ? " and nearest_mode \(rounding)" : "") is not supported (nearest as a repeat, or linear with half_pixel)")
+                    }
                     env[out] = .tensor(b.node(name, .upsample(Upsample(mode, scale: [Int(sc.floats[2]), Int(sc.floats[3])])), [x]))
                 default:
                     throw fail("unsupported ONNX op \(n.opType) ('\(n.name)')")
