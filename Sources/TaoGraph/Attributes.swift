@@ -65,6 +65,12 @@ public enum Activation: Hashable, Sendable, Codable {
     case linear(alpha: Float, beta: Float)
     /// min(max(x, lower), upper) (ONNX's Clip).
     case clip(lower: Float, upper: Float)
+    /// |x|, √x, eˣ, ln x, ln(1 + eˣ): ONNX's Abs, Sqrt, Exp, Log, Softplus.
+    case abs, sqrt, exp, log, softplus
+    /// scale · x^exponent (ONNX's Pow by a constant, Reciprocal, and c / x).
+    case pow(scale: Float, exponent: Float)
+    /// x · Φ(x), Φ the normal distribution (erf) — ONNX's Gelu and its erf subgraph.
+    case gelu
 }
 
 /// Max or average pooling over windows.

@@ -178,7 +178,7 @@ public final class Attributes: @unchecked Sendable {
 
 /// Element-wise algorithms (used by eltwise primitives and post-ops).
 public enum EltwiseAlg: Sendable, Hashable {
-    case relu, elu, tanh, logistic, swish, hardswish, mish, clip, linear
+    case relu, elu, tanh, logistic, swish, hardswish, mish, clip, linear, abs, sqrt, exp, log, softRelu, pow, geluErf
     var raw: dnnl_alg_kind_t {
         switch self {
         case .relu: dnnl_eltwise_relu
@@ -190,6 +190,13 @@ public enum EltwiseAlg: Sendable, Hashable {
         case .mish: dnnl_eltwise_mish
         case .clip: dnnl_eltwise_clip
         case .linear: dnnl_eltwise_linear
+        case .abs: dnnl_eltwise_abs
+        case .sqrt: dnnl_eltwise_sqrt
+        case .exp: dnnl_eltwise_exp
+        case .log: dnnl_eltwise_log
+        case .softRelu: dnnl_eltwise_soft_relu
+        case .pow: dnnl_eltwise_pow
+        case .geluErf: dnnl_eltwise_gelu_erf
         }
     }
 }

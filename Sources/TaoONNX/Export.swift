@@ -175,6 +175,21 @@ public enum ONNXExport {
                     node("Add", ["\(n.name).scaled", constant("\(n.name).beta", float: b)], out, name: n.name)
                 case .clip(let lo, let hi):
                     node("Clip", [x, constant("\(n.name).min", float: lo), constant("\(n.name).max", float: hi)], out, name: n.name)
+                case .abs: node("Abs", [x], out, name: n.name)
+                case .sqrt: node("Sqrt", [x], out, name: n.name)
+                case .exp: node("Exp", [x], out, name: n.name)
+                case .log: node("Log", [x], out, name: n.name)
+                case .softplus: node("Softplus", [x], out, name: n.name)
+                case .pow(let scale, let exponent):
+                    node("Pow", [x, constant("\(n.name).exponent", float: exponent)], "\(n.name).pow", name: "\(n.name).pow")
+                    node("Mul", ["\(n.name).pow", constant("\(n.name).scale", float: scale)], out, name: n.name)
+                case .gelu:
+                    // x · ½ · (1 + erf(x / √2)), as exporters write it below opset 20.
+                    node("Mul", [x, constant("\(n.name).rsqrt2", float: Float(0.5.squareRoot()))], "\(n.name).scaled", name: "\(n.name).scale")
+                    node("Erf", ["\(n.name).scaled"], "\(n.name).erf", name: "\(n.name).erf")
+                    node("Add", ["\(n.name).erf", constant("\(n.name).one", float: 1)], "\(n.name).plus1", name: "\(n.name).plus1")
+                    node("Mul", [x, "\(n.name).plus1"], "\(n.name).product", name: "\(n.name).product")
+                    node("Mul", ["\(n.name).product", constant("\(n.name).half", float: 0.5)], out, name: n.name)
                 case .mish:
                     node("Softplus", [x], "\(n.name).softplus", name: "\(n.name).softplus")
                     node("Tanh", ["\(n.name).softplus"], "\(n.name).tanh", name: "\(n.name).tanh")

@@ -146,7 +146,7 @@ public enum ONNXImport {
             "Conv", "ConvTranspose", "BatchNormalization", "Relu", "LeakyRelu", "Elu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid",
             "Clip", "Softplus", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm", "MatMul", "Add", "Mul", "Concat", "Flatten",
             "Reshape", "Shape", "Slice", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Softmax", "Constant", "Pad", "Resize",
-            "QuantizeLinear", "DequantizeLinear",
+            "QuantizeLinear", "DequantizeLinear", "Sub", "Div", "Neg", "Abs", "Sqrt", "Exp", "Log", "Reciprocal", "Pow", "Cast",
         ]
 
         func tensor(_ name: String, _ n: Onnx_NodeProto?) throws -> ValueID {
@@ -372,14 +372,44 @@ public enum ONNXImport {
                         ins.append(parameter("\(name).bias", Constant(dims: [outF], floats: c.floats, ints: []), role: .denseBias))
                     }
                     env[result] = .tensor(b.node(name, .dense(Dense(outFeatures: outF, hasBias: bias != nil)), ins))
-                case "Add", "Mul":
-                    switch (env[n.input[0]], env[n.input[1]]) {
-                    case (.tensor(let x)?, .tensor(let y)?):
-                        env[out] = .tensor(n.opType == "Add" ? b.add(x, y, name) : b.mul(x, y, name))
-                    case (.tensor(let x)?, .constant(let c)?), (.constant(let c)?, .tensor(let x)?):
-                        env[out] = .tensor(try affine(x, c, add: n.opType == "Add", name, n))
+                case "Add", "Mul", "Sub", "Div":
+                    env[out] = try arithmetic(n, name)
+                case "Neg", "Abs", "Sqrt", "Exp", "Log", "Reciprocal", "Softplus":
+                    let unary: [String: (Activation, (Float) -> Float)] = [
+                        "Neg": (.linear(alpha: -1, beta: 0), { -$0 }), "Abs": (.abs, { Swift.abs($0) }), "Sqrt": (.sqrt, { $0.squareRoot() }),
+                        "Exp": (.exp, { Foundation.exp($0) }), "Log": (.log, { Foundation.log($0) }), "Reciprocal": (.pow(scale: 1, exponent: -1), { 1 / $0 }),
+                        "Softplus": (.softplus, { Foundation.log(1 + Foundation.exp($0)) })]
+                    let (a, f) = unary[n.opType]!
+                    if case .constant(let c)? = env[n.input[0]] {
+                        let v = c.floats.map(f)
+                        env[out] = .constant(Constant(dims: c.dims, floats: v, ints: v.map { Int64($0) }))
+                    } else {
+                        try act(a)
+                    }
+                case "Pow":
+                    guard case .constant(let e)? = env[n.input[1]], e.floats.count == 1 else {
+                        throw fail("Pow '\(n.name)': only a constant scalar exponent is supported")
+                    }
+                    if case .constant(let c)? = env[n.input[0]] {
+                        let v = c.floats.map { Foundation.pow($0, e.floats[0]) }
+                        env[out] = .constant(Constant(dims: c.dims, floats: v, ints: v.map { Int64($0) }))
+                    } else {
+                        try act(e.floats[0] == 1 ? .linear(alpha: 1, beta: 0) : .pow(scale: 1, exponent: e.floats[0]))
+                    }
+                case "Cast":
+                    let to = int(n, "to", 1)
+                    switch env[n.input[0]] {
+                    case .constant(var c)?:
+                        // Integer types truncate toward zero, as numpy's astype; float keeps the values.
+                        let floatTypes = [Onnx_TensorProto.DataType.float, .double, .float16, .bfloat16].map { $0.rawValue }
+                        if !floatTypes.contains(to) { c.floats = c.floats.map { $0.rounded(.towardZero) }; c.ints = c.floats.map { Int64($0) } }
+                        env[out] = .constant(c)
+                    case .shape(let sh)? where to == Onnx_TensorProto.DataType.int64.rawValue:
+                        env[out] = .shape(sh)
+                    case .tensor? where to == Onnx_TensorProto.DataType.float.rawValue:
+                        env[out] = env[n.input[0]]
                     default:
-                        throw fail("\(n.opType) '\(n.name)': needs a tensor input")
+                        throw fail("Cast '\(n.name)': only casts of data to float (and of constants to any number type) are supported (to = \(to))")
                     }
                 case "Softmax":
                     let x = try tensor(n.input[0], n)
@@ -480,6 +510,77 @@ public enum ONNXImport {
             b.shape(x).rank == 1 ? x : b.flatten(x, name)
         }
 
+        /// Add, Mul, Sub or Div: of two constants, folded (numpy's broadcasting); of a tensor and a
+        /// scalar constant, a linear activation (c / x: c·x⁻¹); of a [C,H,W] tensor and a per-channel
+        /// constant ([C,1,1] or [1,C,1,1]), a depthwise 1×1 convolution with bias; of two tensors, an
+        /// add or multiply (x − y = x + (−y), x / y = x · y⁻¹).
+        mutating func arithmetic(_ n: Onnx_NodeProto, _ name: String) throws -> Value {
+            let op = n.opType
+            switch (env[n.input[0]], env[n.input[1]]) {
+            case (.constant(let a)?, .constant(let c)?):
+                let f: (Float, Float) -> Float
+                switch op {
+                case "Add": f = { $0 + $1 }
+                case "Sub": f = { $0 - $1 }
+                case "Mul": f = { $0 * $1 }
+                default: f = { $0 / $1 }
+                }
+                guard let r = Self.broadcast(a, c, f) else { throw fail("\(op) '\(n.name)': constants of shapes \(a.dims) and \(c.dims) do not broadcast") }
+                return .constant(r)
+            case (.tensor(let x)?, .tensor(let y)?):
+                switch op {
+                case "Add": return .tensor(b.add(x, y, name))
+                case "Mul": return .tensor(b.mul(x, y, name))
+                case "Sub": return .tensor(b.add(x, b.activation(y, .linear(alpha: -1, beta: 0), "\(name).negate"), name))
+                default: return .tensor(b.mul(x, b.activation(y, .pow(scale: 1, exponent: -1), "\(name).reciprocal"), name))
+                }
+            case (.tensor(let x)?, .constant(let c)?):
+                // x − c = x + (−c); x / c = x · (1/c).
+                let v = op == "Sub" ? c.floats.map { -$0 } : op == "Div" ? c.floats.map { 1 / $0 } : c.floats
+                return .tensor(try affine(x, Constant(dims: c.dims, floats: v, ints: []), add: op == "Add" || op == "Sub", name, n))
+            case (.constant(let c)?, .tensor(let x)?):
+                switch op {
+                case "Add", "Mul": return .tensor(try affine(x, c, add: op == "Add", name, n))
+                case "Sub":   // c − x = (−1)·x + c
+                    let negated = try affine(x, Constant(dims: [1], floats: [-1], ints: []), add: false, "\(name).negate", n)
+                    return .tensor(try affine(negated, c, add: true, name, n))
+                default:
+                    guard c.floats.count == 1 else { throw fail("Div '\(n.name)': a constant divided by data needs a scalar constant, got \(c.dims)") }
+                    return .tensor(b.activation(x, .pow(scale: c.floats[0], exponent: -1), name))
+                }
+            default:
+                throw fail("\(op) '\(n.name)': needs data or constant inputs")
+            }
+        }
+
+        /// Numpy broadcasting of two constants under `f`; nil when the shapes do not broadcast.
+        static func broadcast(_ a: Constant, _ c: Constant, _ f: (Float, Float) -> Float) -> Constant? {
+            let rank = max(a.dims.count, c.dims.count)
+            let da = [Int](repeating: 1, count: rank - a.dims.count) + a.dims, dc = [Int](repeating: 1, count: rank - c.dims.count) + c.dims
+            var dims: [Int] = []
+            for k in 0..<rank {
+                guard da[k] == dc[k] || da[k] == 1 || dc[k] == 1 else { return nil }
+                dims.append(da[k] == 1 ? dc[k] : da[k])
+            }
+            func strides(_ d: [Int]) -> [Int] {
+                var s = [Int](repeating: 0, count: rank), acc = 1
+                for k in stride(from: rank - 1, through: 0, by: -1) { s[k] = d[k] == 1 ? 0 : acc; acc *= d[k] }
+                return s
+            }
+            let (sa, sc) = (strides(da), strides(dc))
+            let count = dims.reduce(1, *)
+            var out = [Float](repeating: 0, count: count)
+            for i in 0..<count {
+                var rest = i, ia = 0, ic = 0
+                for k in stride(from: rank - 1, through: 0, by: -1) {
+                    let idx = rest % dims[k]; rest /= dims[k]
+                    ia += idx * sa[k]; ic += idx * sc[k]
+                }
+                out[i] = f(a.floats[ia], c.floats[ic])
+            }
+            return Constant(dims: dims, floats: out, ints: out.map { Int64($0) })
+        }
+
         /// x·c or x + c with a scalar constant c: a linear activation (none when it does nothing).
         mutating func affine(_ x: ValueID, _ c: Constant, add: Bool, _ name: String, _ n: Onnx_NodeProto) throws -> ValueID {
             if c.floats.count == 1 {
@@ -487,7 +588,17 @@ public enum ONNXImport {
                 if !add && v == 1 || add && v == 0 { notes.append("removed the no-op \(n.opType) '\(n.name)' by \(v)"); return x }
                 return b.activation(x, add ? .linear(alpha: 1, beta: v) : .linear(alpha: v, beta: 0), name)
             }
-            throw fail("\(n.opType) '\(n.name)' with a constant of shape \(c.dims) is not supported")
+            // A per-channel constant on [C,H,W]: a depthwise 1×1 convolution (weight 1 and bias c, or weight c).
+            let shape = b.shape(x), channels = shape.rank == 3 ? shape[0] : 0
+            let squeezed = Array(c.dims.drop { $0 == 1 })
+            if channels > 0, c.floats.count == channels, squeezed.first == channels, squeezed.dropFirst().allSatisfy({ $0 == 1 }), squeezed.count <= 3 {
+                let w = parameter("\(name).weight", Constant(dims: [channels, 1, 1, 1], floats: add ? [Float](repeating: 1, count: channels) : c.floats, ints: []), role: .convWeight)
+                let bias = parameter("\(name).bias", Constant(dims: [channels], floats: add ? c.floats : [Float](repeating: 0, count: channels), ints: []), role: .convBias)
+                notes.append("\(n.opType) '\(n.name)' by a per-channel constant runs as a depthwise 1×1 convolution")
+                return b.node(name, .conv2d(Conv2D(outChannels: channels, kernel: [1, 1], stride: [1, 1], dilation: [1, 1], padding: .zero, groups: channels, hasBias: true)),
+                              [x, w, bias])
+            }
+            throw fail("\(n.opType) '\(n.name)' of data \(shape) with a constant of shape \(c.dims) is not supported (a scalar, or one value per channel of [N,C,H,W])")
         }
     }
 }

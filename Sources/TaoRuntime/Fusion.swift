@@ -33,7 +33,8 @@ struct FusionPlan {
             return consumers[v.index][0]
         }
         func fusibleActivation(_ a: Activation) -> Bool {
-            switch a { case .relu, .relu6, .leakyRelu, .elu, .sigmoid, .tanh, .swish, .hardSwish, .linear, .clip: true; case .mish: false }
+            switch a { case .relu, .relu6, .leakyRelu, .elu, .sigmoid, .tanh, .swish, .hardSwish, .linear, .clip: true
+                      case .mish, .abs, .sqrt, .exp, .log, .softplus, .pow, .gelu: false }
         }
 
         if mode == .training {

@@ -16,6 +16,13 @@ extension Activation {
         case .mish: (.mish, 0, 0)
         case .linear(let a, let b): (.linear, a, b)
         case .clip(let lo, let hi): (.clip, lo, hi)
+        case .abs: (.abs, 0, 0)
+        case .sqrt: (.sqrt, 0, 0)
+        case .exp: (.exp, 0, 0)
+        case .log: (.log, 0, 0)
+        case .softplus: (.softRelu, 0, 0)
+        case .pow(let scale, let exponent): (.pow, scale, exponent)
+        case .gelu: (.geluErf, 0, 0)
         }
     }
 }

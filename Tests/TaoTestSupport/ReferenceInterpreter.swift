@@ -93,6 +93,13 @@ public enum Reference {
         case .mish: return v * Foundation.tanh(Foundation.log(1 + Foundation.exp(v)))
         case .linear(let a, let b): return Double(a) * v + Double(b)
         case .clip(let lo, let hi): return min(max(v, Double(lo)), Double(hi))
+        case .abs: return Swift.abs(v)
+        case .sqrt: return v.squareRoot()
+        case .exp: return Foundation.exp(v)
+        case .log: return Foundation.log(v)
+        case .softplus: return Foundation.log(1 + Foundation.exp(v))
+        case .pow(let s, let e): return Double(s) * Foundation.pow(v, Double(e))
+        case .gelu: return v * 0.5 * (1 + Foundation.erf(v / 2.0.squareRoot()))
         }
     }
 
