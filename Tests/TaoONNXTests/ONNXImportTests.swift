@@ -3,6 +3,7 @@ import Foundation
 import TaoData
 import TaoGraph
 import TaoModels
+import TaoReport
 import TaoRuntime
 @testable import TaoONNX
 
@@ -22,6 +23,56 @@ final class ONNXImportTests: XCTestCase {
     }
 
     func temp(_ name: String) -> String { FileManager.default.temporaryDirectory.appendingPathComponent("\(UUID().uuidString)-\(name)").path }
+
+    /// Paddle2ONNX's PP-OCR models from rapidocr-onnxruntime 1.4.4 (Apache-2.0; scripts/install-deps.sh
+    /// takes their .onnx files): the text-direction classifier and the PP-OCRv4 text detector (a
+    /// DBNet whose weights are Constant nodes), ours against onnxruntime.
+    static func rapidOCR(_ file: String) -> String? {
+        let path = PythonONNX.repo.appendingPathComponent(".venv/models/rapidocr/\(file)").path
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+
+    /// On a real photograph of paper (scikit-image's public-domain text.png, handwriting the detector
+    /// does not take for text) with two printed lines drawn on it (cairo), as PP-OCR prepares an image
+    /// ((x/255 − 0.5)/0.5): the detector finds the printed text, the classifier reads its direction;
+    /// every output within 1e-4 of onnxruntime's.
+    func testPaddleOCRModelsMatchONNXRuntime() throws {
+        let photo = PythonONNX.repo.appendingPathComponent("data/photos/text.png").path
+        guard FileManager.default.fileExists(atPath: photo) else { return XCTFail("\(photo) is missing: run scripts/install-deps.sh") }
+        let canvas = CairoCanvas(image: try ImageCodec.decode(path: photo, channels: 3))
+        canvas.text("tao-swift reads ONNX", at: Point(30, 70), font: Font(size: 30), color: RGB(20, 20, 20), anchor: .start, middle: false, rotation: 0)
+        canvas.text("PP-OCR 2026", at: Point(200, 150), font: Font(size: 26, bold: true), color: RGB(10, 10, 60), anchor: .start, middle: false, rotation: 0)
+        let image = canvas.image()
+        func input(width: Int, height: Int, crop: (Int, Int, Int, Int)? = nil) -> Tensor {
+            var img = image
+            if let (x0, y0, w, h) = crop {
+                var pixels: [UInt8] = []
+                for y in y0..<(y0 + h) {
+                    let row = (y * image.width + x0) * 3
+                    pixels += image.pixels[row..<(row + w * 3)]
+                }
+                img = Image(width: w, height: h, channels: 3, pixels: pixels)
+            }
+            let r = resize(img, width: width, height: height)
+            var x = [Float](repeating: 0, count: 3 * width * height)
+            for c in 0..<3 { for i in 0..<(width * height) { x[c * width * height + i] = (Float(r.pixels[i * 3 + c]) / 255 - 0.5) / 0.5 } }
+            return Tensor(shape: [1, 3, height, width], values: x)
+        }
+        let det = input(width: 448, height: 160)   // text.png is 448 × 172
+        let cls = Tensor(shape: [2, 3, 48, 192], values: input(width: 192, height: 48, crop: (20, 35, 360, 50)).scalars + input(width: 192, height: 48, crop: (190, 118, 200, 45)).scalars)
+        for (file, x) in [("ch_PP-OCRv4_det_infer.onnx", det), ("ch_ppocr_mobile_v2.0_cls_infer.onnx", cls)] {
+            guard let path = Self.rapidOCR(file) else { return XCTFail("\(file) is not in .venv/models/rapidocr: run scripts/install-deps.sh") }
+            let r = try ONNXImport.read(path, inputShape: Array(x.shape.dims.dropFirst()), logits: false)
+            let (theirs, _) = try PythonONNX.run(path, input: x)
+            let mine = try run(r.graph, r.parameters, x)
+            XCTAssertEqual(theirs.count, mine.count, file)
+            let diff = zip(theirs, mine).map { abs($0 - $1) }.max() ?? .infinity
+            let top = mine.max() ?? 0
+            print("\(file): max |onnxruntime − ours| = \(diff), largest output \(top), \(r.graph.nodes.count) ops")
+            XCTAssertLessThanOrEqual(diff, 1e-4, file)
+            XCTAssertGreaterThan(top, 0.5, "\(file): text is found (a probability above 0.5)")
+        }
+    }
 
     /// Export then import gives back the same function (and the same parameter count).
     func testRoundTripThroughONNX() throws {
