@@ -120,6 +120,11 @@ extension Op {
         case .upsample(let u):
             guard x.rank == 3 else { throw ShapeError("upsample input must be [C,H,W], got \(x)") }
             return [x[0], x[1] * u.scale[0], x[2] * u.scale[1]]
+        case .transpose(let perm):
+            guard perm.count == x.rank + 1, perm.first == 0, perm.sorted() == Array(0...x.rank) else {
+                throw ShapeError("transpose \(perm) is not a permutation of the axes of [N] + \(x) keeping the batch axis first")
+            }
+            return Shape(perm.dropFirst().map { x[$0 - 1] })
         }
     }
 

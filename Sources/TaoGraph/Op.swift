@@ -23,6 +23,8 @@ public enum Op: Hashable, Sendable, Codable {
     case upsample(Upsample)
     case dropout(rate: Float)
     case softmax
+    /// Axes reordered: output axis k is input axis perm[k] (ONNX's Transpose); perm[0] = 0, the batch stays.
+    case transpose(perm: [Int])
 
     /// A short lowercase name for messages and reports.
     public var kind: String {
@@ -44,6 +46,7 @@ public enum Op: Hashable, Sendable, Codable {
         case .upsample: "upsample"
         case .dropout: "dropout"
         case .softmax: "softmax"
+        case .transpose: "transpose"
         }
     }
 

@@ -126,6 +126,14 @@ public struct MemoryDesc: @unchecked Sendable, Equatable, CustomStringConvertibl
         return MemoryDesc(raw: out)
     }
 
+    /// The same bytes with the axes reordered: axis i becomes axis `perm[i]` (oneDNN's permute_axes).
+    public func permuted(_ perm: [Int]) throws(KernelError) -> MemoryDesc {
+        var out = dnnl_memory_desc_t()
+        var parent = raw
+        try check(dnnl_memory_desc_permute_axes(&out, &parent, perm.map { Int32($0) }), "permute axes \(perm)")
+        return MemoryDesc(raw: out)
+    }
+
     /// The same bytes seen with other dims (plain layouts only).
     public func reshaped(_ dims: [Int]) throws(KernelError) -> MemoryDesc {
         var out = dnnl_memory_desc_t()

@@ -207,6 +207,8 @@ public enum ONNXExport {
             case .add: node("Add", ins, out, name: n.name)
             case .mul: node("Mul", ins, out, name: n.name)
             case .concat(let axis): node("Concat", ins, out, name: n.name, [int("axis", axis)])
+            case .transpose(let perm):
+                node("Transpose", [x], out, name: n.name, [ints("perm", perm)])
             case .slice(let s):
                 node("Slice", [x, constant("\(n.name).starts", int64s: [Int64(s.start)]), constant("\(n.name).ends", int64s: [Int64(s.end)]),
                                constant("\(n.name).axes", int64s: [Int64(s.axis)])], out, name: n.name)

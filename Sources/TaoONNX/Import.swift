@@ -147,6 +147,7 @@ public enum ONNXImport {
             "Clip", "Softplus", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm", "MatMul", "Add", "Mul", "Concat", "Flatten",
             "Reshape", "Shape", "Slice", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Softmax", "Constant", "Pad", "Resize",
             "QuantizeLinear", "DequantizeLinear", "Sub", "Div", "Neg", "Abs", "Sqrt", "Exp", "Log", "Reciprocal", "Pow", "Cast",
+            "Transpose", "Split",
         ]
 
         func tensor(_ name: String, _ n: Onnx_NodeProto?) throws -> ValueID {
@@ -421,6 +422,37 @@ public enum ONNXImport {
                     } else {
                         try act(e.floats[0] == 1 ? .linear(alpha: 1, beta: 0) : .pow(scale: 1, exponent: e.floats[0]))
                     }
+                case "Transpose":
+                    switch env[n.input[0]] {
+                    case .constant(let c)?:
+                        let perm = ints(n, "perm", Array((0..<c.dims.count).reversed()))
+                        env[out] = .constant(Self.transpose(c, perm))
+                    case .tensor(let x)?:
+                        let rank = b.shape(x).rank + 1
+                        let perm = ints(n, "perm", Array((0..<rank).reversed()))
+                        guard perm.first == 0 else { throw fail("Transpose '\(n.name)': perm \(perm) moves the batch axis") }
+                        env[out] = .tensor(perm == Array(0..<rank) ? x : b.node(name, .transpose(perm: perm), [x]))
+                    default: throw fail("Transpose '\(n.name)': needs data or a constant")
+                    }
+                case "Split":
+                    // Slices along the axis (not the batch's): sizes from the `split` input or attribute, else equal.
+                    let x = try tensor(n.input[0], n)
+                    let rank = b.shape(x).rank + 1, given = int(n, "axis", 0), axis = given < 0 ? given + rank : given
+                    guard axis >= 1, axis < rank else { throw fail("Split '\(n.name)': axis \(given) (the batch axis stays whole)") }
+                    let length = b.shape(x)[axis - 1]
+                    var sizes = n.input.count > 1 && !n.input[1].isEmpty ? try constant(n.input[1], n).ints.map { Int($0) } : ints(n, "split", [])
+                    if sizes.isEmpty {
+                        guard length % n.output.count == 0 else { throw fail("Split '\(n.name)': \(length) does not split into \(n.output.count) equal parts") }
+                        sizes = Array(repeating: length / n.output.count, count: n.output.count)
+                    }
+                    guard sizes.count == n.output.count, sizes.reduce(0, +) == length, sizes.allSatisfy({ $0 > 0 }) else {
+                        throw fail("Split '\(n.name)': sizes \(sizes) for \(n.output.count) outputs of an axis of \(length)")
+                    }
+                    var start = 0
+                    for (k, size) in sizes.enumerated() {
+                        env[n.output[k]] = .tensor(b.node(unique("\(name).\(k)"), .slice(Slice(axis: axis, start: start, end: start + size)), [x]))
+                        start += size
+                    }
                 case "Cast":
                     let to = int(n, "to", 1)
                     switch env[n.input[0]] {
@@ -576,6 +608,20 @@ public enum ONNXImport {
             default:
                 throw fail("\(op) '\(n.name)': needs data or constant inputs")
             }
+        }
+
+        /// A constant's axes reordered: output axis k is input axis perm[k].
+        static func transpose(_ c: Constant, _ perm: [Int]) -> Constant {
+            let dims = perm.map { c.dims[$0] }
+            var strides = [Int](repeating: 1, count: c.dims.count)
+            for k in stride(from: c.dims.count - 2, through: 0, by: -1) { strides[k] = strides[k + 1] * c.dims[k + 1] }
+            var floats = [Float](repeating: 0, count: c.floats.count)
+            for i in 0..<floats.count {
+                var rest = i, src = 0
+                for k in stride(from: dims.count - 1, through: 0, by: -1) { src += (rest % dims[k]) * strides[perm[k]]; rest /= dims[k] }
+                floats[i] = c.floats[src]
+            }
+            return Constant(dims: dims, floats: floats, ints: floats.map { Int64($0) })
         }
 
         /// Numpy broadcasting of two constants under `f`; nil when the shapes do not broadcast.

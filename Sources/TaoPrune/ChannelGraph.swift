@@ -99,6 +99,10 @@ struct ChannelGraph {
             return Layout(segments: [Segment(space: newSpace(d.outFeatures, producer: index), start: 0, end: d.outFeatures)])
         case .batchNorm, .activation, .pool2d, .globalAveragePool, .dropout, .pad2d, .upsample, .softmax:
             return x
+        case .transpose(let perm):
+            // Channels stay channels only where the channel axis stays axis 1 (with the rest only reordered, no repeat).
+            if perm.count > 1, perm[1] == 1, x?.repeatCount ?? 1 == 1 { return x }
+            return opaque(n, "moves the channel axis")
         case .flatten:
             guard var l = x else { return nil }
             let s = graph.shape(of: n.inputs[0])

@@ -73,6 +73,22 @@ extension Executor {
         return y
     }
 
+    /// A reorder from the input seen through permuted strides (oneDNN's permute_axes) into the plain
+    /// output; backward, the same the other way.
+    func lowerTranspose(_ n: Node, _ perm: [Int]) throws -> RValue {
+        let x = try ensure(value(n.inputs[0]), MemoryDesc(dims(n.inputs[0])))
+        let y = newValue(MemoryDesc(dims(n.output)), needsGrad: x.needsGrad)
+        var inverse = [Int](repeating: 0, count: perm.count)
+        for (k, p) in perm.enumerated() { inverse[p] = k }
+        let view = try x.md.permuted(inverse)   // x's bytes with y's dims
+        forwardSteps.append(try step(Kernels.reorder(from: view, to: y.md), [(.src, x.mem), (.dst, y.mem)]))
+        onBackward(y) { [unowned self] in
+            let back = try y.md.permuted(perm)   // y's gradient with x's dims
+            try self.contribute(to: [x]) { t in [try self.step(Kernels.reorder(from: back, to: x.md), [(.src, self.grad(y)), (.dst, t[0]!)])] }
+        }
+        return y
+    }
+
     func lowerPad(_ n: Node, _ p: Padding2D) throws -> RValue {
         let x = try ensure(value(n.inputs[0]), MemoryDesc(dims(n.inputs[0])))
         let y = newValue(MemoryDesc(dims(n.output)), needsGrad: x.needsGrad)

@@ -21,6 +21,7 @@ extension Executor {
         case .upsample(let u): return try lowerUpsample(n, u)
         case .dropout(let rate): return try lowerDropout(n, rate: rate)
         case .softmax: return try lowerSoftmax(n)
+        case .transpose(let perm): return try lowerTranspose(n, perm)
         }
     }
 

@@ -97,6 +97,17 @@ final class OpTests: XCTestCase {
             try Harness.check(batch: 2) { b in b.activation(b.activation(b.input("x", [3, 5, 4]), .exp, "positive"), a, "act") }
         }
     }
+    /// ONNX's Transpose: axes reordered (the batch axis stays), through oneDNN reorders both ways.
+    func testTranspose() throws {
+        for perm in [[0, 2, 1], [0, 1, 3, 2], [0, 3, 1, 2], [0, 2, 3, 1]] {
+            // A dense layer after it weighs each position differently, so a misplaced element shows.
+            try Harness.check(batch: 2) { b in
+                let x = b.activation(b.input("x", perm.count == 3 ? [5, 7] : [3, 4, 5]), .tanh, "pre")
+                let t = b.node("t", .transpose(perm: perm), [x])
+                return b.dense(b.flatten(t, "flat"), "fc", out: 4)
+            }
+        }
+    }
     func testMaxPoolOverlappingPadded() throws {
         try Harness.check(batch: 2) { b in b.maxPool(b.input("x", [3, 9, 9]), "p", kernel: 3, stride: 2, padding: 1) }
     }

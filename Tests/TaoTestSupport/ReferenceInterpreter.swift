@@ -56,6 +56,7 @@ public enum Reference {
         case .mul: return broadcast(x[0], x[1], *)
         case .concat(let axis): return concat(x, axis: axis)
         case .slice(let s): return slice(x[0], s)
+        case .transpose(let perm): return transpose(x[0], perm)
         case .reshape(let s): return RefTensor([x[0].shape[0]] + s.dims, x[0].data)
         case .flatten: return RefTensor([x[0].shape[0], x[0].count / x[0].shape[0]], x[0].data)
         case .pad2d(let p):
@@ -212,6 +213,22 @@ public enum Reference {
                 let chunk = x.shape[axis...].reduce(1, *)
                 data += x.data[(o * chunk)..<((o + 1) * chunk)]
             }
+        }
+        return RefTensor(shape, data)
+    }
+
+    static func transpose(_ x: RefTensor, _ perm: [Int]) -> RefTensor {
+        let shape = perm.map { x.shape[$0] }
+        var inStrides = [Int](repeating: 1, count: x.shape.count)
+        for k in stride(from: x.shape.count - 2, through: 0, by: -1) { inStrides[k] = inStrides[k + 1] * x.shape[k + 1] }
+        var data = [Double](repeating: 0, count: x.data.count)
+        for i in 0..<data.count {
+            var rest = i, src = 0
+            for k in stride(from: shape.count - 1, through: 0, by: -1) {
+                src += (rest % shape[k]) * inStrides[perm[k]]
+                rest /= shape[k]
+            }
+            data[i] = x.data[src]
         }
         return RefTensor(shape, data)
     }
