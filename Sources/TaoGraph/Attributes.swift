@@ -95,9 +95,25 @@ public struct Dense: Hashable, Sendable, Codable {
 }
 
 /// A contiguous range along one axis (axis counted with the batch axis as 0).
+/// Elements start, start + step, … below end along one axis (ONNX's Slice with a positive step).
 public struct Slice: Hashable, Sendable, Codable {
     public var axis: Int, start: Int, end: Int
-    public init(axis: Int, start: Int, end: Int) { self.axis = axis; self.start = start; self.end = end }
+    public var step: Int
+    public init(axis: Int, start: Int, end: Int, step: Int = 1) { self.axis = axis; self.start = start; self.end = end; self.step = step }
+    /// How many elements it takes.
+    public var count: Int { (end - start + step - 1) / step }
+
+    enum CodingKeys: String, CodingKey { case axis, start, end, step }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        (axis, start, end) = (try c.decode(Int.self, forKey: .axis), try c.decode(Int.self, forKey: .start), try c.decode(Int.self, forKey: .end))
+        step = try c.decodeIfPresent(Int.self, forKey: .step) ?? 1   // checkpoints from before strided slices
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(axis, forKey: .axis); try c.encode(start, forKey: .start); try c.encode(end, forKey: .end)
+        if step != 1 { try c.encode(step, forKey: .step) }
+    }
 }
 
 /// Spatial upsampling by integer factors.

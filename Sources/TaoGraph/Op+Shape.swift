@@ -102,11 +102,11 @@ extension Op {
         case .slice(let s):
             let a = s.axis - 1
             guard a >= 0, a < x.rank else { throw ShapeError("slice axis \(s.axis) is out of range for \(x)") }
-            guard s.start >= 0, s.end <= x[a], s.start < s.end else {
-                throw ShapeError("slice \(s.start)..<\(s.end) is out of range for axis \(s.axis) of \(x)")
+            guard s.start >= 0, s.end <= x[a], s.start < s.end, s.step >= 1 else {
+                throw ShapeError("slice \(s.start)..<\(s.end) step \(s.step) is out of range for axis \(s.axis) of \(x)")
             }
             var out = x
-            out[a] = s.end - s.start
+            out[a] = s.count
             return out
         case .reshape(let target):
             guard target.count == x.count else { throw ShapeError("reshape \(x) to \(target): element counts \(x.count) and \(target.count) differ") }

@@ -211,7 +211,8 @@ public enum ONNXExport {
                 node("Transpose", [x], out, name: n.name, [ints("perm", perm)])
             case .slice(let s):
                 node("Slice", [x, constant("\(n.name).starts", int64s: [Int64(s.start)]), constant("\(n.name).ends", int64s: [Int64(s.end)]),
-                               constant("\(n.name).axes", int64s: [Int64(s.axis)])], out, name: n.name)
+                               constant("\(n.name).axes", int64s: [Int64(s.axis)])] + (s.step == 1 ? [] : [constant("\(n.name).steps", int64s: [Int64(s.step)])]),
+                     out, name: n.name)
             case .reshape(let shape):
                 node("Reshape", [x, constant("\(n.name).shape", int64s: [0] + shape.dims.map(Int64.init))], out, name: n.name)
             case .flatten:

@@ -344,22 +344,35 @@ public enum ONNXImport {
                     let x = try tensor(n.input[0], n)
                     env[out] = .shape([nil] + b.shape(x).dims.map { Optional($0) })
                 case "Slice":
-                    let starts = try constant(n.input[1], n).ints.map { Int($0) }, ends = try constant(n.input[2], n).ints.map { Int($0) }
-                    let axes = n.input.count > 3 && !n.input[3].isEmpty ? try constant(n.input[3], n).ints.map { Int($0) } : [0]
-                    let steps = n.input.count > 4 && !n.input[4].isEmpty ? try constant(n.input[4], n).ints : [1]
-                    guard starts.count == 1, ends.count == 1, axes.count == 1, steps == [1] else {
-                        throw fail("Slice '\(n.name)': only single-axis slices with step 1 are supported")
+                    // Opset 10+: starts, ends, axes, steps as inputs; opset 1–9: attributes.
+                    let fromInputs = n.input.count > 1
+                    let starts = fromInputs ? try constant(n.input[1], n).ints.map { Int(clamping: $0) } : ints(n, "starts", [])
+                    let ends = fromInputs ? try constant(n.input[2], n).ints.map { Int(clamping: $0) } : ints(n, "ends", [])
+                    let axes = n.input.count > 3 && !n.input[3].isEmpty ? try constant(n.input[3], n).ints.map { Int($0) }
+                        : fromInputs ? Array(0..<starts.count) : ints(n, "axes", Array(0..<starts.count))
+                    let steps = n.input.count > 4 && !n.input[4].isEmpty ? try constant(n.input[4], n).ints.map { Int(clamping: $0) } : Array(repeating: 1, count: starts.count)
+                    guard starts.count == ends.count, axes.count == starts.count, steps.count == starts.count, steps.allSatisfy({ $0 >= 1 }) else {
+                        throw fail("Slice '\(n.name)': starts \(starts), ends \(ends), axes \(axes), steps \(steps) (positive steps only)")
                     }
-                    if case .shape(let s)? = env[n.input[0]] {
-                        let lo = starts[0] < 0 ? s.count + starts[0] : min(starts[0], s.count)
-                        let hi = ends[0] < 0 ? s.count + ends[0] : min(ends[0], s.count)
-                        env[out] = .shape(Array(s[lo..<max(lo, hi)]))
+                    /// ONNX's clamping of a start or end on an axis of `length`.
+                    func clamp(_ v: Int, _ length: Int) -> Int { v < 0 ? max(0, v + length) : min(v, length) }
+                    if case .shape(let sh)? = env[n.input[0]] {
+                        guard starts.count == 1, steps == [1] else { throw fail("Slice '\(n.name)': a shape vector sliced with steps \(steps)") }
+                        let lo = clamp(starts[0], sh.count), hi = clamp(ends[0], sh.count)
+                        env[out] = .shape(Array(sh[lo..<max(lo, hi)]))
                     } else {
-                        let x = try tensor(n.input[0], n)
-                        let axis = axes[0] < 0 ? axes[0] + b.shape(x).rank + 1 : axes[0]
-                        let len = b.shape(x)[axis - 1]
-                        let lo = starts[0] < 0 ? len + starts[0] : min(starts[0], len), hi = ends[0] < 0 ? len + ends[0] : min(ends[0], len)
-                        env[out] = .tensor(b.node(name, .slice(Slice(axis: axis, start: lo, end: hi)), [x]))
+                        var x = try tensor(n.input[0], n)
+                        let rank = b.shape(x).rank + 1
+                        for k in axes.indices {
+                            let axis = axes[k] < 0 ? axes[k] + rank : axes[k]
+                            guard axis >= 1, axis < rank else { throw fail("Slice '\(n.name)': axis \(axes[k]) (the batch axis stays whole)") }
+                            let length = b.shape(x)[axis - 1]
+                            let lo = clamp(starts[k], length), hi = clamp(ends[k], length)
+                            guard lo < hi else { throw fail("Slice '\(n.name)': an empty slice \(starts[k])..<\(ends[k]) of an axis of \(length)") }
+                            if lo == 0, hi == length, steps[k] == 1 { continue }
+                            x = b.node(axes.count == 1 ? name : unique("\(name).axis\(axis)"), .slice(Slice(axis: axis, start: lo, end: hi, step: steps[k])), [x])
+                        }
+                        env[out] = .tensor(x)
                     }
                 case "Concat":
                     let axis = int(n, "axis", 1)

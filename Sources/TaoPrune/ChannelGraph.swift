@@ -133,6 +133,7 @@ struct ChannelGraph {
             }
             return Layout(segments: segs)
         case .slice(let s):
+            if s.axis == 1 && s.step != 1 { return opaque(n, "takes every \(s.step)th channel") }
             guard s.axis == 1, let l = x, l.repeatCount == 1 else { return s.axis == 1 ? opaque(n, "slices flattened features") : x }
             var out: [Segment] = [], pos = 0
             for seg in l.segments {

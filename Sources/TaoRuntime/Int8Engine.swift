@@ -422,13 +422,14 @@ public final class Int8Engine {
                 let x = vals[n.inputs[0].index]!
                 var offsets = [Int](repeating: 0, count: dims.count)
                 offsets[sl.axis] = sl.start
-                if x.type != .f32, let view = try? x.mem.desc.submemory(dims: dims, offsets: offsets) {
+                if x.type != .f32, sl.step == 1, let view = try? x.mem.desc.submemory(dims: dims, offsets: offsets) {
                     let y = Memory(MemoryDesc(dims, dims.count == 4 ? .nhwc : .plain, type: x.type))
                     steps.append(Step(try Primitive(Kernels.reorder(from: view, to: y.desc)), [(.src, x.mem), (.dst, y)]))
                     vals[n.output.index] = Q(mem: y, scale: x.scale, type: x.type)
                 } else {
                     let f = try dequantize(x, dims: g.shape(of: n.inputs[0]).batched(batch).dims)
                     let y = Memory(MemoryDesc(dims))
+                    guard sl.step == 1 else { throw Int8Error("the INT8 engine does not take strided slices ('\(n.name)') yet; use fp32 for this model") }
                     steps.append(Step(try Primitive(Kernels.reorder(from: try f.desc.submemory(dims: dims, offsets: offsets), to: y.desc)),
                                       [(.src, f), (.dst, y)]))
                     vals[n.output.index] = Q(mem: y, scale: 1, type: .f32)

@@ -59,6 +59,7 @@ extension Executor {
     func lowerSlice(_ n: Node, _ s: Slice) throws -> RValue {
         let x = try ensure(value(n.inputs[0]), MemoryDesc(dims(n.inputs[0])))
         let outDims = dims(n.output)
+        if s.step != 1 { return try lowerStridedSlice(n, s, x, outDims) }
         var offs = [Int](repeating: 0, count: outDims.count)
         offs[s.axis] = s.start
         let view = try x.md.submemory(dims: outDims, offsets: offs)
@@ -68,6 +69,34 @@ extension Executor {
             try self.contribute(to: [x]) { t in
                 let target = t[0]!
                 return [.swift([target]) { target.zero() }, try self.step(Kernels.reorder(from: y.md, to: view), [(.src, self.grad(y)), (.dst, target)])]
+            }
+        }
+        return y
+    }
+
+    /// Every step-th element along one axis (YOLOX's Focus), copied by a loop: oneDNN's descriptors
+    /// cannot express a view whose stepped axis outruns the axis outside it. Backward scatters the
+    /// gradient back (zeros between).
+    func lowerStridedSlice(_ n: Node, _ s: Slice, _ x: RValue, _ outDims: [Int]) throws -> RValue {
+        let inDims = x.md.dims
+        let outer = inDims[..<s.axis].reduce(1, *), inner = inDims[(s.axis + 1)...].reduce(1, *)
+        let (length, count, start, step) = (inDims[s.axis], outDims[s.axis], s.start, s.step)
+        let y = newValue(MemoryDesc(outDims), needsGrad: x.needsGrad)
+        func each(_ body: (_ from: Int, _ to: Int) -> Void) {
+            for o in 0..<outer { for i in 0..<count { body((o * length + start + i * step) * inner, (o * count + i) * inner) } }
+        }
+        forwardSteps.append(.swift([x.mem, y.mem]) {
+            let (src, dst) = (x.mem.floats, y.mem.floats)
+            each { from, to in (dst + to).update(from: src + from, count: inner) }
+        })
+        onBackward(y) { [unowned self] in
+            try self.contribute(to: [x]) { t in
+                let target = t[0]!, g = self.grad(y)
+                return [.swift([target, g]) {
+                    target.zero()
+                    let (src, dst) = (g.floats, target.floats)
+                    each { from, to in (dst + from).update(from: src + to, count: inner) }
+                }]
             }
         }
         return y

@@ -106,6 +106,31 @@ final class ONNXImportTests: XCTestCase {
         XCTAssertLessThanOrEqual(diff, 1e-4)
     }
 
+    /// ddddocr 1.6.1's YOLOX-style detector (MIT; Focus slices every other pixel, SPP pools, nearest
+    /// upsampling, heads reshaped, joined and transposed to [N, 3549, 6]): ours against onnxruntime on a
+    /// real photograph (coffee.png letterboxed to 416², BGR 0–255, as ddddocr feeds it).
+    func testYOLOXDetectorMatchesONNXRuntime() throws {
+        let path = PythonONNX.repo.appendingPathComponent(".venv/models/common_det.onnx").path
+        let photo = PythonONNX.repo.appendingPathComponent("data/photos/coffee.png").path
+        guard FileManager.default.fileExists(atPath: path), FileManager.default.fileExists(atPath: photo) else {
+            return XCTFail("common_det.onnx or coffee.png is missing: run scripts/install-deps.sh")
+        }
+        let r = try ONNXImport.read(path, logits: false)
+        XCTAssertTrue(r.graph.nodes.contains { if case .slice(let s) = $0.op { return s.step == 2 }; return false }, "the Focus layer's strided slices")
+        let photoImage = try ImageCodec.decode(path: photo, channels: 3)   // 600 × 400
+        let scaled = resize(photoImage, width: 416, height: 277)
+        var x = [Float](repeating: 114, count: 3 * 416 * 416)
+        for c in 0..<3 { for y in 0..<277 { for xx in 0..<416 { x[c * 416 * 416 + y * 416 + xx] = Float(scaled.pixels[(y * 416 + xx) * 3 + (2 - c)]) } } }
+        let input = Tensor(shape: [1, 3, 416, 416], values: x)
+        let (theirs, _) = try PythonONNX.run(path, input: input)
+        let mine = try run(r.graph, r.parameters, input)
+        XCTAssertEqual(theirs.count, mine.count)
+        XCTAssertEqual(r.graph.shape(of: r.graph.outputs[0]).dims, [3549, 6])
+        let diff = zip(theirs, mine).map { abs($0 - $1) }.max() ?? .infinity
+        print("common_det.onnx: max |onnxruntime − ours| = \(diff), outputs up to \(mine.map(abs).max() ?? 0), \(r.graph.nodes.count) ops")
+        XCTAssertLessThanOrEqual(diff, 1e-4)
+    }
+
     /// Export then import gives back the same function (and the same parameter count).
     func testRoundTripThroughONNX() throws {
         for (name, res) in [("resnet18", 32), ("mobilenet_v2", 32), ("efficientnet_b0", 32), ("cspdarknet_tiny", 32), ("googlenet", 32)] {

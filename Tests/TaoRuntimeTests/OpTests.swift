@@ -97,6 +97,16 @@ final class OpTests: XCTestCase {
             try Harness.check(batch: 2) { b in b.activation(b.activation(b.input("x", [3, 5, 4]), .exp, "positive"), a, "act") }
         }
     }
+    /// Strided slices (YOLOX's Focus: every other row and column, from 0 or 1), values and gradients.
+    func testStridedSlices() throws {
+        try Harness.check(batch: 2) { b in
+            let x = b.activation(b.input("x", [3, 7, 6]), .tanh, "pre")
+            let rows = b.node("rows", .slice(Slice(axis: 2, start: 1, end: 7, step: 2)), [x])
+            let cols = b.node("cols", .slice(Slice(axis: 3, start: 0, end: 6, step: 3)), [rows])
+            let chans = b.node("chans", .slice(Slice(axis: 1, start: 0, end: 3, step: 2)), [cols])
+            return b.dense(b.flatten(chans, "flat"), "fc", out: 3)
+        }
+    }
     /// ONNX's Transpose: axes reordered (the batch axis stays), through oneDNN reorders both ways.
     func testTranspose() throws {
         for perm in [[0, 2, 1], [0, 1, 3, 2], [0, 3, 1, 2], [0, 2, 3, 1]] {

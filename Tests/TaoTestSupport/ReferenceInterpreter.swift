@@ -235,12 +235,12 @@ public enum Reference {
 
     static func slice(_ x: RefTensor, _ s: Slice) -> RefTensor {
         var shape = x.shape
-        shape[s.axis] = s.end - s.start
+        shape[s.axis] = s.count
         let outer = x.shape[..<s.axis].reduce(1, *), inner = x.shape[(s.axis + 1)...].reduce(1, *)
         var data: [Double] = []
         for o in 0..<outer {
             let base = o * x.shape[s.axis] * inner
-            data += x.data[(base + s.start * inner)..<(base + s.end * inner)]
+            for i in stride(from: s.start, to: s.end, by: s.step) { data += x.data[(base + i * inner)..<(base + (i + 1) * inner)] }
         }
         return RefTensor(shape, data)
     }
