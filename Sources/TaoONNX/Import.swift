@@ -113,9 +113,16 @@ public enum ONNXImport {
                 env[t.name] = .constant(c)
                 if t.dataType == Int32(Onnx_TensorProto.DataType.int8.rawValue) { signedInt8.insert(t.name) }
             }
-            let unsupported = Set(graph.node.map(\.opType)).subtracting(Self.supported)
+            // Every op we cannot take, with the nodes that use it, in one error.
+            var unsupported: [String: [String]] = [:]
+            for (k, n) in graph.node.enumerated() where !Self.supported.contains(n.opType) {
+                unsupported[n.opType, default: []].append(n.name.isEmpty ? "#\(k)" : n.name)
+            }
             guard unsupported.isEmpty else {
-                throw fail("unsupported ONNX ops: \(unsupported.sorted().joined(separator: ", ")) (tao-swift imports \(Self.supported.sorted().joined(separator: ", ")))")
+                let list = unsupported.sorted { $0.key < $1.key }.map { op, names in
+                    "\(op) (\(names.count) node\(names.count == 1 ? "" : "s"): \(names.prefix(5).joined(separator: ", "))\(names.count > 5 ? ", …" : ""))"
+                }
+                throw fail("unsupported ONNX ops: \(list.joined(separator: "; ")). tao-swift imports \(Self.supported.sorted().joined(separator: ", "))")
             }
             let inputs = graph.input.filter { env[$0.name] == nil }
             guard inputs.count == 1, let input = inputs.first else { throw fail("expected one image input, found \(inputs.map(\.name))") }
