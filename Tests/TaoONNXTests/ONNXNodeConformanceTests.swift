@@ -98,7 +98,9 @@ final class ONNXNodeConformanceTests: XCTestCase {
         for (op, e) in table.sorted(by: { $0.key < $1.key }) { print("  \(op): \(e.passed) / \(e.total)") }
         print("refused with an error (\(refusedClaimed.count)):")
         for r in refusedClaimed { print("  " + r.prefix(240)) }
-        let passed = table.values.reduce(0) { $0 + $1.passed }
-        XCTAssertGreaterThan(passed, 0)
+        let passed = table.values.reduce(0) { $0 + $1.passed }, total = table.values.reduce(0) { $0 + $1.total }
+        print("passed \(passed) of \(total) node tests of the claimed ops")
+        // What passes today keeps passing (a change that turns a pass into a refusal shows here).
+        XCTAssertGreaterThanOrEqual(passed, 91)
     }
 }
