@@ -93,6 +93,28 @@ public enum ONNXImport {
             }
         }
 
+        /// An initializer whose bytes live in a file beside the model (ONNX's external data: `location`,
+        /// optional `offset` and `length`), with them read in.
+        func external(_ t: Onnx_TensorProto) throws -> Onnx_TensorProto {
+            let entries = Dictionary(t.externalData.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+            guard let location = entries["location"], !location.hasPrefix("/"), !location.contains("..") else {
+                throw fail("initializer '\(t.name)': external data without a relative location beside the model (\(entries))")
+            }
+            let file = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(location).path
+            guard let handle = FileHandle(forReadingAtPath: file) else {
+                throw fail("initializer '\(t.name)': its external data file \(file) is missing (keep it beside the .onnx)")
+            }
+            defer { try? handle.close() }
+            let offset = UInt64(entries["offset"] ?? "0") ?? 0
+            try handle.seek(toOffset: offset)
+            let data = entries["length"].flatMap { Int($0) }.map { handle.readData(ofLength: $0) } ?? handle.readDataToEndOfFile()
+            var out = t
+            out.rawData = data
+            out.dataLocation = .default
+            out.externalData = []
+            return out
+        }
+
         mutating func unique(_ name: String) -> String {
             var n = name.isEmpty ? "node" : name, k = 1
             while usedNames.contains(n) { k += 1; n = "\(name)_\(k)" }
@@ -108,7 +130,8 @@ public enum ONNXImport {
         }
 
         mutating func run(inputShape: [Int]?, logits: Bool) throws {
-            for t in graph.initializer {
+            for var t in graph.initializer {
+                if t.dataLocation == .external { t = try external(t) }
                 guard let c = Self.constant(t) else { throw fail("initializer '\(t.name)' has an unsupported data type \(t.dataType) or size") }
                 env[t.name] = .constant(c)
                 if t.dataType == Int32(Onnx_TensorProto.DataType.int8.rawValue) { signedInt8.insert(t.name) }

@@ -131,6 +131,33 @@ final class ONNXImportTests: XCTestCase {
         XCTAssertLessThanOrEqual(diff, 1e-4)
     }
 
+    /// Weights in an external data file beside the .onnx (as onnx.save_model writes models over
+    /// 2 GB): imported, the same function; without the file, an error naming it.
+    func testExternalDataBesideTheModel() throws {
+        let g = try Zoo.build("resnet10", classes: 4, inputShape: [3, 32, 32])
+        let st = ONNXExportTests.store(g, seed: 6)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("external-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ONNXExport.write(g, st, to: "\(dir)/inline.onnx")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: PythonONNX.python)
+        p.arguments = ["-c", "import onnx, sys; m = onnx.load(sys.argv[1]); onnx.save_model(m, sys.argv[2], save_as_external_data=True, "
+                       + "all_tensors_to_one_file=True, location='weights.bin', size_threshold=0)", "\(dir)/inline.onnx", "\(dir)/external.onnx"]
+        try p.run(); p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        let size = try FileManager.default.attributesOfItem(atPath: "\(dir)/external.onnx")[.size] as! Int
+        XCTAssertLessThan(size, 100_000, "the weights are outside the .onnx")
+        let r = try ONNXImport.read("\(dir)/external.onnx")
+        var rng = SplitMix64(seed: 2)
+        let x = Tensor.randomNormal([2, 3, 32, 32], rng: &rng)
+        XCTAssertEqual(try run(r.graph, r.parameters, x), try run(g, st, x))
+        try FileManager.default.removeItem(atPath: "\(dir)/weights.bin")
+        XCTAssertThrowsError(try ONNXImport.read("\(dir)/external.onnx")) { e in
+            XCTAssertTrue("\(e)".contains("weights.bin") && "\(e)".contains("missing"), "\(e)")
+        }
+    }
+
     /// Export then import gives back the same function (and the same parameter count).
     func testRoundTripThroughONNX() throws {
         for (name, res) in [("resnet18", 32), ("mobilenet_v2", 32), ("efficientnet_b0", 32), ("cspdarknet_tiny", 32), ("googlenet", 32)] {
