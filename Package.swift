@@ -62,7 +62,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "TaoDataTests", dependencies: ["TaoData", "TaoTensor", "TaoTestSupport"], exclude: ["tfrecord_read.py"]),
-        .testTarget(name: "taoTests", dependencies: ["tao", "TaoData", "TaoGraph", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "taoTests", dependencies: ["tao", "TaoData", "TaoGraph", "TaoReport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "TaoMetricsTests", dependencies: ["TaoMetrics", "TaoTestSupport"], exclude: ["voc_ap.py"]),
         .testTarget(name: "TaoSpecTests", dependencies: ["TaoSpec"], exclude: ["NVIDIA"]),
         .testTarget(name: "TaoTasksTests", dependencies: ["TaoTasks", "TaoData", "TaoGraph", "TaoPrune", "TaoRuntime", "TaoMetrics", "TaoTensor", "TaoTrain", "TaoONNX", "TaoModels", "TaoTestSupport"],

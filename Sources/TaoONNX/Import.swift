@@ -13,6 +13,8 @@ public enum ONNXImport {
         public var metadata: [String: String]
         /// What the import did beyond a one-to-one mapping, for the log.
         public var notes: [String]
+        /// The file's names of the graph's outputs, in order.
+        public var outputNames: [String] = []
     }
 
     /// Reads `path`; the input's per-sample shape comes from the file, or from `inputShape` where the
@@ -33,7 +35,9 @@ public enum ONNXImport {
         for (i, p) in g.parameters.enumerated() { store[i] = Tensor(shape: p.shape, values: r.values[p.name]!) }
         var meta: [String: String] = [:]
         for e in model.metadataProps { meta[e.key] = e.value }
-        return Result(graph: g, parameters: store, metadata: meta, notes: r.notes)
+        var result = Result(graph: g, parameters: store, metadata: meta, notes: r.notes)
+        result.outputNames = r.outputNames
+        return result
     }
 
     /// A constant tensor of the file: float values (or integers widened) and dims.
@@ -53,6 +57,7 @@ public enum ONNXImport {
         var env: [String: Value] = [:]
         var values: [String: [Float]] = [:]
         var outputs: [ValueID] = []
+        var outputNames: [String] = []
         var notes: [String] = []
         /// Activation QuantizeLinear/DequantizeLinear nodes imported as identities.
         var droppedQDQ = 0
@@ -167,10 +172,12 @@ public enum ONNXImport {
                 notes.append("dropped the final Softmax '\(last.name)': the model's output is now its logits")
                 try convert(nodes)
                 outputs = [try tensor(last.input[0], last)]
+                outputNames = [graph.output[0].name]
                 return
             }
             try convert(nodes)
             outputs = try graph.output.map { o in try tensor(o.name, nil) }
+            outputNames = graph.output.map(\.name)
             if droppedQDQ > 0 {
                 notes.append("ran \(droppedQDQ) QuantizeLinear/DequantizeLinear nodes on activations as identities: the model runs in fp32 with its dequantized weights (export --data_type int8 quantizes it again)")
             }

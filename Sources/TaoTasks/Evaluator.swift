@@ -196,6 +196,19 @@ extension ClassificationTask: ModelTask {
                           quiet: Bool = false) throws -> [(String, [(String, Float)])] {
         let results = try Results(dir: resultsDir, quiet: quiet)
         let path = try self.modelPath(modelPath)
+        // An ONNX model that is not a classifier (a detector, a segmenter): its raw outputs, per image.
+        if path.lowercased().hasSuffix(".onnx") {
+            let model = try ONNXImport.read(path, inputShape: config.inputShape, logits: false)
+            let g = model.graph
+            if g.outputs.count != 1 || g.shape(of: g.outputs[0]).rank != 1 {
+                let files = try imageFiles(under: images)
+                guard !files.isEmpty else { throw TaskError("\(images): no .jpg, .jpeg or .png images found") }
+                for n in model.notes { results.log("note: \(n)") }
+                _ = try RawOutputs.write(model, source: path, files: files, prep: preprocessing(training: false),
+                                         batch: min(batchSize ?? config.evalBatchSize, files.count), resultsDir: resultsDir, results: results)
+                return []
+            }
+        }
         let (ck, card) = try Self.loadModel(path)
         let classes = card.classes
         if let classMap { try Self.checkClassMap(classMap, classes: classes, model: path) }

@@ -1,0 +1,77 @@
+import Foundation
+import XCTest
+import TaoData
+import TaoReport
+@testable import tao
+
+/// `tao classification inference -m model.onnx` with a model that is not a classifier (PP-OCRv4's
+/// text detector): every output of every image written raw as .npy, which numpy reads, with
+/// onnxruntime's values for the same prepared input.
+final class RawInferenceTests: XCTestCase {
+    let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func python(_ script: String, _ args: [String]) throws -> String {
+        let p = Process(), out = Pipe()
+        p.executableURL = repo.appendingPathComponent(".venv/bin/python")
+        p.arguments = ["-c", script] + args
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    func testADetectorsRawOutputsAsNPY() throws {
+        let model = repo.appendingPathComponent(".venv/models/rapidocr/ch_PP-OCRv4_det_infer.onnx").path
+        let photos = ["text.png", "coffee.png"].map { repo.appendingPathComponent("data/photos/\($0)").path }
+        guard FileManager.default.fileExists(atPath: model), photos.allSatisfy(FileManager.default.fileExists) else {
+            return XCTFail("the PP-OCR model or the photographs are missing: run scripts/install-deps.sh")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("raw-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: "\(dir)/images", withIntermediateDirectories: true)
+        // The photographs with a printed line drawn on each (the detector finds printed text).
+        for (k, p) in photos.enumerated() {
+            let canvas = CairoCanvas(image: try ImageCodec.decode(path: p, channels: 3))
+            canvas.text(k == 0 ? "raw outputs" : "numpy reads", at: Point(40, 90), font: Font(size: 40, bold: true), color: RGB(15, 15, 15), anchor: .start, middle: false, rotation: 0)
+            try Data(try ImageCodec.encodePNG(canvas.image())).write(to: URL(fileURLWithPath: "\(dir)/images/\((p as NSString).lastPathComponent)"))
+        }
+        let inputs = photos.map { "\(dir)/images/\(($0 as NSString).lastPathComponent)" }
+        let spec = "\(dir)/spec.txt"
+        try """
+        model_config { arch: "resnet" n_layers: 10 input_image_size: "3,96,160" }
+        train_config { train_dataset_path: "\(dir)/images" val_dataset_path: "\(dir)/images" preprocess_mode: "tf" batch_size_per_gpu: 2 n_epochs: 1
+          optimizer { sgd { lr: 0.01 } } lr_config { step { learning_rate: 0.01 step_size: 10 gamma: 0.1 } } }
+        eval_config { batch_size: 2 top_k: 1 }
+        """.write(toFile: spec, atomically: true, encoding: .utf8)
+        var command = try Tao.parseAsRoot(["classification", "inference", "-e", spec, "-m", model, "-d", "\(dir)/images", "-r", "\(dir)/out", "--quiet"])
+        try command.run()
+        let raw = "\(dir)/out/raw_outputs"
+        let files = try FileManager.default.contentsOfDirectory(atPath: raw).filter { $0.hasSuffix(".npy") }.sorted()
+        XCTAssertEqual(files.count, 2, "one output for each of two images: \(files)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(raw)/index.json"))
+        // The same prepared input ("tf": x/127.5 − 1 at 160×96) through onnxruntime, against what numpy reads back.
+        for (k, p) in inputs.enumerated() {
+            var x = [Float](repeating: 0, count: 3 * 96 * 160)
+            let img = resize(try ImageCodec.decode(path: p, channels: 3), width: 160, height: 96)
+            for c in 0..<3 { for i in 0..<(96 * 160) { x[c * 96 * 160 + i] = Float(img.pixels[i * 3 + c]) / 127.5 - 1 } }
+            let input = "\(dir)/in\(k).f32"
+            try x.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: input))
+            let stem = ((p as NSString).lastPathComponent as NSString).deletingPathExtension
+            let npy = "\(raw)/\(files.first { $0.hasPrefix(stem + ".") }!)"
+            let report = try python("""
+                import sys, numpy as np, onnxruntime as ort
+                s = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+                x = np.fromfile(sys.argv[2], dtype=np.float32).reshape(1, 3, 96, 160)
+                want = s.run(None, {s.get_inputs()[0].name: x})[0][0]
+                got = np.load(sys.argv[3])
+                print(list(got.shape), float(np.abs(got - want).max()), float(want.max()), sep="|")
+                """, [model, input, npy])
+            let parts = report.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|").map(String.init)
+            XCTAssertEqual(parts.first, "[1, 96, 160]", report)
+            XCTAssertLessThanOrEqual(Double(parts[1]) ?? 1, 1e-4, "\(p): \(report)")
+            XCTAssertGreaterThan(Double(parts[2]) ?? 0, 0.5, "\(p): the printed text is found: \(report)")
+        }
+    }
+}
