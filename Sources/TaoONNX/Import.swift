@@ -188,7 +188,7 @@ public enum ONNXImport {
             "Clip", "Softplus", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm", "MatMul", "Add", "Mul", "Concat", "Flatten",
             "Reshape", "Shape", "Slice", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Softmax", "Constant", "Pad", "Resize",
             "QuantizeLinear", "DequantizeLinear", "Sub", "Div", "Neg", "Abs", "Sqrt", "Exp", "Log", "Reciprocal", "Pow", "Cast",
-            "Transpose", "Split", "Upsample",
+            "Transpose", "Split", "Upsample", "GlobalMaxPool", "PRelu", "Selu", "Softsign",
         ]
 
         func tensor(_ name: String, _ n: Onnx_NodeProto?) throws -> ValueID {
@@ -306,6 +306,25 @@ public enum ONNXImport {
                     }
                     let kind: Pool2D.Kind = n.opType == "MaxPool" ? .max : .average
                     env[out] = .tensor(b.node(name, .pool2d(Pool2D(kind, kernel: k, stride: s, padding: pad, countIncludePad: int(n, "count_include_pad", 0) == 1)), [x]))
+                case "GlobalMaxPool":
+                    // A max pool over the whole map: [N,C,1,1], as ONNX keeps it.
+                    let x = try tensor(n.input[0], n), shape = b.shape(x)
+                    guard shape.rank == 3 else { throw fail("GlobalMaxPool '\(n.name)': only [N,C,H,W] is supported") }
+                    env[out] = .tensor(b.node(name, .pool2d(Pool2D(.max, kernel: [shape[1], shape[2]], stride: [1, 1])), [x]))
+                case "PRelu":
+                    guard case .constant(let slope)? = env[n.input[1]], slope.floats.count == 1 else {
+                        throw fail("PRelu '\(n.name)': only one slope for all channels is supported")
+                    }
+                    try act(.leakyRelu(alpha: slope.floats[0]))
+                case "Selu":
+                    // γ·elu_α(x)
+                    let e = b.activation(try tensor(n.input[0], n), .elu(alpha: float(n, "alpha", 1.67326319217681884765625)), "\(name).elu")
+                    env[out] = .tensor(b.activation(e, .linear(alpha: float(n, "gamma", 1.05070102214813232421875), beta: 0), name))
+                case "Softsign":
+                    // x / (1 + |x|)
+                    let x = try tensor(n.input[0], n)
+                    let denominator = b.activation(b.activation(x, .abs, "\(name).abs"), .linear(alpha: 1, beta: 1), "\(name).plus1")
+                    env[out] = .tensor(b.mul(x, b.activation(denominator, .pow(scale: 1, exponent: -1), "\(name).reciprocal"), name))
                 case "GlobalAveragePool":
                     // ONNX keeps [N,C,1,1]; our pooling gives [N,C].
                     let pooled = b.globalAveragePool(try tensor(n.input[0], n), name)
