@@ -312,10 +312,17 @@ public enum ONNXImport {
                     guard shape.rank == 3 else { throw fail("GlobalMaxPool '\(n.name)': only [N,C,H,W] is supported") }
                     env[out] = .tensor(b.node(name, .pool2d(Pool2D(.max, kernel: [shape[1], shape[2]], stride: [1, 1])), [x]))
                 case "PRelu":
-                    guard case .constant(let slope)? = env[n.input[1]], slope.floats.count == 1 else {
-                        throw fail("PRelu '\(n.name)': only one slope for all channels is supported")
+                    guard case .constant(let slope)? = env[n.input[1]] else { throw fail("PRelu '\(n.name)': the slope must be a constant") }
+                    if slope.floats.count == 1 {
+                        try act(.leakyRelu(alpha: slope.floats[0]))
+                    } else {
+                        // One slope a channel: relu(x) − s · relu(−x), the second term a depthwise 1×1 convolution.
+                        let x = try tensor(n.input[0], n)
+                        let positive = b.activation(x, .relu, "\(name).positive")
+                        let negative = b.activation(b.activation(x, .linear(alpha: -1, beta: 0), "\(name).negate"), .relu, "\(name).negative")
+                        let minus = Constant(dims: slope.dims, floats: slope.floats.map { -$0 }, ints: [])
+                        env[out] = .tensor(b.add(positive, try affine(negative, minus, add: false, "\(name).slope", n), name))
                     }
-                    try act(.leakyRelu(alpha: slope.floats[0]))
                 case "Selu":
                     // γ·elu_α(x)
                     let e = b.activation(try tensor(n.input[0], n), .elu(alpha: float(n, "alpha", 1.67326319217681884765625)), "\(name).elu")

@@ -158,6 +158,37 @@ final class ONNXImportTests: XCTestCase {
         }
     }
 
+    /// PRelu with one slope a channel ([C,1,1], as PyTorch exports nn.PReLU(C)) after a convolution,
+    /// built with onnx.helper: ours against onnxruntime.
+    func testPerChannelPReluMatchesONNXRuntime() throws {
+        let path = temp("prelu.onnx")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: PythonONNX.python)
+        p.arguments = ["-c", """
+            import sys, numpy as np, onnx
+            from onnx import helper, numpy_helper, TensorProto
+            rng = np.random.default_rng(1)
+            w = numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w")
+            slope = numpy_helper.from_array(np.array([0.1, -0.5, 2.0, 0.25], np.float32).reshape(4, 1, 1), "slope")
+            g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("PRelu", ["c", "slope"], ["y"])],
+                                  "prelu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, 8, 8])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4, 8, 8])], [w, slope])
+            onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), sys.argv[1])
+            """, path]
+        try p.run(); p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        let r = try ONNXImport.read(path, logits: false)
+        var rng = SplitMix64(seed: 5)
+        let x = Tensor.randomNormal([2, 3, 8, 8], rng: &rng)
+        let (theirs, _) = try PythonONNX.run(path, input: x)
+        let mine = try run(r.graph, r.parameters, x)
+        let diff = zip(theirs, mine).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertEqual(theirs.count, mine.count)
+        XCTAssertLessThanOrEqual(diff, 1e-5, "max |onnxruntime − ours| \(diff)")
+        XCTAssertTrue(mine.contains { $0 < -0.5 }, "negative slopes act")
+    }
+
     /// Export then import gives back the same function (and the same parameter count).
     func testRoundTripThroughONNX() throws {
         for (name, res) in [("resnet18", 32), ("mobilenet_v2", 32), ("efficientnet_b0", 32), ("cspdarknet_tiny", 32), ("googlenet", 32)] {
