@@ -35,7 +35,6 @@ public final class Trainer {
     private var exchange: GradientExchange?
     deinit { exchange?.close() }
     private let trainable: [Int]
-    private var staging: [Float] = []
 
     public init(executor: Executor, optimizer: any Optimizer, learningRate: Float, loss: SoftmaxCrossEntropy = .init(),
                 regularizer: Regularizer? = nil, clipNorm: Float? = nil) {
@@ -66,19 +65,20 @@ public final class Trainer {
         let ex = executor
         ex.forward()
         var total = loss(ex)
-        if collective.size > 1 && overlap && collective.callableFromAnyThread {
-            if exchange?.executor !== ex || exchange?.bucketFloats != bucketFloats {
+        if collective.size > 1 {
+            // Overlapped on a communication thread where the collective allows it, else after backward.
+            let background = overlap && collective.callableFromAnyThread
+            if exchange?.executor !== ex || exchange?.bucketFloats != bucketFloats || exchange?.background != background {
                 exchange?.close()
-                exchange = GradientExchange(executor: ex, trainable: trainable, collective: collective, bucketFloats: bucketFloats)
+                exchange = GradientExchange(executor: ex, trainable: trainable, collective: collective, bucketFloats: bucketFloats, background: background)
             }
             let exchange = exchange!
             exchange.begin(loss: total)
-            ex.backward { exchange.ready($0) }
+            if background { ex.backward { exchange.ready($0) } } else { ex.backward(); exchange.ready(exchange.order) }
             total = try exchange.finish()
             lastCommunication = exchange.last
         } else {
             ex.backward()
-            if collective.size > 1 { total = try averageGradients(loss: total) }
         }
         let params = ex.parameters
         lastRegularization = 0
@@ -110,42 +110,6 @@ public final class Trainer {
         params.touch()
         return total
     }
-
-    /// Replaces every trainable gradient by its mean over the ranks, in buckets of `bucketFloats`
-    /// (the loss rides in the last one); returns the mean loss.
-    private func averageGradients(loss: Float) throws -> Float {
-        let ex = executor, infos = ex.parameters.infos
-        let total = trainable.reduce(0) { $0 + infos[$1].shape.count } + 1
-        if staging.count != total { staging = [Float](repeating: 0, count: total) }
-        let t0 = Date()
-        let scale = 1 / Float(collective.size)
-        let mean: Float = try staging.withUnsafeMutableBufferPointer { buf in
-            let base = buf.baseAddress!
-            var offset = 0
-            for i in trainable {
-                let n = infos[i].shape.count
-                base.advanced(by: offset).update(from: ex.parameterGradientPointer(i)!, count: n)
-                offset += n
-            }
-            base[offset] = loss
-            var start = 0
-            while start < total {
-                let n = min(bucketFloats, total - start)
-                try collective.allreduceSum(base.advanced(by: start), count: n)
-                start += n
-            }
-            offset = 0
-            for i in trainable {
-                let n = infos[i].shape.count, g = ex.parameterGradientPointer(i)!
-                for k in 0..<n { g[k] = base[offset + k] * scale }
-                offset += n
-            }
-            return base[offset] * scale
-        }
-        let seconds = Date().timeIntervalSince(t0)
-        lastCommunication = (total * 4, seconds, seconds)
-        return mean
-    }
 }
 
 /// One step's gradient averaging overlapped with backward. The trainable gradients are laid out in
@@ -153,12 +117,17 @@ public final class Trainer {
 /// copied and handed to the communication thread as soon as its last gradient is final, so that
 /// its allreduce runs while backward computes the layers before it. The buckets become complete in
 /// the same order on every rank (the order is the graph's), so every rank starts the same
-/// collectives in the same order, as MPI requires. The loss rides in the last bucket.
+/// collectives in the same order, as MPI requires. The loss rides in the last bucket. Without
+/// `background` (no overlap, or a collective that must stay on one thread) `finish` runs the same
+/// buckets itself, after backward.
 final class GradientExchange: @unchecked Sendable {
     let executor: Executor
     let collective: any Collective
     let bucketFloats: Int
-    /// (parameter, offset in `staging`, count) in the order backward finishes them.
+    let background: Bool
+    /// The trainable parameters in the order backward finishes their gradients.
+    let order: [Int]
+    /// Each trainable parameter's offset and count in `base`, and its bucket.
     private var slots: [Int: (offset: Int, count: Int, bucket: Int)] = [:]
     private var buckets: [(start: Int, count: Int, parameters: Int)] = []
     private let base: UnsafeMutablePointer<Float>
@@ -170,12 +139,12 @@ final class GradientExchange: @unchecked Sendable {
     private var exchangeSeconds = 0.0
     private(set) var last: (bytes: Int, seconds: Double, exposed: Double) = (0, 0, 0)
 
-    init(executor: Executor, trainable: [Int], collective: any Collective, bucketFloats: Int) {
-        self.executor = executor; self.collective = collective; self.bucketFloats = bucketFloats
-        let order = executor.gradientsReadyAfter.atStart + executor.gradientsReadyAfter.steps.flatMap { $0 }
+    init(executor: Executor, trainable: [Int], collective: any Collective, bucketFloats: Int, background: Bool) {
+        self.executor = executor; self.collective = collective; self.bucketFloats = bucketFloats; self.background = background
         let wanted = Set(trainable)
+        order = (executor.gradientsReadyAfter.atStart + executor.gradientsReadyAfter.steps.flatMap { $0 }).filter { wanted.contains($0) }
         var offset = 0, start = 0, members = 0
-        for i in order where wanted.contains(i) {
+        for i in order {
             let n = executor.parameters.infos[i].shape.count
             slots[i] = (offset, n, buckets.count)
             offset += n; members += 1
@@ -186,6 +155,7 @@ final class GradientExchange: @unchecked Sendable {
         base = .allocate(capacity: offset + 1)
         base.initialize(repeating: 0, count: offset + 1)
         readyIn = buckets.map { _ in 0 }
+        guard background else { return }
         let thread = Thread { [weak self] in self?.serve() }
         thread.name = "gradient allreduce"
         thread.start()
@@ -227,6 +197,10 @@ final class GradientExchange: @unchecked Sendable {
     func finish() throws -> Float {
         precondition(nextToSend == buckets.count, "a trainable gradient was never reported final")
         let t0 = Date()
+        if !background {
+            for k in queue { try collective.allreduceSum(base.advanced(by: buckets[k].start), count: buckets[k].count) }
+            (queue, done, exchangeSeconds) = ([], buckets.count, Date().timeIntervalSince(t0))
+        }
         cond.lock()
         while done < buckets.count && failure == nil { cond.wait() }
         let error = failure, seconds = exchangeSeconds
