@@ -46,6 +46,36 @@ public struct GraphBuilder {
         return ValueID(entries.count - 1)
     }
 
+    /// The names of the nodes added so far, in the order they were added (an imported file's order,
+    /// which `Graph` may reorder).
+    public var nodeNames: [String] {
+        entries.compactMap { if case let .node(name, _, _) = $0 { name } else { nil } }
+    }
+
+    /// Adds the part of `g` that `outputs` depend on, `g`'s inputs bound to `inputs`; its parameters
+    /// and nodes keep their names (a backbone cut from another model). Returns this builder's values
+    /// for `outputs`.
+    public mutating func append(_ g: Graph, inputs: [ValueID], outputs: [ValueID]) -> [ValueID] {
+        precondition(inputs.count == g.inputs.count, "append: \(g.inputs.count) inputs to bind, \(inputs.count) given")
+        var producer: [Int: Int] = [:]
+        for (i, n) in g.nodes.enumerated() { producer[n.output.index] = i }
+        var needed = Set<Int>(), stack = outputs.map(\.index)
+        while let v = stack.popLast() {
+            guard needed.insert(v).inserted else { continue }
+            if let i = producer[v] { stack += g.nodes[i].inputs.map(\.index) }
+        }
+        var map: [Int: ValueID] = [:]
+        for (k, v) in g.inputs.enumerated() { map[v.index] = inputs[k] }
+        for (i, p) in g.parameters.enumerated() where needed.contains(g.parameterValue(i).index) {
+            entries.append(.parameter(p)); shapes.append(p.shape)
+            map[g.parameterValue(i).index] = ValueID(entries.count - 1)
+        }
+        for n in g.nodes where needed.contains(n.output.index) {
+            map[n.output.index] = node(n.name, n.op, n.inputs.map { map[$0.index]! })
+        }
+        return outputs.map { map[$0.index]! }
+    }
+
     /// Renumbers values (inputs, then parameters, then nodes) and validates the graph.
     public func build(outputs: [ValueID]) throws(GraphError) -> Graph {
         if let e = firstError { throw e }

@@ -4,11 +4,14 @@
 // in, 388² out), its 'same'-padded, batch-normed variant (`vanilla_unet_dynamic`), and TAO's
 // backbones as encoders with TAO's decoders. The output is per-pixel class logits [classes, H, W]
 // named "logits"; the task applies softmax or sigmoid.
+import Foundation
 import TaoGraph
 
 public struct UNetModelConfig: Sendable {
     public enum Encoder: Sendable, Equatable {
         case resnet(depth: Int), vgg(depth: Int), vanilla, vanillaDynamic, efficientnetB0
+        /// The backbone of another model (an imported ONNX file), with the ResNet encoder's decoder.
+        case imported(ImportedEncoder)
     }
     public var encoder: Encoder
     /// C, H, W of the input.
@@ -46,9 +49,10 @@ public enum UNet {
         var b = GraphBuilder()
         let image = b.input("image", c.inputShape)
         let (h, w) = (c.inputShape[1], c.inputShape[2])
-        let multiple = c.encoder == .efficientnetB0 ? 32 : 16
+        var multiple = c.encoder == .efficientnetB0 ? 32 : 16
+        if case .imported(let e) = c.encoder { multiple = e.deepestStride }
         if c.encoder != .vanilla, h % multiple != 0 || w % multiple != 0 {
-            throw ModelError.unsupported("the UNet's encoder halves its input \(multiple == 32 ? "five" : "four") times: height and width must be multiples of \(multiple), got \(h)×\(w)")
+            throw ModelError.unsupported("the UNet's encoder halves its input \(Int(log2(Double(multiple)))) times: height and width must be multiples of \(multiple), got \(h)×\(w)")
         }
         let x: ValueID
         switch c.encoder {
@@ -57,6 +61,7 @@ public enum UNet {
         case .vanillaDynamic: x = vanillaDynamic(&b, image, c)
         case .vanilla: x = try vanilla(&b, image, c)
         case .efficientnetB0: x = try efficientnet(&b, image, c)
+        case .imported(let e): x = try imported(&b, image, e, c)
         }
         return try b.build(outputs: [x])
     }
@@ -97,6 +102,31 @@ public enum UNet {
             let name = "decoder\(i + 1)"
             x = b.convTranspose2d(x, "\(name).upconv", out: filters, kernel: 4, stride: 2, padding: transposedSame(kernel: 4), bias: true)
             if i < 3 { x = b.concat([x, skips[i]], "\(name).concat") }
+            if c.useBatchNorm { x = b.batchNorm(x, "\(name).bn1", epsilon: 1e-3, momentum: 0.99) }
+            x = b.relu(x, "\(name).relu1")
+            x = convBNReLU(&b, x, "\(name).block", out: filters, bn: c.useBatchNorm)
+        }
+        return b.conv2d(x, head, out: c.classes, kernel: 3, padding: b.samePadding(x, kernel: 3, stride: 1), bias: true)
+    }
+
+    /// Another model's backbone (`ImportedEncoder`'s feature maps, its parameters under their own
+    /// names) with the ResNet encoder's decoder: from the deepest map, a 4×4 transposed convolution
+    /// at stride 2 (256 channels to stride 16, 128 to 8, 64 to 4 and 2, 32 to the input's size), the
+    /// map of that stride concatenated where the backbone has one, batch norm, ReLU, a 3×3
+    /// convolution, batch norm, ReLU; a 3×3 convolution to the classes.
+    static func imported(_ b: inout GraphBuilder, _ image: ValueID, _ e: ImportedEncoder, _ c: UNetModelConfig) throws -> ValueID {
+        let input = e.graph.shape(of: e.graph.inputs[0])
+        guard input == c.inputShape else {
+            throw ModelError.unsupported("\(e.source) was read for input \(input), the UNet's is \(c.inputShape)")
+        }
+        let maps = b.append(e.graph, inputs: [image], outputs: e.features.map(\.value))
+        let skips = Dictionary(uniqueKeysWithValues: zip(e.features.map(\.stride), maps))
+        var x = maps.last!, stride = e.deepestStride, level = 0
+        while stride > 1 {
+            stride /= 2; level += 1
+            let filters = stride >= 16 ? 256 : stride == 8 ? 128 : stride >= 2 ? 64 : 32, name = "decoder\(level)"
+            x = b.convTranspose2d(x, "\(name).upconv", out: filters, kernel: 4, stride: 2, padding: transposedSame(kernel: 4), bias: true)
+            if let skip = skips[stride] { x = b.concat([x, skip], "\(name).concat") }
             if c.useBatchNorm { x = b.batchNorm(x, "\(name).bn1", epsilon: 1e-3, momentum: 0.99) }
             x = b.relu(x, "\(name).relu1")
             x = convBNReLU(&b, x, "\(name).block", out: filters, bn: c.useBatchNorm)

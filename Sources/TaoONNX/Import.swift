@@ -15,6 +15,9 @@ public enum ONNXImport {
         public var notes: [String]
         /// The file's names of the graph's outputs, in order.
         public var outputNames: [String] = []
+        /// The graph's node names in the file's order (the exporter's execution order; `Graph`
+        /// keeps a topological order of its own).
+        public var nodeOrder: [String] = []
     }
 
     /// Reads `path`; the input's per-sample shape comes from the file, or from `inputShape` where the
@@ -37,6 +40,7 @@ public enum ONNXImport {
         for e in model.metadataProps { meta[e.key] = e.value }
         var result = Result(graph: g, parameters: store, metadata: meta, notes: r.notes)
         result.outputNames = r.outputNames
+        result.nodeOrder = r.b.nodeNames
         return result
     }
 

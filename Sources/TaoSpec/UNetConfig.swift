@@ -61,7 +61,7 @@ public struct UNetConfig: Sendable {
     public var notes: [String] = []
 
     public static let architectures: [String: [Int]] = ["vanilla_unet": [], "vanilla_unet_dynamic": [], "resnet": [10, 18, 34, 50],
-                                                       "vgg": [16, 19], "efficientnet_b0": []]
+                                                       "vgg": [16, 19], "efficientnet_b0": [], "onnx": []]
     public static let losses = ["cross_entropy", "dice", "cross_dice_sum"]
 
     public init(path: String) throws { try self.init(text: SpecText(contentsOf: path)) }
@@ -86,7 +86,7 @@ public struct UNetConfig: Sendable {
         }
         let (w, h, c) = (Int(m.modelInputWidth), Int(m.modelInputHeight), Int(m.modelInputChannels))
         guard c == 1 || c == 3 else { throw fail(["model_config", "model_input_channels"], "1 (grayscale) or 3 (color), got \(c)") }
-        for (name, v) in [("model_input_width", w), ("model_input_height", h)] where v < 16 || (arch != "vanilla_unet" && v % 16 != 0) {
+        for (name, v) in [("model_input_width", w), ("model_input_height", h)] where v < 16 || (arch != "vanilla_unet" && arch != "onnx" && v % 16 != 0) {
             throw fail(["model_config", name], "\(v): the encoder halves the input four times, so it must be a multiple of 16 (and at least 16)")
         }
         inputShape = [c, h, w]

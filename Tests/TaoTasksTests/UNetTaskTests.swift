@@ -1,6 +1,7 @@
 import XCTest
 import TaoData
 import TaoGraph
+import TaoONNX
 import TaoPrune
 import TaoRuntime
 import TaoTensor
@@ -208,6 +209,56 @@ final class UNetTaskTests: XCTestCase {
         let e = try task.evaluate(modelPath: "\(dir!)/run/weights/vanilla_unet_dynamic_002.tao", resultsDir: "\(dir!)/eval", quiet: true)
         XCTAssertEqual(e.images, 8)
         XCTAssertTrue((0...1).contains(e.meanIoU))
+    }
+
+    /// Issue 17's fine-tuning of imported weights: PP-OCRv4's text detector (rapidocr's DBNet, a
+    /// PP-LCNetV3 backbone, weights in Constant nodes) gives a UNet its encoder (arch "onnx"): the
+    /// backbone's maps at strides 2–32 are cut from the file, its weights load by name, the decoder
+    /// is new. Trained with freeze_blocks 0: the stride-2 stage keeps the file's weights exactly,
+    /// the deeper ones move from them (fine-tuned, not replaced), the loss falls, and the checkpoint
+    /// (the imported graph inside it) evaluates.
+    func testImportedTextDetectorsBackboneFineTunesAsTheEncoder() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let model = repo.appendingPathComponent(".venv/models/rapidocr/ch_PP-OCRv4_det_infer.onnx").path
+        guard FileManager.default.fileExists(atPath: model) else { return XCTFail("\(model) is missing: run scripts/install-deps.sh") }
+        try scenes("train", count: 16, w: 64, h: 64, seed: 11)
+        try scenes("val", count: 8, w: 64, h: 64, seed: 12)
+        let path = try spec(arch: "onnx", layers: 0, epochs: 2, extraModel: "pretrained_model_file: \"\(model)\" freeze_blocks: 0", w: 64, h: 64, learningRate: 0.002)
+        let task = try UNetTask(specPath: path)
+        let m = try task.train(resultsDir: "\(dir!)/run", quiet: true)
+        let log = try String(contentsOfFile: "\(dir!)/run/train.log", encoding: .utf8)
+        let loaded = log.split(separator: "\n").first { $0.contains("loaded ") && $0.contains(model) }.map(String.init) ?? ""
+        XCTAssertTrue(loaded.contains("newly initialized: ") && !loaded.contains("paired in order"), log)
+        // What was initialized afresh is the decoder and the head, nothing of the backbone.
+        let fresh = loaded.components(separatedBy: "layers (").last!.components(separatedBy: " and ").first!.components(separatedBy: ", ")
+        XCTAssertTrue(fresh.allSatisfy { $0.hasPrefix("decoder") || $0.hasPrefix("head") }, loaded)
+
+        let file = try ONNXImport.read(model, inputShape: [3, 64, 64], logits: false)
+        let trained = try Checkpoint.read(from: "\(dir!)/run/weights/onnx_002.tao")
+        let stages = task.importedStages(trained.graph)
+        var (kept, moved, changes) = (0, 0, [Double]())
+        for (i, p) in trained.graph.parameters.enumerated() where p.role == .convWeight {
+            guard let j = file.graph.parameterIndex(named: p.name) else { XCTAssertTrue(p.name.hasPrefix("decoder") || p.name.hasPrefix("head"), p.name); continue }
+            let (w0, w1) = (file.parameters[j].scalars, trained.parameters[i].scalars)
+            var (difference, norm) = (0.0, 1e-30)
+            for k in w0.indices { difference += Double(w0[k] - w1[k]) * Double(w0[k] - w1[k]); norm += Double(w0[k]) * Double(w0[k]) }
+            let change = (difference / norm).squareRoot()
+            if stages[0]!.contains(String(p.name.dropLast(".weight".count))) {
+                XCTAssertEqual(w0, w1, "\(p.name) is in frozen block 0"); kept += 1
+            } else {
+                changes.append(change); moved += 1
+            }
+        }
+        XCTAssertGreaterThan(kept, 0)
+        XCTAssertGreaterThan(moved, 20, "the deeper stages' convolutions come from the file")
+        XCTAssertGreaterThan(changes.min()!, 0, "every unfrozen backbone convolution trained")
+        XCTAssertLessThan(changes.max()!, 0.5, "fine-tuned from the file's weights, not replaced: \(changes.max()!)")
+        let rows = try String(contentsOfFile: "\(dir!)/run/metrics.csv", encoding: .utf8).split(separator: "\n").dropFirst().map { $0.split(separator: ",") }
+        XCTAssertLessThan(Double(rows.last![2])!, Double(rows.first![2])!, "training loss falls")
+        XCTAssertNotNil(m["val_mIoU"])
+        let e = try task.evaluate(modelPath: "\(dir!)/run/weights/onnx_002.tao", resultsDir: "\(dir!)/eval", quiet: true)
+        XCTAssertEqual(e.images, 8)
+        XCTAssertEqual(e.meanIoU, m["val_mIoU"]!, accuracy: 1e-9)
     }
 
     /// NVIDIA's ISBI example spec (tao_tutorials' unet_train_resnet_unet_isbi.txt: grayscale 320×320,

@@ -3,6 +3,7 @@ import TaoData
 import TaoGraph
 import TaoMetrics
 import TaoModels
+import TaoONNX
 import TaoReport
 import TaoRuntime
 import TaoSpec
@@ -32,18 +33,28 @@ public struct UNetTask: Sendable {
         config.arch + (UNetConfig.architectures[config.arch]?.isEmpty == false ? "\(config.numLayers)" : "")
     }
 
-    var encoder: UNetModelConfig.Encoder {
+    /// TAO's encoder of the spec's arch, or with arch "onnx" (ours) the backbone of the ONNX model
+    /// the run starts from (pretrained_model_file or `-m`): its feature maps at strides 2, 4, 8, …
+    func encoder() throws -> UNetModelConfig.Encoder {
         switch config.arch {
-        case "vgg": .vgg(depth: config.numLayers)
-        case "vanilla_unet": .vanilla
-        case "vanilla_unet_dynamic": .vanillaDynamic
-        case "efficientnet_b0": .efficientnetB0
-        default: .resnet(depth: config.numLayers)
+        case "vgg": return .vgg(depth: config.numLayers)
+        case "vanilla_unet": return .vanilla
+        case "vanilla_unet_dynamic": return .vanillaDynamic
+        case "efficientnet_b0": return .efficientnetB0
+        case "onnx":
+            guard let path = startingModel ?? config.pretrainedModel, path.lowercased().hasSuffix(".onnx") else {
+                throw TaskError("model_config.arch \"onnx\" takes the encoder from an ONNX model: name the .onnx file in model_config.pretrained_model_file or with -m")
+            }
+            let r = try ONNXImport.read(path, inputShape: config.inputShape, logits: false)
+            return .imported(try ImportedEncoder(graph: r.graph, order: r.nodeOrder, source: path))
+        default: return .resnet(depth: config.numLayers)
         }
     }
 
     /// The network's output size (height, width).
-    var outputSize: (height: Int, width: Int) { UNet.outputSize(encoder, height: config.inputShape[1], width: config.inputShape[2]) }
+    var outputSize: (height: Int, width: Int) {
+        config.arch == "vanilla_unet" ? UNet.outputSize(.vanilla, height: config.inputShape[1], width: config.inputShape[2]) : (config.inputShape[1], config.inputShape[2])
+    }
 
     var loss: UNetLoss {
         UNetLoss(kind: UNetLoss.Kind(rawValue: config.loss) ?? .crossEntropy, sigmoid: config.activation == "sigmoid", classes: config.classes.count,
@@ -138,13 +149,19 @@ extension UNetTask: TrainableTask {
     public func openData() throws -> any TrainingData { try UNetData(self) }
 
     public func buildModel(classes: [String]) throws -> Graph {
-        var m = UNetModelConfig(encoder: encoder, inputShape: Shape(config.inputShape), classes: classes.count, useBatchNorm: config.useBatchNorm)
+        var m = UNetModelConfig(encoder: try encoder(), inputShape: Shape(config.inputShape), classes: classes.count, useBatchNorm: config.useBatchNorm)
         m.allProjections = config.allProjections
         return try UNet.build(m)
     }
 
-    /// A checkpoint, or an ONNX classifier whose weights start the encoder (matched by name, else in order).
-    public func readModel(_ path: String) throws -> Checkpoint { try backboneCheckpoint(path, for: "a UNet encoder") }
+    /// A checkpoint, or an ONNX classifier whose weights start the encoder (matched by name, else in
+    /// order); with arch "onnx", the ONNX model whose backbone is the encoder (its weights by name).
+    public func readModel(_ path: String) throws -> Checkpoint {
+        guard config.arch == "onnx", path.lowercased().hasSuffix(".onnx") else { return try backboneCheckpoint(path, for: "a UNet encoder") }
+        let r = try ONNXImport.read(path, inputShape: config.inputShape, logits: false)
+        return try Checkpoint(graph: r.graph, parameters: r.parameters,
+                              card: ModelCard(task: "unet", arch: "onnx", classes: [], inputShape: config.inputShape, decoding: .segmentation(activation: config.activation)))
+    }
 
     public func adapt(_ graph: Graph, classes: [String], source: String, card: ModelCard) throws -> Graph {
         guard card.task == "unet", graph.outputs.count == 1, graph.shape(of: graph.outputs[0])[0] == classes.count else {
@@ -158,16 +175,34 @@ extension UNetTask: TrainableTask {
     }
 
     /// TAO's freeze_blocks on the encoder: ResNet's 0 is the stem and N its Nth stage; VGG's and
-    /// EfficientNet's N their block N; the vanilla models' N their encoder level N.
+    /// EfficientNet's N their block N; the vanilla models' N their encoder level N; an imported
+    /// encoder's N the layers making its maps at stride 2^(N+1) (0 also those at the input's size).
     public func frozen(_ g: Graph) -> (params: Set<String>, batchNorms: Set<String>) {
+        let stages = config.arch == "onnx" ? importedStages(g) : [:]
         let prefixes = config.freezeBlocks.flatMap { b -> [String] in
             switch config.arch {
             case "resnet": b == 0 ? ["conv1.", "bn1."] : ["layer\(b)."]
             case "vanilla_unet", "vanilla_unet_dynamic": ["encoder\(b)."]
+            case "onnx": (stages[b] ?? []).map { $0 + "." }
             default: ["block\(b)."]
             }
         }
         return frozenLayers(g, prefixes: prefixes, freezeBN: config.freezeBN)
+    }
+
+    /// The imported encoder's layers by stage: a node's stage is that of the map it makes, or for a
+    /// map of one pixel (squeeze-and-excitation) that of the map it reads.
+    func importedStages(_ g: Graph) -> [Int: [String]] {
+        let height = config.inputShape[1]
+        var stage: [ValueID: Int] = [:], out: [Int: [String]] = [:]
+        for n in g.nodes where !n.name.hasPrefix("decoder") && !n.name.hasPrefix(UNet.head) {
+            let s = g.shape(of: n.output)
+            let k: Int? = s.rank == 3 && s[1] > 1 ? max(0, Int(log2(Double(height / s[1]))) - 1) : n.inputs.lazy.compactMap { stage[$0] }.first
+            guard let k else { continue }
+            stage[n.output] = k
+            out[k, default: []].append(n.name)
+        }
+        return out
     }
 
     public func card(classes: [String], epoch: Int) -> ModelCard {
