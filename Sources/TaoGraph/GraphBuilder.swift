@@ -11,6 +11,10 @@ public struct GraphBuilder {
     private var firstError: GraphError?
     /// The initializer of the conv and dense weights added from now on (nil: the role's default).
     public var weightInitializer: ParameterInit?
+    /// Gives a node whose name is taken the name with "_2", "_3", … appended, in place of the
+    /// duplicate-name error `build` throws (an importer's own helper nodes beside a file's names).
+    public var renamesDuplicateNodes = false
+    private var names = Set<String>()
 
     public init() {}
 
@@ -18,6 +22,9 @@ public struct GraphBuilder {
     public func shape(_ v: ValueID) -> Shape { shapes[v.index] }
 
     /// The output of the last node added under `name`, if any.
+    /// Whether a node or parameter has this name.
+    public func isTaken(_ name: String) -> Bool { names.contains(name) }
+
     public func value(named name: String) -> ValueID? {
         guard let i = entries.lastIndex(where: { if case .node(name, _, _) = $0 { true } else { false } }) else { return nil }
         return ValueID(i)
@@ -31,12 +38,20 @@ public struct GraphBuilder {
     public mutating func parameter(_ name: String, _ shape: Shape, role: ParameterRole) -> ValueID {
         let initializer = [.convWeight, .denseWeight].contains(role) ? weightInitializer : nil
         entries.append(.parameter(ParameterInfo(name: name, shape: shape, role: role, initializer: initializer))); shapes.append(shape)
+        names.insert(name)
         return ValueID(entries.count - 1)
     }
 
     /// Adds a node; its output shape follows from the op's shape rule.
     @discardableResult
     public mutating func node(_ name: String, _ op: Op, _ inputs: [ValueID]) -> ValueID {
+        var name = name
+        if renamesDuplicateNodes, names.contains(name) {
+            var k = 2
+            while names.contains("\(name)_\(k)") { k += 1 }
+            name = "\(name)_\(k)"
+        }
+        names.insert(name)
         let inShapes = inputs.map { shapes[$0.index] }
         var out: Shape = inShapes.first ?? [1]
         do { out = try op.outputShape(inShapes) } catch {
@@ -67,7 +82,7 @@ public struct GraphBuilder {
         var map: [Int: ValueID] = [:]
         for (k, v) in g.inputs.enumerated() { map[v.index] = inputs[k] }
         for (i, p) in g.parameters.enumerated() where needed.contains(g.parameterValue(i).index) {
-            entries.append(.parameter(p)); shapes.append(p.shape)
+            entries.append(.parameter(p)); shapes.append(p.shape); names.insert(p.name)
             map[g.parameterValue(i).index] = ValueID(entries.count - 1)
         }
         for n in g.nodes where needed.contains(n.output.index) {

@@ -72,7 +72,7 @@ public enum ONNXImport {
         /// leading size keeps the batch.
         var fixedBatch: Int?
 
-        init(path: String, graph: Onnx_GraphProto) { self.path = path; self.graph = graph }
+        init(path: String, graph: Onnx_GraphProto) { self.path = path; self.graph = graph; b.renamesDuplicateNodes = true }
 
         func fail(_ m: String) -> ONNXError { ONNXError("\(path): \(m)") }
 
@@ -126,7 +126,7 @@ public enum ONNXImport {
 
         mutating func unique(_ name: String) -> String {
             var n = name.isEmpty ? "node" : name, k = 1
-            while usedNames.contains(n) { k += 1; n = "\(name)_\(k)" }
+            while usedNames.contains(n) || b.isTaken(n) { k += 1; n = "\(name)_\(k)" }
             usedNames.insert(n)
             return n
         }

@@ -259,6 +259,25 @@ final class UNetTaskTests: XCTestCase {
         let e = try task.evaluate(modelPath: "\(dir!)/run/weights/onnx_002.tao", resultsDir: "\(dir!)/eval", quiet: true)
         XCTAssertEqual(e.images, 8)
         XCTAssertEqual(e.meanIoU, m["val_mIoU"]!, accuracy: 1e-9)
+
+        // Exported, the fine-tuned model runs in onnxruntime with our logits, and reads back in
+        // (its nodes' names, e.g. an imported GlobalAveragePool's "….keepdims" reshape, import again).
+        let onnx = "\(dir!)/dbnet_unet.onnx"
+        try UNetTask.export(modelPath: "\(dir!)/run/weights/onnx_002.tao", output: onnx)
+        let prep = task.preparation()
+        let inputs = try task.data().val.prefix(2).map { prep.input(try prep.load($0).image) }
+        let runner = try ModelRunner(graph: trained.graph, store: trained.parameters, batch: 2)
+        runner.load(inputs, per: inputs[0].count)
+        runner.forward()
+        let ours = Array(UnsafeBufferPointer(start: runner.outputPointer(0), count: 2 * 3 * 64 * 64))
+        let bin = "\(dir!)/x.f32", yBin = "\(dir!)/y.f32"
+        try inputs.flatMap { $0 }.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: bin))
+        _ = try PythonReference.run("Tests/TaoONNXTests/onnx_check.py", arguments: [onnx, bin, yBin, "2", "3", "64", "64"])
+        let theirs = try Data(contentsOf: URL(fileURLWithPath: yBin)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        let scale = ours.map(abs).max()!
+        XCTAssertEqual(theirs.count, ours.count)
+        XCTAssertLessThan(zip(ours, theirs).map { abs($0 - $1) }.max()!, 1e-4 * max(1, scale), "logits of magnitude up to \(scale)")
+        XCTAssertEqual(try task.evaluate(modelPath: onnx, resultsDir: "\(dir!)/onnx_eval", quiet: true).meanIoU, e.meanIoU, accuracy: 1e-3)
     }
 
     /// NVIDIA's ISBI example spec (tao_tutorials' unet_train_resnet_unet_isbi.txt: grayscale 320×320,
