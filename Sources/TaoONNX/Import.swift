@@ -147,14 +147,14 @@ public enum ONNXImport {
             }
             // Every op we cannot take, with the nodes that use it, in one error.
             var unsupported: [String: [String]] = [:]
-            for (k, n) in graph.node.enumerated() where !Self.supported.contains(n.opType) {
+            for (k, n) in graph.node.enumerated() where !Self.supported.contains(n.opType) && !Self.moreOps.contains(n.opType) {
                 unsupported[n.opType, default: []].append(n.name.isEmpty ? "#\(k)" : n.name)
             }
             guard unsupported.isEmpty else {
                 let list = unsupported.sorted { $0.key < $1.key }.map { op, names in
                     "\(op) (\(names.count) node\(names.count == 1 ? "" : "s"): \(names.prefix(5).joined(separator: ", "))\(names.count > 5 ? ", …" : ""))"
                 }
-                throw fail("unsupported ONNX ops: \(list.joined(separator: "; ")). tao-swift imports \(Self.supported.sorted().joined(separator: ", "))")
+                throw fail("unsupported ONNX ops: \(list.joined(separator: "; ")). tao-swift imports \(Self.supported.union(Self.moreOps).sorted().joined(separator: ", "))")
             }
             let inputs = graph.input.filter { env[$0.name] == nil }
             guard inputs.count == 1, let input = inputs.first else { throw fail("expected one image input, found \(inputs.map(\.name))") }
@@ -169,7 +169,16 @@ public enum ONNXImport {
             usedNames.insert(input.name)
             fixedBatch = dims[0]
             env[input.name] = .tensor(b.input(input.name, Shape(shape)))
-            var nodes = graph.node
+            // Constant nodes' values, for the patterns matched before conversion.
+            var constantNodes: [String: Constant] = [:]
+            for n in graph.node where n.opType == "Constant" {
+                if let t = attr(n, "value"), t.hasT, let c = Self.constant(t.t), let o = n.output.first { constantNodes[o] = c }
+            }
+            let known = env
+            var nodes = Self.fuseGelu(graph.node) { name in
+                if case .constant(let c)? = known[name] { return c }
+                return constantNodes[name]
+            }
             if logits, let last = nodes.last, last.opType == "Softmax", graph.output.count == 1, last.output.first == graph.output[0].name {
                 nodes.removeLast()
                 env[last.output[0]] = nil
@@ -208,6 +217,7 @@ public enum ONNXImport {
         }
 
         func isConstant(_ name: String) -> Bool { if case .constant? = env[name] { return true }; return false }
+        func isShape(_ name: String) -> Bool { if case .shape? = env[name] { return true }; return false }
         func attr(_ n: Onnx_NodeProto, _ name: String) -> Onnx_AttributeProto? { n.attribute.first { $0.name == name } }
         func ints(_ n: Onnx_NodeProto, _ name: String, _ d: [Int]) -> [Int] { attr(n, name).map { $0.ints.map { Int($0) } } ?? d }
         func int(_ n: Onnx_NodeProto, _ name: String, _ d: Int) -> Int { attr(n, name).map { Int($0.i) } ?? d }
@@ -343,6 +353,8 @@ public enum ONNXImport {
                 case "Flatten":
                     guard int(n, "axis", 1) == 1 else { throw fail("Flatten '\(n.name)': only axis 1 is supported") }
                     env[out] = .tensor(flatten(try tensor(n.input[0], n), name))
+                case "Squeeze" where isShape(n.input[0]), "Unsqueeze" where isShape(n.input[0]):
+                    env[out] = env[n.input[0]]   // a shape vector's entry: 0-D and 1-D alike here
                 case "Squeeze" where isConstant(n.input[0]), "Unsqueeze" where isConstant(n.input[0]),
                      "Reshape" where isConstant(n.input[0]), "Flatten" where isConstant(n.input[0]):
                     // Of a constant (a bias reshaped to [1,C,1,1], …): folded; the values keep their order.
@@ -619,7 +631,7 @@ public enum ONNXImport {
                     }
                     env[out] = .tensor(b.node(name, .upsample(Upsample(mode, scale: [Int(sc.floats[2]), Int(sc.floats[3])])), [x]))
                 default:
-                    throw fail("unsupported ONNX op \(n.opType) ('\(n.name)')")
+                    guard try convertMore(n, name) else { throw fail("unsupported ONNX op \(n.opType) ('\(n.name)')") }
                 }
             }
         }

@@ -189,6 +189,35 @@ final class ONNXImportTests: XCTestCase {
         XCTAssertTrue(mine.contains { $0 < -0.5 }, "negative slopes act")
     }
 
+    /// Issue 17's exporter ops on models built with onnx.helper (`exporter_ops.py`): n-ary Max /
+    /// Min / Sum / Mean, reductions (opsets 13 and 18), Gather of channels and rows and PyTorch's
+    /// shape arithmetic, GELU's Erf pattern in two orders, Expand and Tile, and a target shape
+    /// computed by Range, ConstantOfShape, comparisons, Not and Where — ours against onnxruntime.
+    func testExporterOpsMatchONNXRuntime() throws {
+        let dir = temp("exporter-ops")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: PythonONNX.python)
+        p.arguments = [PythonONNX.repo.appendingPathComponent("Tests/TaoONNXTests/exporter_ops.py").path, dir]
+        try p.run(); p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        var rng = SplitMix64(seed: 9)
+        let x = Tensor.randomNormal([2, 4, 6, 8], rng: &rng)
+        for (name, ops) in [("nary", ["Max", "Min", "Sum", "Mean"]), ("reduce13", ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"]), ("reduce18", ["ReduceSum", "ReduceMax"]),
+                            ("gather", ["Gather", "Shape", "Concat"]), ("gelu", ["Gelu"]), ("expand_tile", ["Expand", "Tile"]), ("shape_logic", ["Where"])] {
+            let path = "\(dir)/\(name).onnx"
+            let r = try ONNXImport.read(path, logits: false)
+            let (theirs, _) = try PythonONNX.run(path, input: x)
+            let mine = try run(r.graph, r.parameters, x)
+            XCTAssertEqual(theirs.count, mine.count, name)
+            let scale = theirs.map(abs).max() ?? 0
+            let diff = zip(theirs, mine).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertLessThanOrEqual(diff, 1e-5 * max(1, scale), "\(name) (\(ops.joined(separator: ", "))): max |onnxruntime − ours| \(diff), outputs up to \(scale)")
+            if name == "gelu" { XCTAssertEqual(r.graph.nodes.filter { $0.op == .activation(.gelu) }.count, 2, "both GELU chains fused") }
+        }
+    }
+
     /// Export then import gives back the same function (and the same parameter count).
     func testRoundTripThroughONNX() throws {
         for (name, res) in [("resnet18", 32), ("mobilenet_v2", 32), ("efficientnet_b0", 32), ("cspdarknet_tiny", 32), ("googlenet", 32)] {

@@ -1,0 +1,415 @@
+import Foundation
+import TaoGraph
+
+// The ops that exporters write beside a CNN's layers — shape arithmetic (Gather, Range,
+// ConstantOfShape, comparisons, Where, Expand, Tile on constants and shape vectors), reductions,
+// n-ary Sum / Mean / Max / Min, InstanceNormalization, LRN and GELU's Erf pattern — each folded at
+// import or written with the IR's own ops. What needs more is refused with the reason.
+extension ONNXImport.Reader {
+    static let moreOps: Set<String> = [
+        "Gather", "ConstantOfShape", "Range", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "Where",
+        "Expand", "Tile", "Sum", "Mean", "Max", "Min", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin",
+        "InstanceNormalization", "LRN", "Erf", "Gelu",
+    ]
+
+    /// Every op the importer takes.
+    static var claimed: Set<String> { supported.union(moreOps) }
+
+    /// A constant, or a shape vector whose every entry is known (the batch's is not), as a constant.
+    func folded(_ name: String) -> ONNXImport.Constant? {
+        switch env[name] {
+        case .constant(let c)?: return c
+        case .shape(let s)? where s.allSatisfy({ $0 != nil }):
+            let v = s.map { Int64($0!) }
+            return ONNXImport.Constant(dims: [v.count], floats: v.map { Float($0) }, ints: v)
+        default: return nil
+        }
+    }
+
+    static func make(_ dims: [Int], _ floats: [Float]) -> ONNXImport.Constant {
+        ONNXImport.Constant(dims: dims, floats: floats, ints: floats.map { $0.isFinite ? Int64(clamping: Int($0.rounded(.towardZero))) : 0 })
+    }
+
+    /// Handles `n` when it is one of `moreOps`; false when it is not.
+    mutating func convertMore(_ n: Onnx_NodeProto, _ name: String) throws -> Bool {
+        let out = n.output.first ?? ""
+        switch n.opType {
+        case "Gather": env[out] = try gather(n, name)
+        case "ConstantOfShape":
+            guard let shape = folded(n.input[0]) else { throw fail("ConstantOfShape '\(n.name)': the shape must be known at import (it depends on the batch size)") }
+            let value = attr(n, "value").flatMap { $0.hasT ? Self.constant($0.t) : nil }?.floats.first ?? 0
+            let dims = shape.ints.map { Int($0) }
+            env[out] = .constant(Self.make(dims, [Float](repeating: value, count: dims.reduce(1, *))))
+        case "Range":
+            guard let s = folded(n.input[0]), let l = folded(n.input[1]), let d = folded(n.input[2]), let start = s.floats.first, let limit = l.floats.first,
+                  let delta = d.floats.first, delta != 0 else { throw fail("Range '\(n.name)': start, limit and delta must be constants (delta not 0)") }
+            let count = max(Int(((limit - start) / delta).rounded(.up)), 0)
+            env[out] = .constant(Self.make([count], (0..<count).map { start + Float($0) * delta }))
+        case "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual":
+            guard let a = folded(n.input[0]), let c = folded(n.input[1]) else { throw fail("\(n.opType) '\(n.name)': comparisons of data are not supported (only of constants and shapes)") }
+            let f: (Float, Float) -> Float = switch n.opType {
+            case "Equal": { $0 == $1 ? 1 : 0 }
+            case "Less": { $0 < $1 ? 1 : 0 }
+            case "Greater": { $0 > $1 ? 1 : 0 }
+            case "LessOrEqual": { $0 <= $1 ? 1 : 0 }
+            default: { $0 >= $1 ? 1 : 0 }
+            }
+            guard let r = Self.broadcast(a, c, f) else { throw fail("\(n.opType) '\(n.name)': shapes \(a.dims) and \(c.dims) do not broadcast") }
+            env[out] = .constant(r)
+        case "Not":
+            guard let a = folded(n.input[0]) else { throw fail("Not '\(n.name)': only of constants") }
+            env[out] = .constant(Self.make(a.dims, a.floats.map { $0 == 0 ? 1 : 0 }))
+        case "Where":
+            guard let cond = folded(n.input[0]), let x = folded(n.input[1]), let y = folded(n.input[2]) else {
+                throw fail("Where '\(n.name)': only of constants and shapes (a data-dependent choice is not supported)")
+            }
+            // where(c, x, y) = c·x + (1 − c)·y elementwise, with numpy broadcasting of all three.
+            guard let cx = Self.broadcast(cond, x, { $0 != 0 ? $1 : 0 }), let cy = Self.broadcast(cond, y, { $0 != 0 ? 0 : $1 }),
+                  let r = Self.broadcast(cx, cy, { $0 + $1 }) else { throw fail("Where '\(n.name)': shapes \(cond.dims), \(x.dims), \(y.dims) do not broadcast") }
+            env[out] = .constant(r)
+        case "Expand":
+            guard let shape = folded(n.input[1]) else { throw fail("Expand '\(n.name)': the shape must be a constant") }
+            let target = shape.ints.map { Int($0) }
+            if let x = folded(n.input[0]) {
+                let ones = Self.make(target, [Float](repeating: 1, count: target.reduce(1, *)))
+                guard let r = Self.broadcast(x, ones, { a, _ in a }) else { throw fail("Expand '\(n.name)': \(x.dims) does not broadcast to \(target)") }
+                env[out] = .constant(r)
+            } else {
+                env[out] = .tensor(try expand(try tensor(n.input[0], n), to: target, name, n))
+            }
+        case "Tile":
+            guard let r = folded(n.input[1]) else { throw fail("Tile '\(n.name)': the repeats must be constant") }
+            let repeats = r.ints.map { Int($0) }
+            if let x = folded(n.input[0]) {
+                env[out] = .constant(Self.tile(x, repeats))
+            } else {
+                var x = try tensor(n.input[0], n)
+                guard repeats.count == b.shape(x).rank + 1, repeats[0] == 1 else { throw fail("Tile '\(n.name)': repeats \(repeats) would repeat the batch axis") }
+                for (axis, k) in repeats.enumerated().dropFirst() where k != 1 {
+                    guard k >= 1 else { throw fail("Tile '\(n.name)': repeats \(repeats) must be positive") }
+                    x = b.concat([ValueID](repeating: x, count: k), unique("\(name).axis\(axis)"), axis: axis)
+                }
+                env[out] = .tensor(x)
+            }
+        case "Sum", "Mean", "Max", "Min": env[out] = try nary(n, name)
+        case "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin": env[out] = try reduce(n, name)
+        case "InstanceNormalization": env[out] = .tensor(try instanceNorm(n, name))
+        case "LRN": env[out] = .tensor(try lrn(n, name))
+        case "Gelu":
+            guard string(n, "approximate", "none") == "none" else { throw fail("Gelu '\(n.name)': only the exact (erf) form is supported, not approximate=\(string(n, "approximate", ""))") }
+            env[out] = .tensor(b.activation(try tensor(n.input[0], n), .gelu, name))
+        case "Erf":
+            if let c = folded(n.input[0]) { env[out] = .constant(Self.make(c.dims, c.floats.map { Float(erf(Double($0))) })); return true }
+            throw fail("Erf '\(n.name)': only within GELU's pattern x·0.5·(1 + erf(x/√2)), or of a constant")
+        default: return false
+        }
+        return true
+    }
+
+    /// Gather along `axis`: of constants and shape vectors, folded; of data with constant indices,
+    /// a slice for each index joined along the axis (a scalar index drops the axis).
+    mutating func gather(_ n: Onnx_NodeProto, _ name: String) throws -> ONNXImport.Value {
+        guard let idx = folded(n.input[1]) else { throw fail("Gather '\(n.name)': the indices must be constant") }
+        let axis = int(n, "axis", 0)
+        switch env[n.input[0]] {
+        case .shape(let s)?:
+            guard axis == 0 else { throw fail("Gather '\(n.name)': axis \(axis) of a shape vector") }
+            return .shape(try idx.ints.map { i in
+                let k = Int(i) < 0 ? Int(i) + s.count : Int(i)
+                guard k >= 0, k < s.count else { throw fail("Gather '\(n.name)': index \(i) of a shape of \(s.count)") }
+                return s[k]
+            })
+        case .constant(let c)?:
+            let a = axis < 0 ? axis + c.dims.count : axis
+            guard a >= 0, a < c.dims.count else { throw fail("Gather '\(n.name)': axis \(axis) of a constant of shape \(c.dims)") }
+            let (outer, size, inner) = (c.dims[..<a].reduce(1, *), c.dims[a], c.dims[(a + 1)...].reduce(1, *))
+            var values: [Float] = []
+            for o in 0..<outer {
+                for i in idx.ints {
+                    let k = Int(i) < 0 ? Int(i) + size : Int(i)
+                    guard k >= 0, k < size else { throw fail("Gather '\(n.name)': index \(i) out of \(size)") }
+                    values += c.floats[(o * size + k) * inner ..< (o * size + k + 1) * inner]
+                }
+            }
+            return .constant(Self.make(Array(c.dims[..<a]) + idx.dims + Array(c.dims[(a + 1)...]), values))
+        case .tensor(let x)?:
+            let dims = b.shape(x).dims, rank = dims.count + 1
+            let a = axis < 0 ? axis + rank : axis
+            guard a >= 1, a < rank else { throw fail("Gather '\(n.name)': axis \(axis) of data: the batch axis (0) cannot be gathered") }
+            let size = dims[a - 1]
+            let parts = try idx.ints.enumerated().map { j, i -> ValueID in
+                let k = Int(i) < 0 ? Int(i) + size : Int(i)
+                guard k >= 0, k < size else { throw fail("Gather '\(n.name)': index \(i) out of \(size)") }
+                return b.node(unique("\(name).\(j)"), .slice(Slice(axis: a, start: k, end: k + 1)), [x])
+            }
+            guard !parts.isEmpty else { throw fail("Gather '\(n.name)': no indices") }
+            var y = parts.count == 1 ? parts[0] : b.concat(parts, unique("\(name).join"), axis: a)
+            var target = dims
+            target.replaceSubrange((a - 1)...(a - 1), with: idx.dims)
+            if target != b.shape(y).dims {
+                guard !target.isEmpty else { throw fail("Gather '\(n.name)': the result would have no per-sample axes") }
+                y = b.node(name, .reshape(Shape(target)), [y])
+            }
+            return .tensor(y)
+        default:
+            throw fail("Gather '\(n.name)': input '\(n.input[0])' is unknown")
+        }
+    }
+
+    /// A constant repeated `repeats[k]` times along each axis (numpy's tile).
+    static func tile(_ c: ONNXImport.Constant, _ repeats: [Int]) -> ONNXImport.Constant {
+        var cur = c
+        for (axis, k) in repeats.enumerated() where k > 1 && axis < cur.dims.count {
+            let (outer, inner) = (cur.dims[..<axis].reduce(1, *), cur.dims[axis...].reduce(1, *))
+            var values: [Float] = []
+            for o in 0..<outer { for _ in 0..<k { values += cur.floats[o * inner ..< (o + 1) * inner] } }
+            cur.dims[axis] *= k
+            cur = make(cur.dims, values)
+        }
+        return cur
+    }
+
+    /// Data broadcast to `target` ([N, …] with the batch's entry 1 or N): each unit axis grown by
+    /// joining copies of it.
+    mutating func expand(_ x: ValueID, to target: [Int], _ name: String, _ n: Onnx_NodeProto) throws -> ValueID {
+        var dims = b.shape(x).dims
+        let rank = max(dims.count + 1, target.count)
+        guard target.count <= rank, rank == dims.count + 1 else { throw fail("Expand '\(n.name)': \(b.shape(x)) to \(target) would add axes before the batch") }
+        let want = [Int](repeating: 1, count: rank - target.count) + target
+        var y = x
+        for axis in 1..<rank where want[axis] != dims[axis - 1] && want[axis] != 1 {
+            guard dims[axis - 1] == 1 else { throw fail("Expand '\(n.name)': axis \(axis) of \(b.shape(x)) is not 1 and cannot become \(want[axis])") }
+            y = b.concat([ValueID](repeating: y, count: want[axis]), unique("\(name).axis\(axis)"), axis: axis)
+            dims[axis - 1] = want[axis]
+        }
+        return y
+    }
+
+    /// Sum, Mean, Max, Min of any number of inputs: constants folded; data combined pairwise —
+    /// max(a, b) = a + relu(b − a), min(a, b) = a − relu(a − b).
+    mutating func nary(_ n: Onnx_NodeProto, _ name: String) throws -> ONNXImport.Value {
+        let op = n.opType
+        let f: (Float, Float) -> Float = switch op {
+        case "Max": { Swift.max($0, $1) }
+        case "Min": { Swift.min($0, $1) }
+        default: { $0 + $1 }
+        }
+        if n.input.allSatisfy({ folded($0) != nil }) {
+            var acc = folded(n.input[0])!
+            for i in n.input.dropFirst() {
+                guard let r = Self.broadcast(acc, folded(i)!, f) else { throw fail("\(op) '\(n.name)': the constants' shapes do not broadcast") }
+                acc = r
+            }
+            if op == "Mean" { acc = Self.make(acc.dims, acc.floats.map { $0 / Float(n.input.count) }) }
+            return .constant(acc)
+        }
+        // Data first (a constant operand, as in the binary ops, only as the second of a pair).
+        let order = n.input.filter { folded($0) == nil } + n.input.filter { folded($0) != nil }
+        var acc: ValueID = try tensor(order[0], n)
+        for (k, i) in order.enumerated().dropFirst() {
+            let step = k == order.count - 1 && op != "Mean" ? name : unique("\(name).\(k)")
+            switch op {
+            case "Sum", "Mean":
+                if let c = folded(i) { acc = try affine(acc, c, add: true, step, n) } else { acc = b.add(acc, try tensor(i, n), step) }
+            default:
+                if let c = folded(i) {
+                    // max(x, c) = relu(x − c) + c; min(x, c) = c − relu(c − x).
+                    guard c.floats.count == 1 else { throw fail("\(op) '\(n.name)': data with a constant of shape \(c.dims) (only a scalar)") }
+                    let v = c.floats[0]
+                    if op == "Max" {
+                        let r = b.activation(b.activation(acc, .linear(alpha: 1, beta: -v), unique("\(step).shift")), .relu, unique("\(step).relu"))
+                        acc = b.activation(r, .linear(alpha: 1, beta: v), step)
+                    } else {
+                        let r = b.activation(b.activation(acc, .linear(alpha: -1, beta: v), unique("\(step).shift")), .relu, unique("\(step).relu"))
+                        acc = b.activation(r, .linear(alpha: -1, beta: v), step)
+                    }
+                } else {
+                    let y = try tensor(i, n)
+                    guard b.shape(acc) == b.shape(y) else { throw fail("\(op) '\(n.name)': data of shapes \(b.shape(acc)) and \(b.shape(y)) (only alike)") }
+                    let sign: Float = op == "Max" ? 1 : -1
+                    // Max: a + relu(b − a); Min: a − relu(a − b) = a + (−1)·relu(a − b).
+                    let negated = b.activation(op == "Max" ? acc : y, .linear(alpha: -1, beta: 0), unique("\(step).negate"))
+                    let difference = b.add(op == "Max" ? y : acc, negated, unique("\(step).difference"))
+                    let r = b.activation(difference, .relu, unique("\(step).relu"))
+                    acc = b.add(acc, sign == 1 ? r : b.activation(r, .linear(alpha: -1, beta: 0), unique("\(step).negative")), step)
+                }
+            }
+        }
+        if op == "Mean" { acc = b.activation(acc, .linear(alpha: 1 / Float(n.input.count), beta: 0), name) }
+        return .tensor(acc)
+    }
+
+    /// ReduceMean / Sum / Max / Min: of constants, folded; of [C,H,W] data over height and width,
+    /// global pooling; of data over the channels (or a feature vector), a 1×1 convolution or dense
+    /// layer of constant weights (mean and sum).
+    mutating func reduce(_ n: Onnx_NodeProto, _ name: String) throws -> ONNXImport.Value {
+        let op = n.opType
+        // Axes: an attribute, or (ReduceSum from opset 13, the others from 18) input 1.
+        var axes = ints(n, "axes", [])
+        if n.input.count > 1, !n.input[1].isEmpty {
+            guard let a = folded(n.input[1]) else { throw fail("\(op) '\(n.name)': the axes must be constant") }
+            axes = a.ints.map { Int($0) }
+        }
+        let keep = int(n, "keepdims", 1) == 1
+        if axes.isEmpty && int(n, "noop_with_empty_axes", 0) == 1 { env[n.output[0]] = env[n.input[0]]; return env[n.input[0]]! }
+        if let c = folded(n.input[0]) {
+            let rank = c.dims.count
+            let all = Set(axes.isEmpty ? Array(0..<rank) : axes.map { $0 < 0 ? $0 + rank : $0 })
+            return .constant(Self.reduceConstant(c, all, op, keep: keep))
+        }
+        let x = try tensor(n.input[0], n)
+        let dims = b.shape(x).dims, rank = dims.count + 1
+        let set = Set(axes.isEmpty ? Array(0..<rank) : axes.map { $0 < 0 ? $0 + rank : $0 })
+        guard !set.contains(0) else { throw fail("\(op) '\(n.name)': over the batch axis (axes \(axes)) is not supported") }
+        let kind = op.dropFirst("Reduce".count)
+        if dims.count == 3, set == [2, 3] {
+            var y: ValueID
+            switch kind {
+            case "Mean", "Sum":
+                y = b.node(unique("\(name).keepdims"), .reshape([dims[0], 1, 1]), [b.globalAveragePool(x, unique("\(name).pool"))])
+                if kind == "Sum" { y = b.activation(y, .linear(alpha: Float(dims[1] * dims[2]), beta: 0), unique("\(name).area")) }
+            case "Max":
+                y = b.node(unique("\(name).pool"), .pool2d(Pool2D(.max, kernel: [dims[1], dims[2]], stride: [1, 1])), [x])
+            default:   // min = −max(−x)
+                let negated = b.activation(x, .linear(alpha: -1, beta: 0), unique("\(name).negate"))
+                let m = b.node(unique("\(name).pool"), .pool2d(Pool2D(.max, kernel: [dims[1], dims[2]], stride: [1, 1])), [negated])
+                y = b.activation(m, .linear(alpha: -1, beta: 0), unique("\(name).negate_back"))
+            }
+            return .tensor(keep ? y : b.node(name, .reshape([dims[0]]), [y]))
+        }
+        if set == [1], kind == "Mean" || kind == "Sum" {
+            let channels = dims[0], w = kind == "Mean" ? 1 / Float(channels) : 1
+            notes.append("\(op) '\(n.name)' over the channels runs as a 1×1 convolution of constant weights \(w) (they train if the model is fine-tuned)")
+            if dims.count == 1 {
+                let weight = parameter("\(name).weight", Self.make([1, channels], [Float](repeating: w, count: channels)), role: .denseWeight)
+                let y = b.node(keep ? name : unique("\(name).dense"), .dense(Dense(outFeatures: 1, hasBias: false)), [x, weight])
+                return .tensor(y)
+            }
+            if dims.count == 3 {
+                let weight = parameter("\(name).weight", Self.make([1, channels, 1, 1], [Float](repeating: w, count: channels)), role: .convWeight)
+                let y = b.node(keep ? name : unique("\(name).conv"), .conv2d(Conv2D(outChannels: 1, kernel: [1, 1], stride: [1, 1], dilation: [1, 1], padding: .zero, hasBias: false)), [x, weight])
+                return .tensor(keep ? y : b.node(name, .reshape([dims[1], dims[2]]), [y]))
+            }
+        }
+        throw fail("\(op) '\(n.name)' over axes \(axes.isEmpty ? "all" : "\(axes)") of data \([Int?](arrayLiteral: nil) + dims.map { Optional($0) }) is not supported "
+                   + "(over the height and width of [N,C,H,W], or a mean or sum over the channels)")
+    }
+
+    static func reduceConstant(_ c: ONNXImport.Constant, _ axes: Set<Int>, _ op: String, keep: Bool) -> ONNXImport.Constant {
+        let rank = c.dims.count
+        var outDims = c.dims
+        for a in axes { outDims[a] = 1 }
+        let count = outDims.reduce(1, *)
+        let start: Float = op == "ReduceMax" ? -.infinity : op == "ReduceMin" ? .infinity : 0
+        var acc = [Float](repeating: start, count: count), seen = [Int](repeating: 0, count: count)
+        var outStrides = [Int](repeating: 1, count: rank)
+        for k in stride(from: rank - 2, through: 0, by: -1) { outStrides[k] = outStrides[k + 1] * outDims[k + 1] }
+        for i in 0..<c.floats.count {
+            var rest = i, o = 0
+            for k in stride(from: rank - 1, through: 0, by: -1) {
+                let idx = rest % c.dims[k]; rest /= c.dims[k]
+                if !axes.contains(k) { o += idx * outStrides[k] }
+            }
+            let v = c.floats[i]
+            acc[o] = op == "ReduceMax" ? max(acc[o], v) : op == "ReduceMin" ? min(acc[o], v) : acc[o] + v
+            seen[o] += 1
+        }
+        if op == "ReduceMean" { for o in 0..<count { acc[o] /= Float(max(seen[o], 1)) } }
+        return make(keep ? outDims : c.dims.enumerated().filter { !axes.contains($0.offset) }.map(\.element), acc)
+    }
+
+    /// (x − mean) / √(variance + ε) per sample and channel over height and width, then scale and
+    /// bias per channel: global pooling, broadcast products, a power and a depthwise 1×1 convolution.
+    mutating func instanceNorm(_ n: Onnx_NodeProto, _ name: String) throws -> ValueID {
+        let x = try tensor(n.input[0], n)
+        let dims = b.shape(x).dims
+        guard dims.count == 3 else { throw fail("InstanceNormalization '\(n.name)': only of [N,C,H,W] (got \(b.shape(x)))") }
+        let scale = try constant(n.input[1], n), bias = try constant(n.input[2], n), epsilon = float(n, "epsilon", 1e-5)
+        let c = dims[0]
+        func mean(_ v: ValueID, _ tag: String) -> ValueID {
+            b.node(unique("\(name).\(tag)"), .reshape([c, 1, 1]), [b.globalAveragePool(v, unique("\(name).\(tag)_pool"))])
+        }
+        let negativeMean = b.activation(mean(x, "mean"), .linear(alpha: -1, beta: 0), unique("\(name).negative_mean"))
+        let centred = b.add(x, negativeMean, unique("\(name).centred"))
+        let variance = mean(b.mul(centred, centred, unique("\(name).square")), "variance")
+        let inverse = b.activation(b.activation(variance, .linear(alpha: 1, beta: epsilon), unique("\(name).plus_epsilon")), .pow(scale: 1, exponent: -0.5), unique("\(name).inverse_deviation"))
+        let normalized = b.mul(centred, inverse, unique("\(name).normalized"))
+        return depthwise(normalized, weights: scale.floats, bias: bias.floats, name)
+    }
+
+    /// A depthwise 1×1 convolution: y[c] = w[c]·x[c] + b[c].
+    mutating func depthwise(_ x: ValueID, weights: [Float], bias: [Float], _ name: String) -> ValueID {
+        let c = weights.count
+        let w = parameter("\(name).weight", Self.make([c, 1, 1, 1], weights), role: .convWeight)
+        let bb = parameter("\(name).bias", Self.make([c], bias), role: .convBias)
+        return b.node(name, .conv2d(Conv2D(outChannels: c, kernel: [1, 1], stride: [1, 1], dilation: [1, 1], padding: .zero, groups: c, hasBias: true)), [x, w, bb])
+    }
+
+    /// Local response normalization across channels: x / (bias + α/size · Σ x²)^β, the sum over
+    /// channels c − ⌊(size−1)/2⌋ … c + ⌈(size−1)/2⌉ as a 1×1 convolution of a band of ones.
+    mutating func lrn(_ n: Onnx_NodeProto, _ name: String) throws -> ValueID {
+        let x = try tensor(n.input[0], n)
+        let dims = b.shape(x).dims
+        guard dims.count == 3 else { throw fail("LRN '\(n.name)': only of [N,C,H,W] (got \(b.shape(x)))") }
+        let size = int(n, "size", 0)
+        guard size >= 1 else { throw fail("LRN '\(n.name)': size \(size)") }
+        let (alpha, beta, bias) = (float(n, "alpha", 1e-4), float(n, "beta", 0.75), float(n, "bias", 1))
+        let c = dims[0], below = (size - 1) / 2, above = (size - 1) - (size - 1) / 2
+        var band = [Float](repeating: 0, count: c * c)
+        for o in 0..<c { for i in max(0, o - below)...min(c - 1, o + above) { band[o * c + i] = 1 } }
+        let square = b.mul(x, x, unique("\(name).square"))
+        let w = parameter("\(name).window", Self.make([c, c, 1, 1], band), role: .convWeight)
+        let sums = b.node(unique("\(name).window_sum"), .conv2d(Conv2D(outChannels: c, kernel: [1, 1], stride: [1, 1], dilation: [1, 1], padding: .zero, hasBias: false)), [square, w])
+        let base = b.activation(sums, .linear(alpha: alpha / Float(size), beta: bias), unique("\(name).base"))
+        let scale = b.activation(base, .pow(scale: 1, exponent: -beta), unique("\(name).scale"))
+        notes.append("LRN '\(n.name)' runs as a 1×1 convolution over a band of channels and a power")
+        return b.mul(x, scale, name)
+    }
+
+    /// GELU as exporters spell it, x·0.5·(1 + erf(x/√2)) in PyTorch's order (Div or Mul by √2's
+    /// inverse, Erf, Add 1, Mul by x, Mul by 0.5) or with the 0.5 taken first: each such chain
+    /// becomes one Gelu node (ONNX's, opset 20) in place of its five.
+    static func fuseGelu(_ nodes: [Onnx_NodeProto], constants: (String) -> ONNXImport.Constant?) -> [Onnx_NodeProto] {
+        var producer: [String: Int] = [:], consumers: [String: [Int]] = [:]
+        for (i, n) in nodes.enumerated() {
+            for o in n.output { producer[o] = i }
+            for x in n.input { consumers[x, default: []].append(i) }
+        }
+        func scalar(_ n: Onnx_NodeProto, other than: String) -> Float? {
+            guard n.input.count == 2, let k = n.input.firstIndex(where: { $0 != than }), let c = constants(n.input[k]), c.floats.count == 1 else { return nil }
+            return c.floats[0]
+        }
+        func only(_ value: String) -> Int? { consumers[value].flatMap { $0.count == 1 ? $0[0] : nil } }
+        func near(_ a: Float?, _ b: Float) -> Bool { a.map { abs($0 - b) <= 1e-4 * abs(b) } ?? false }
+        var replace: [Int: Onnx_NodeProto] = [:], drop = Set<Int>()
+        for (e, n) in nodes.enumerated() where n.opType == "Erf" {
+            guard let p = producer[n.input[0]] else { continue }
+            let scaled = nodes[p]
+            guard scaled.input.count == 2 else { continue }
+            let x = scaled.input[0]
+            let isScale = scaled.opType == "Div" && near(scalar(scaled, other: x), Float(2).squareRoot()) || scaled.opType == "Mul" && near(scalar(scaled, other: x), Float(0.5).squareRoot())
+            guard isScale, only(scaled.output[0]) == e, let a = only(n.output[0]), nodes[a].opType == "Add", near(scalar(nodes[a], other: n.output[0]), 1),
+                  let m1 = only(nodes[a].output[0]), nodes[m1].opType == "Mul" else { continue }
+            let other = nodes[m1].input.first { $0 != nodes[a].output[0] } ?? ""
+            var chain = [p, e, a, m1], last = m1
+            if other == x {
+                // x · (1 + erf) then · 0.5
+                guard let m2 = only(nodes[m1].output[0]), nodes[m2].opType == "Mul", near(scalar(nodes[m2], other: nodes[m1].output[0]), 0.5) else { continue }
+                chain.append(m2); last = m2
+            } else {
+                // (x · 0.5) · (1 + erf)
+                guard let h = producer[other], nodes[h].opType == "Mul", nodes[h].input.contains(x), near(scalar(nodes[h], other: x), 0.5), only(other) == m1 else { continue }
+                chain.append(h)
+            }
+            var gelu = Onnx_NodeProto()
+            gelu.opType = "Gelu"
+            gelu.name = nodes[last].name.isEmpty ? "gelu_\(nodes[last].output[0])" : nodes[last].name
+            gelu.input = [x]
+            gelu.output = [nodes[last].output[0]]
+            replace[last] = gelu
+            drop.formUnion(chain.filter { $0 != last })
+        }
+        guard !replace.isEmpty else { return nodes }
+        return nodes.enumerated().compactMap { i, n in drop.contains(i) ? nil : replace[i] ?? n }
+    }
+}
