@@ -59,8 +59,8 @@ extension Op {
             return x
         case .activation, .dropout:
             return x
-        case .softmax:
-            guard x.rank == 1 else { throw ShapeError("softmax input must be [F], got \(x)") }
+        case .softmax, .logSoftmax:
+            guard x.rank >= 1 else { throw ShapeError("\(kind) needs a per-sample axis, got \(x)") }
             return x
         case .pool2d(let p):
             guard x.rank == 3 else { throw ShapeError("pool input must be [C,H,W], got \(x)") }

@@ -22,7 +22,10 @@ public enum Op: Hashable, Sendable, Codable {
     case pad2d(Padding2D)
     case upsample(Upsample)
     case dropout(rate: Float)
+    /// Softmax over axis 1: the features of [F], the channels of [C,H,W] (ONNX's Softmax, opset 13+, axis 1).
     case softmax
+    /// log(softmax) over axis 1, computed as x − max − log Σ exp(x − max) (ONNX's LogSoftmax).
+    case logSoftmax
     /// Axes reordered: output axis k is input axis perm[k] (ONNX's Transpose); perm[0] = 0, the batch stays.
     case transpose(perm: [Int])
 
@@ -46,6 +49,7 @@ public enum Op: Hashable, Sendable, Codable {
         case .upsample: "upsample"
         case .dropout: "dropout"
         case .softmax: "softmax"
+        case .logSoftmax: "logsoftmax"
         case .transpose: "transpose"
         }
     }

@@ -257,6 +257,20 @@ public enum Kernels {
         return try PrimitiveDesc.create(&d, attr: nil, hint: hint, "softmax backward")
     }
 
+    public static func logSoftmaxForward(_ prop: Propagation, data: MemoryDesc, axis: Int) throws(KernelError) -> PrimitiveDesc {
+        var d = dnnl_logsoftmax_desc_t()
+        var m = data.raw
+        try check(dnnl_logsoftmax_forward_desc_init(&d, prop.raw, &m, Int32(axis)), "logsoftmax forward desc")
+        return try PrimitiveDesc.create(&d, attr: nil, hint: nil, "logsoftmax forward")
+    }
+
+    public static func logSoftmaxBackward(diffData: MemoryDesc, data: MemoryDesc, axis: Int, hint: PrimitiveDesc) throws(KernelError) -> PrimitiveDesc {
+        var d = dnnl_logsoftmax_desc_t()
+        var dm = diffData.raw, m = data.raw
+        try check(dnnl_logsoftmax_backward_desc_init(&d, &dm, &m, Int32(axis)), "logsoftmax backward desc")
+        return try PrimitiveDesc.create(&d, attr: nil, hint: hint, "logsoftmax backward")
+    }
+
     public enum ResampleAlg: Sendable { case nearest, linear
         var raw: dnnl_alg_kind_t { self == .nearest ? dnnl_resampling_nearest : dnnl_resampling_linear }
     }

@@ -231,6 +231,8 @@ public enum ONNXExport {
                 node("Identity", [x], out, name: n.name)
             case .softmax:
                 node("Softmax", [x], out, name: n.name, [int("axis", 1)])
+            case .logSoftmax:
+                node("LogSoftmax", [x], out, name: n.name, [int("axis", 1)])
             }
         }
 

@@ -31,6 +31,7 @@ public enum ONNXImport {
         }
         guard model.hasGraph, !model.graph.node.isEmpty else { throw ONNXError("\(path) is not an ONNX model: it has no graph nodes") }
         var r = Reader(path: path, graph: model.graph)
+        if let v = model.opsetImport.first(where: { $0.domain.isEmpty || $0.domain == "ai.onnx" })?.version { r.opset = Int(v) }
         try r.run(inputShape: inputShape, logits: logits)
         let g: Graph
         do { g = try r.b.build(outputs: r.outputs) } catch { throw ONNXError("\(path): the imported graph does not check: \(error)") }
@@ -71,6 +72,8 @@ public enum ONNXImport {
         /// The input's batch size where the file fixes it (an export for batch 1): a Reshape to that
         /// leading size keeps the batch.
         var fixedBatch: Int?
+        /// The file's opset of the default domain (Softmax's axis means another thing before 13).
+        var opset = 13
 
         init(path: String, graph: Onnx_GraphProto) { self.path = path; self.graph = graph; b.renamesDuplicateNodes = true }
 
@@ -201,7 +204,7 @@ public enum ONNXImport {
             "Clip", "Softplus", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm", "MatMul", "Add", "Mul", "Concat", "Flatten",
             "Reshape", "Shape", "Slice", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Softmax", "Constant", "Pad", "Resize",
             "QuantizeLinear", "DequantizeLinear", "Sub", "Div", "Neg", "Abs", "Sqrt", "Exp", "Log", "Reciprocal", "Pow", "Cast",
-            "Transpose", "Split", "Upsample", "GlobalMaxPool", "PRelu", "Selu", "Softsign",
+            "Transpose", "Split", "Upsample", "GlobalMaxPool", "PRelu", "Selu", "Softsign", "LogSoftmax",
         ]
 
         func tensor(_ name: String, _ n: Onnx_NodeProto?) throws -> ValueID {
@@ -564,11 +567,8 @@ public enum ONNXImport {
                     default:
                         throw fail("Cast '\(n.name)': only casts of data to float (and of constants to any number type) are supported (to = \(to))")
                     }
-                case "Softmax":
-                    let x = try tensor(n.input[0], n)
-                    let axis = int(n, "axis", -1)
-                    guard b.shape(x).rank == 1, axis == 1 || axis == -1 else { throw fail("Softmax '\(n.name)': only over the features of [N,F]") }
-                    env[out] = .tensor(b.node(name, .softmax, [x]))
+                case "Softmax", "LogSoftmax":
+                    env[out] = .tensor(try softmax(n, name))
                 case "Softplus":
                     // softplus(x) = log(1 + eˣ): only as part of mish, which ONNX spells Softplus → Tanh → Mul.
                     throw fail("Softplus '\(n.name)' outside a mish pattern is not supported")

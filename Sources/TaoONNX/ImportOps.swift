@@ -106,6 +106,31 @@ extension ONNXImport.Reader {
         return true
     }
 
+    /// Softmax or LogSoftmax on any axis but the batch's: over axis 1 as the IR's op; another axis
+    /// swapped to 1 and back; before opset 13 (the input seen as 2-D, [∏ dims before axis, ∏ from
+    /// it]) the trailing dimensions flattened into one.
+    mutating func softmax(_ n: Onnx_NodeProto, _ name: String) throws -> ValueID {
+        let x = try tensor(n.input[0], n)
+        let dims = b.shape(x).dims, rank = dims.count + 1
+        let op: Op = n.opType == "Softmax" ? .softmax : .logSoftmax
+        let given = int(n, "axis", opset >= 13 ? -1 : 1), axis = given < 0 ? given + rank : given
+        guard axis >= 1, axis < rank else { throw fail("\(n.opType) '\(n.name)': axis \(given) of [N,\(dims.map(String.init).joined(separator: ","))]: over the batch axis is not supported") }
+        func swapped(_ v: ValueID, _ a: Int, _ tag: String) -> ValueID {
+            var perm = Array(0...b.shape(v).rank)
+            perm.swapAt(1, a)
+            return b.node(unique("\(name).\(tag)"), .transpose(perm: perm), [v])
+        }
+        if opset < 13, axis < rank - 1 || axis > 1 {
+            // [A, B] with B the dimensions from the axis on, normalized over B.
+            let (a, bb) = (dims[..<(axis - 1)].reduce(1, *), dims[(axis - 1)...].reduce(1, *))
+            var y = b.node(unique("\(name).as_2d"), .reshape(a == 1 ? [bb] : [a, bb]), [x])
+            y = a == 1 ? b.node(unique("\(name).op"), op, [y]) : swapped(b.node(unique("\(name).op"), op, [swapped(y, 2, "to_axis1")]), 2, "back")
+            return b.node(name, .reshape(Shape(dims)), [y])
+        }
+        if axis == 1 { return b.node(name, op, [x]) }
+        return swapped(b.node(unique("\(name).op"), op, [swapped(x, axis, "to_axis1")]), axis, "back")
+    }
+
     /// Gather along `axis`: of constants and shape vectors, folded; of data with constant indices,
     /// a slice for each index joined along the axis (a scalar index drops the axis).
     mutating func gather(_ n: Onnx_NodeProto, _ name: String) throws -> ONNXImport.Value {
@@ -291,7 +316,7 @@ extension ONNXImport.Reader {
                 return .tensor(keep ? y : b.node(name, .reshape([dims[1], dims[2]]), [y]))
             }
         }
-        throw fail("\(op) '\(n.name)' over axes \(axes.isEmpty ? "all" : "\(axes)") of data \([Int?](arrayLiteral: nil) + dims.map { Optional($0) }) is not supported "
+        throw fail("\(op) '\(n.name)' over axes \(axes.isEmpty ? "all" : "\(axes)") of data [N,\(dims.map(String.init).joined(separator: ","))] is not supported "
                    + "(over the height and width of [N,C,H,W], or a mean or sum over the channels)")
     }
 

@@ -143,13 +143,15 @@ extension Executor {
         return y
     }
 
-    func lowerSoftmax(_ n: Node) throws -> RValue {
+    /// Softmax or log-softmax over axis 1 (features or channels), oneDNN's both ways.
+    func lowerSoftmax(_ n: Node, log: Bool) throws -> RValue {
         let x = try ensure(value(n.inputs[0]), MemoryDesc(dims(n.inputs[0])))
-        let pd = try Kernels.softmaxForward(prop, data: x.md, axis: 1)
+        let pd = log ? try Kernels.logSoftmaxForward(prop, data: x.md, axis: 1) : try Kernels.softmaxForward(prop, data: x.md, axis: 1)
         let y = newValue(x.md, needsGrad: x.needsGrad)
         forwardSteps.append(try step(pd, [(.src, x.mem), (.dst, y.mem)]))
         onBackward(y) { [unowned self] in
-            let bd = try Kernels.softmaxBackward(diffData: x.md, data: x.md, axis: 1, hint: pd)
+            let bd = log ? try Kernels.logSoftmaxBackward(diffData: x.md, data: x.md, axis: 1, hint: pd)
+                : try Kernels.softmaxBackward(diffData: x.md, data: x.md, axis: 1, hint: pd)
             try self.contribute(to: [x]) { t in [try self.step(bd, [(.dst, y.mem), (.diffDst, self.grad(y)), (.diffSrc, t[0]!)])] }
         }
         return y

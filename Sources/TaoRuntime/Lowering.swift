@@ -20,7 +20,8 @@ extension Executor {
         case .pad2d(let p): return try lowerPad(n, p)
         case .upsample(let u): return try lowerUpsample(n, u)
         case .dropout(let rate): return try lowerDropout(n, rate: rate)
-        case .softmax: return try lowerSoftmax(n)
+        case .softmax: return try lowerSoftmax(n, log: false)
+        case .logSoftmax: return try lowerSoftmax(n, log: true)
         case .transpose(let perm): return try lowerTranspose(n, perm)
         }
     }

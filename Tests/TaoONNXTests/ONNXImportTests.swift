@@ -205,7 +205,8 @@ final class ONNXImportTests: XCTestCase {
         var rng = SplitMix64(seed: 9)
         let x = Tensor.randomNormal([2, 4, 6, 8], rng: &rng)
         for (name, ops) in [("nary", ["Max", "Min", "Sum", "Mean"]), ("reduce13", ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"]), ("reduce18", ["ReduceSum", "ReduceMax"]),
-                            ("gather", ["Gather", "Shape", "Concat"]), ("gelu", ["Gelu"]), ("expand_tile", ["Expand", "Tile"]), ("shape_logic", ["Where"])] {
+                            ("gather", ["Gather", "Shape", "Concat"]), ("gelu", ["Gelu"]), ("expand_tile", ["Expand", "Tile"]), ("shape_logic", ["Where"]),
+                            ("softmax13", ["Softmax", "LogSoftmax"]), ("softmax11", ["Softmax"])] {
             let path = "\(dir)/\(name).onnx"
             let r = try ONNXImport.read(path, logits: false)
             let (theirs, _) = try PythonONNX.run(path, input: x)
@@ -215,6 +216,11 @@ final class ONNXImportTests: XCTestCase {
             let diff = zip(theirs, mine).map { abs($0 - $1) }.max() ?? .infinity
             XCTAssertLessThanOrEqual(diff, 1e-5 * max(1, scale), "\(name) (\(ops.joined(separator: ", "))): max |onnxruntime − ours| \(diff), outputs up to \(scale)")
             if name == "gelu" { XCTAssertEqual(r.graph.nodes.filter { $0.op == .activation(.gelu) }.count, 2, "both GELU chains fused") }
+            // What the import made exports again (LogSoftmax, transposes, GELU, the folded shapes) and onnxruntime agrees.
+            let again = "\(dir)/\(name).again.onnx"
+            try ONNXExport.write(r.graph, r.parameters, to: again)
+            let (exported, _) = try PythonONNX.run(again, input: x)
+            XCTAssertLessThanOrEqual(zip(exported, mine).map { abs($0 - $1) }.max() ?? .infinity, 1e-5 * max(1, scale), "\(name) exported again")
         }
     }
 

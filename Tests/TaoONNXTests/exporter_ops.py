@@ -111,3 +111,12 @@ save("shape_logic", [
     helper.make_node("Where", ["first", "t1", "minus"], ["target"]),             # [0, -1]
     helper.make_node("Reshape", ["x", "target"], ["y"]),
 ], [None, C * H * W])
+
+# Softmax over the channels and LogSoftmax over the width (opset 13: one axis); before opset 13
+# Softmax's axis 2 normalizes over height and width together.
+save("softmax13", [
+    helper.make_node("Softmax", ["x"], ["s"], axis=1),
+    helper.make_node("LogSoftmax", ["x"], ["l"], axis=-1),
+    helper.make_node("Add", ["s", "l"], ["y"]),
+], [None, C, H, W])
+save("softmax11", [helper.make_node("Softmax", ["x"], ["y"], axis=2)], [None, C, H, W], opset=11)

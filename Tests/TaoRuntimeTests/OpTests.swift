@@ -108,6 +108,19 @@ final class OpTests: XCTestCase {
         }
     }
     /// ONNX's Transpose: axes reordered (the batch axis stays), through oneDNN reorders both ways.
+    /// Softmax and log-softmax over axis 1: the features of [F], the channels of [C,H,W] (a dense
+    /// layer after weighs each output differently, so the gradient reaches every element).
+    func testSoftmaxAndLogSoftmaxOverAxisOne() throws {
+        for op in [Op.softmax, .logSoftmax] {
+            for shape: Shape in [[6], [4, 3, 5]] {
+                try Harness.check(batch: 2) { b in
+                    let x = b.activation(b.input("x", shape), .linear(alpha: 3, beta: 0), "scaled")
+                    let s = b.node("s", op, [x])
+                    return b.dense(shape.rank == 1 ? s : b.flatten(s, "flat"), "fc", out: 3)
+                }
+            }
+        }
+    }
     func testTranspose() throws {
         for perm in [[0, 2, 1], [0, 1, 3, 2], [0, 3, 1, 2], [0, 2, 3, 1]] {
             // A dense layer after it weighs each position differently, so a misplaced element shows.

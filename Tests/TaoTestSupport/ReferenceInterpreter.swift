@@ -66,15 +66,19 @@ public enum Reference {
             return y
         case .upsample(let u): return upsample(x[0], u)
         case .dropout: return x[0]
-        case .softmax:
+        case .softmax, .logSoftmax:
+            // Over axis 1 of [N, F, rest…]: each (sample, position in rest) normalized across F.
             var y = x[0]
-            let (n, f) = (y.shape[0], y.shape[1])
+            let (n, f) = (y.shape[0], y.shape[1]), inner = y.shape.dropFirst(2).reduce(1, *)
             for a in 0..<n {
-                let row = (0..<f).map { x[0][a, $0] }
-                let m = row.max()!
-                let e = row.map { Foundation.exp($0 - m) }
-                let s = e.reduce(0, +)
-                for i in 0..<f { y[a, i] = e[i] / s }
+                for p in 0..<inner {
+                    let at = { (i: Int) in (a * f + i) * inner + p }
+                    let row = (0..<f).map { x[0].data[at($0)] }
+                    let m = row.max()!
+                    let e = row.map { Foundation.exp($0 - m) }
+                    let s = e.reduce(0, +)
+                    for i in 0..<f { y.data[at(i)] = op == .softmax ? e[i] / s : row[i] - m - Foundation.log(s) }
+                }
             }
             return y
         }
