@@ -228,6 +228,24 @@ public enum ONNXImport {
         func string(_ n: Onnx_NodeProto, _ name: String, _ d: String) -> String { attr(n, name).map { String(decoding: $0.s, as: UTF8.self) } ?? d }
 
         /// ONNX pads [t, l, b, r] with auto_pad SAME_* resolved for the input size.
+        /// ConvTranspose's pads from `output_shape` (or, with auto_pad SAME_*, an output of input ×
+        /// stride): the total padding is the full output's size less the one asked for, split as
+        /// ONNX says (SAME_UPPER: the smaller half first); an output larger than the full one is
+        /// output padding at the end.
+        func transposedPadding(_ n: Onnx_NodeProto, input: Shape, kernel: [Int], stride: [Int], dilation: [Int], outputPadding: [Int]) throws -> (Padding2D, [Int]) {
+            let asked = ints(n, "output_shape", [])
+            let sizes = asked.isEmpty ? [input[1] * stride[0], input[2] * stride[1]] : Array(asked.suffix(2))
+            guard sizes.count == 2 else { throw fail("ConvTranspose '\(n.name)': output_shape \(asked) is not 2-D") }
+            let upper = string(n, "auto_pad", "NOTSET") == "SAME_UPPER"
+            var begin = [0, 0], end = [0, 0], extra = outputPadding
+            for k in 0..<2 {
+                let total = stride[k] * (input[k + 1] - 1) + outputPadding[k] + (kernel[k] - 1) * dilation[k] + 1 - sizes[k]
+                if total < 0 { extra[k] += -total; continue }
+                (begin[k], end[k]) = upper ? (total / 2, total - total / 2) : (total - total / 2, total / 2)
+            }
+            return (Padding2D(top: begin[0], left: begin[1], bottom: end[0], right: end[1]), extra)
+        }
+
         func padding(_ n: Onnx_NodeProto, input: Shape, kernel: [Int], stride: [Int], dilation: [Int] = [1, 1]) throws -> Padding2D {
             let auto = string(n, "auto_pad", "NOTSET")
             if auto == "NOTSET" || auto == "VALID" {
@@ -263,10 +281,11 @@ public enum ONNXImport {
                     let x = try tensor(n.input[0], n), w = try constant(n.input[1], n)
                     guard w.dims.count == 4, b.shape(x).rank == 3 else { throw fail("\(n.opType) '\(n.name)': only 2-D convolutions of [N,C,H,W] are supported (weights \(w.dims))") }
                     let k = ints(n, "kernel_shape", Array(w.dims[2...])), s = ints(n, "strides", [1, 1]), d = ints(n, "dilations", [1, 1])
+                    var pad = try padding(n, input: b.shape(x), kernel: k, stride: s, dilation: d)
+                    var outputPadding = ints(n, "output_padding", [0, 0])
                     if n.opType == "ConvTranspose", attr(n, "output_shape") != nil || !["NOTSET", "VALID"].contains(string(n, "auto_pad", "NOTSET")) {
-                        throw fail("ConvTranspose '\(n.name)': output_shape and auto_pad SAME_* are not supported; give pads")
+                        (pad, outputPadding) = try transposedPadding(n, input: b.shape(x), kernel: k, stride: s, dilation: d, outputPadding: outputPadding)
                     }
-                    let pad = try padding(n, input: b.shape(x), kernel: k, stride: s, dilation: d)
                     var hasBias = n.input.count > 2 && !n.input[2].isEmpty
                     var ins = [x, parameter("\(name).weight", w, role: .convWeight)]
                     var result = out
@@ -282,7 +301,7 @@ public enum ONNXImport {
                     } else {
                         guard int(n, "group", 1) == 1 else { throw fail("ConvTranspose '\(n.name)': groups are not supported") }
                         env[out] = .tensor(b.node(name, .convTranspose2d(ConvTranspose2D(outChannels: w.dims[1], kernel: k, stride: s, dilation: d, padding: pad,
-                                                                                         outputPadding: ints(n, "output_padding", [0, 0]), hasBias: hasBias)), ins))
+                                                                                         outputPadding: outputPadding, hasBias: hasBias)), ins))
                     }
                 case "BatchNormalization":
                     let x = try tensor(n.input[0], n)
