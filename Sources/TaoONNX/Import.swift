@@ -592,14 +592,7 @@ public enum ONNXImport {
                     // softplus(x) = log(1 + eˣ): only as part of mish, which ONNX spells Softplus → Tanh → Mul.
                     throw fail("Softplus '\(n.name)' outside a mish pattern is not supported")
                 case "Pad":
-                    let x = try tensor(n.input[0], n)
-                    let p = n.input.count > 1 ? try constant(n.input[1], n).ints.map { Int($0) } : ints(n, "pads", [])
-                    let value = n.input.count > 2 && !n.input[2].isEmpty ? try constant(n.input[2], n).floats.first ?? 0 : float(n, "value", 0)
-                    guard string(n, "mode", "constant") == "constant", value == 0, p.count == 8, b.shape(x).rank == 3, p[0] == 0, p[1] == 0, p[4] == 0, p[5] == 0,
-                          p.allSatisfy({ $0 >= 0 }), n.input.count < 4 || n.input[3].isEmpty else {
-                        throw fail("Pad '\(n.name)': only zero padding of the height and width of [N,C,H,W] is supported (mode \(string(n, "mode", "constant")), value \(value), pads \(p))")
-                    }
-                    env[out] = .tensor(b.node(name, .pad2d(Padding2D(top: p[2], left: p[3], bottom: p[6], right: p[7])), [x]))
+                    env[out] = .tensor(try pad(n, name))
                 case "QuantizeLinear", "DequantizeLinear":
                     switch env[n.input[0]] {
                     case .tensor?:

@@ -131,6 +131,47 @@ extension ONNXImport.Reader {
         return swapped(b.node(unique("\(name).op"), op, [swapped(x, axis, "to_axis1")]), axis, "back")
     }
 
+    /// Pad of the height and width of [N,C,H,W] (pads as an attribute or input; opset 18's axes):
+    /// zeros as the IR's padding; another constant c as zero padding of x − c, plus c; reflect and
+    /// edge as the mirrored or repeated rows and columns, sliced off the input and joined to it.
+    mutating func pad(_ n: Onnx_NodeProto, _ name: String) throws -> ValueID {
+        let x = try tensor(n.input[0], n)
+        let rank = b.shape(x).rank + 1
+        var p = n.input.count > 1 ? try constant(n.input[1], n).ints.map { Int($0) } : ints(n, "pads", [])
+        if n.input.count > 3, !n.input[3].isEmpty {
+            let axes = try constant(n.input[3], n).ints.map { Int($0) < 0 ? Int($0) + rank : Int($0) }
+            guard p.count == 2 * axes.count else { throw fail("Pad '\(n.name)': \(p.count) pads for axes \(axes)") }
+            var full = [Int](repeating: 0, count: 2 * rank)
+            for (k, a) in axes.enumerated() { full[a] = p[k]; full[rank + a] = p[axes.count + k] }
+            p = full
+        }
+        let value = n.input.count > 2 && !n.input[2].isEmpty ? try constant(n.input[2], n).floats.first ?? 0 : float(n, "value", 0)
+        let mode = string(n, "mode", "constant")
+        let (h, w) = rank == 4 ? (b.shape(x)[1], b.shape(x)[2]) : (0, 0)
+        guard rank == 4, p.count == 8, p[0] == 0, p[1] == 0, p[4] == 0, p[5] == 0, p.allSatisfy({ $0 >= 0 }), ["constant", "reflect", "edge"].contains(mode),
+              mode != "reflect" || (max(p[2], p[6]) < h && max(p[3], p[7]) < w) else {
+            throw fail("Pad '\(n.name)': only padding of the height and width of [N,C,H,W] is supported, in modes constant, reflect (less than the size) and edge "
+                       + "(mode \(mode), pads \(p), input [N,\(b.shape(x).dims.map(String.init).joined(separator: ","))])")
+        }
+        let padding = Padding2D(top: p[2], left: p[3], bottom: p[6], right: p[7])
+        if mode == "constant" {
+            guard value != 0 else { return b.node(name, .pad2d(padding), [x]) }
+            let shifted = b.activation(x, .linear(alpha: 1, beta: -value), unique("\(name).shift"))
+            return b.activation(b.node(unique("\(name).zeros"), .pad2d(padding), [shifted]), .linear(alpha: 1, beta: value), name)
+        }
+        // Along each axis (height, then width): the rows before, the input, the rows after.
+        var y = x
+        for (axis, before, after) in [(2, p[2], p[6]), (3, p[3], p[7])] where before + after > 0 {
+            let size = b.shape(y)[axis - 1]
+            let sources = (0..<before).map { k in mode == "edge" ? 0 : before - k } + [-1] + (0..<after).map { k in mode == "edge" ? size - 1 : size - 2 - k }
+            let parts = sources.enumerated().map { j, i in
+                i < 0 ? y : b.node(unique("\(name).axis\(axis).\(j)"), .slice(Slice(axis: axis, start: i, end: i + 1)), [y])
+            }
+            y = b.concat(parts, axis == 3 || p[3] + p[7] == 0 ? name : unique("\(name).axis\(axis)"), axis: axis)
+        }
+        return y
+    }
+
     /// Gather along `axis`: of constants and shape vectors, folded; of data with constant indices,
     /// a slice for each index joined along the axis (a scalar index drops the axis).
     mutating func gather(_ n: Onnx_NodeProto, _ name: String) throws -> ONNXImport.Value {

@@ -206,7 +206,8 @@ final class ONNXImportTests: XCTestCase {
         let x = Tensor.randomNormal([2, 4, 6, 8], rng: &rng)
         for (name, ops) in [("nary", ["Max", "Min", "Sum", "Mean"]), ("reduce13", ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"]), ("reduce18", ["ReduceSum", "ReduceMax"]),
                             ("gather", ["Gather", "Shape", "Concat"]), ("gelu", ["Gelu"]), ("expand_tile", ["Expand", "Tile"]), ("shape_logic", ["Where"]),
-                            ("softmax13", ["Softmax", "LogSoftmax"]), ("softmax11", ["Softmax"])] {
+                            ("softmax13", ["Softmax", "LogSoftmax"]), ("softmax11", ["Softmax"]),
+                            ("pad", ["Pad"]), ("pad18", ["Pad"])] {
             let path = "\(dir)/\(name).onnx"
             let r = try ONNXImport.read(path, logits: false)
             let (theirs, _) = try PythonONNX.run(path, input: x)

@@ -120,3 +120,20 @@ save("softmax13", [
     helper.make_node("Add", ["s", "l"], ["y"]),
 ], [None, C, H, W])
 save("softmax11", [helper.make_node("Softmax", ["x"], ["y"], axis=2)], [None, C, H, W], opset=11)
+
+# Pad: reflect and edge (as style-transfer and segmentation exports write them), a constant other
+# than zero, and opset 18's axes input.
+save("pad", [
+    const("p1", [0, 0, 2, 1, 0, 0, 1, 1], np.int64),
+    helper.make_node("Pad", ["x", "p1"], ["r"], mode="reflect"),          # [N, C, H+3, W+2]
+    const("p2", [0, 0, 1, 2, 0, 0, 2, 0], np.int64),
+    helper.make_node("Pad", ["x", "p2"], ["e"], mode="edge"),             # [N, C, H+3, W+2]
+    const("p3", [0, 0, 0, 2, 0, 0, 3, 0], np.int64), const("v", np.float32(0.75)),
+    helper.make_node("Pad", ["e", "p3"], ["c"], mode="constant"),         # [N, C, H+6, W+4]
+    helper.make_node("Pad", ["r", "p3", "v"], ["c2"], mode="constant"),   # [N, C, H+6, W+4]
+    helper.make_node("Add", ["c", "c2"], ["y"]),
+], [None, C, H + 6, W + 4], opset=13)
+save("pad18", [
+    const("p", [1, 2, 3, 0], np.int64), const("axes", [2, -1], np.int64),
+    helper.make_node("Pad", ["x", "p", "", "axes"], ["y"], mode="reflect"),
+], [None, C, H + 4, W + 2], opset=18)
