@@ -559,7 +559,11 @@ public enum ONNXImport {
                     guard axis >= 1, axis < rank else { throw fail("Split '\(n.name)': axis \(given) (the batch axis stays whole)") }
                     let length = b.shape(x)[axis - 1]
                     var sizes = n.input.count > 1 && !n.input[1].isEmpty ? try constant(n.input[1], n).ints.map { Int($0) } : ints(n, "split", [])
-                    if sizes.isEmpty {
+                    if sizes.isEmpty, attr(n, "num_outputs") != nil {
+                        // Opset 18: parts of ⌈length / outputs⌉, the last one smaller where it does not divide.
+                        let part = (length + n.output.count - 1) / n.output.count
+                        sizes = (0..<n.output.count).map { min(part, length - $0 * part) }
+                    } else if sizes.isEmpty {
                         guard length % n.output.count == 0 else { throw fail("Split '\(n.name)': \(length) does not split into \(n.output.count) equal parts") }
                         sizes = Array(repeating: length / n.output.count, count: n.output.count)
                     }

@@ -137,3 +137,9 @@ save("pad18", [
     const("p", [1, 2, 3, 0], np.int64), const("axes", [2, -1], np.int64),
     helper.make_node("Pad", ["x", "p", "", "axes"], ["y"], mode="reflect"),
 ], [None, C, H + 4, W + 2], opset=18)
+
+# Opset 18's Split by num_outputs (8 columns: 3, 3 and 2), joined back in another order.
+save("split18", [
+    helper.make_node("Split", ["x"], ["a", "b", "c"], axis=3, num_outputs=3),
+    helper.make_node("Concat", ["c", "a", "b"], ["y"], axis=3),
+], [None, C, H, W], opset=18)
