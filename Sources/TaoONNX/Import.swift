@@ -15,6 +15,11 @@ public enum ONNXImport {
         public var notes: [String]
         /// The file's names of the graph's outputs, in order.
         public var outputNames: [String] = []
+        /// Ops run after the network at inference (ArgMax, TopK, NonMaxSuppression), reading the
+        /// network's outputs (`outputNames`) and making the file's outputs they stand for.
+        public var postSteps: [ONNXPostStep] = []
+        /// The file's own outputs, in order: `fileOutputs(_:)` computes them from the network's.
+        public var fileOutputNames: [String] = []
         /// The graph's node names in the file's order (the exporter's execution order; `Graph`
         /// keeps a topological order of its own).
         public var nodeOrder: [String] = []
@@ -42,6 +47,8 @@ public enum ONNXImport {
         var result = Result(graph: g, parameters: store, metadata: meta, notes: r.notes)
         result.outputNames = r.outputNames
         result.nodeOrder = r.b.nodeNames
+        result.postSteps = r.postSteps
+        result.fileOutputNames = r.fileOutputNames
         return result
     }
 
@@ -63,6 +70,9 @@ public enum ONNXImport {
         var values: [String: [Float]] = [:]
         var outputs: [ValueID] = []
         var outputNames: [String] = []
+        var postSteps: [ONNXPostStep] = []
+        var fileOutputNames: [String] = []
+        var inputValue: ValueID?
         var notes: [String] = []
         /// Activation QuantizeLinear/DequantizeLinear nodes imported as identities.
         var droppedQDQ = 0
@@ -150,14 +160,14 @@ public enum ONNXImport {
             }
             // Every op we cannot take, with the nodes that use it, in one error.
             var unsupported: [String: [String]] = [:]
-            for (k, n) in graph.node.enumerated() where !Self.supported.contains(n.opType) && !Self.moreOps.contains(n.opType) {
+            for (k, n) in graph.node.enumerated() where !Self.claimed.contains(n.opType) {
                 unsupported[n.opType, default: []].append(n.name.isEmpty ? "#\(k)" : n.name)
             }
             guard unsupported.isEmpty else {
                 let list = unsupported.sorted { $0.key < $1.key }.map { op, names in
                     "\(op) (\(names.count) node\(names.count == 1 ? "" : "s"): \(names.prefix(5).joined(separator: ", "))\(names.count > 5 ? ", …" : ""))"
                 }
-                throw fail("unsupported ONNX ops: \(list.joined(separator: "; ")). tao-swift imports \(Self.supported.union(Self.moreOps).sorted().joined(separator: ", "))")
+                throw fail("unsupported ONNX ops: \(list.joined(separator: "; ")). tao-swift imports \(Self.claimed.sorted().joined(separator: ", "))")
             }
             let inputs = graph.input.filter { env[$0.name] == nil }
             guard inputs.count == 1, let input = inputs.first else { throw fail("expected one image input, found \(inputs.map(\.name))") }
@@ -171,14 +181,17 @@ public enum ONNXImport {
             }
             usedNames.insert(input.name)
             fixedBatch = dims[0]
-            env[input.name] = .tensor(b.input(input.name, Shape(shape)))
+            inputValue = b.input(input.name, Shape(shape))
+            env[input.name] = .tensor(inputValue!)
             // Constant nodes' values, for the patterns matched before conversion.
             var constantNodes: [String: Constant] = [:]
             for n in graph.node where n.opType == "Constant" {
                 if let t = attr(n, "value"), t.hasT, let c = Self.constant(t.t), let o = n.output.first { constantNodes[o] = c }
             }
             let known = env
-            var nodes = Self.fuseGelu(graph.node) { name in
+            fileOutputNames = graph.output.map(\.name)
+            let tail = try tailNodes()
+            var nodes = Self.fuseGelu(graph.node.filter { !Self.tailOps.contains($0.opType) }) { name in
                 if case .constant(let c)? = known[name] { return c }
                 return constantNodes[name]
             }
@@ -192,8 +205,18 @@ public enum ONNXImport {
                 return
             }
             try convert(nodes)
-            outputs = try graph.output.map { o in try tensor(o.name, nil) }
-            outputNames = graph.output.map(\.name)
+            // The network's outputs: the file's own, less what the post steps make, and what they read.
+            let made = Set(tail.flatMap(\.output))
+            var names = graph.output.map(\.name).filter { !made.contains($0) }
+            for t in tail { for i in Self.dataInputs(t) where !names.contains(i) && folded(i) == nil { names.append(i) } }
+            outputs = try names.map { name in
+                let v = try tensor(name, nil)
+                // The input read as it is: through a copy, so that each output is a node's.
+                guard v == inputValue else { return v }
+                return b.activation(v, .linear(alpha: 1, beta: 0), unique("\(name).copy"))
+            }
+            outputNames = names
+            postSteps = try tail.map { try postStep($0, names) }
             if droppedQDQ > 0 {
                 notes.append("ran \(droppedQDQ) QuantizeLinear/DequantizeLinear nodes on activations as identities: the model runs in fp32 with its dequantized weights (export --data_type int8 quantizes it again)")
             }

@@ -9,8 +9,65 @@ extension ONNXImport.Reader {
     static let moreOps: Set<String> = [
         "Gather", "ConstantOfShape", "Range", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "Where",
         "Expand", "Tile", "Sum", "Mean", "Max", "Min", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin",
-        "InstanceNormalization", "LRN", "Erf", "Gelu",
+        "InstanceNormalization", "LRN", "Erf", "Gelu", "ArgMax", "ArgMin", "TopK", "NonMaxSuppression",
     ]
+
+    /// Ops that run after the network (`ONNXPostStep`): taken where their results are the model's outputs.
+    static let tailOps: Set<String> = ["ArgMax", "ArgMin", "TopK", "NonMaxSuppression"]
+
+    static func dataInputs(_ n: Onnx_NodeProto) -> [String] { n.opType == "NonMaxSuppression" ? Array(n.input.prefix(2)) : [n.input[0]] }
+
+    /// The model's post-network ops, each checked to make only outputs of the model.
+    func tailNodes() throws -> [Onnx_NodeProto] {
+        var readers: [String: [String]] = [:]
+        for n in graph.node { for i in n.input { readers[i, default: []].append(n.name.isEmpty ? n.opType : n.name) } }
+        let tail = graph.node.filter { Self.tailOps.contains($0.opType) }
+        for t in tail {
+            for o in t.output where !o.isEmpty {
+                if let r = readers[o] {
+                    throw fail("\(t.opType) '\(t.name)' feeds other nodes (\(r.prefix(3).joined(separator: ", "))): it cannot be trained through and runs after the "
+                               + "network at inference, so it is taken only where its results are the model's outputs")
+                }
+            }
+        }
+        return tail
+    }
+
+    /// The post step of a tail node, its data read from the network's outputs `names`.
+    mutating func postStep(_ n: Onnx_NodeProto, _ names: [String]) throws -> ONNXPostStep {
+        let inputs: [ONNXPostStep.Input] = Self.dataInputs(n).map { name in
+            if let c = folded(name) { return .constant(ONNXArray(dims: c.dims, values: c.floats)) }
+            return .network(names.firstIndex(of: name)!)
+        }
+        let rank: Int = switch inputs[0] {
+        case .network(let k): b.shape(outputs[k]).rank + 1
+        case .constant(let a): a.dims.count
+        }
+        func axis(_ d: Int) throws -> Int {
+            let given = int(n, "axis", d), a = given < 0 ? given + rank : given
+            guard a >= 0, a < rank else { throw fail("\(n.opType) '\(n.name)': axis \(given) of a rank-\(rank) input") }
+            return a
+        }
+        func scalar(_ k: Int) throws -> Float? {
+            guard n.input.count > k, !n.input[k].isEmpty else { return nil }
+            guard let c = folded(n.input[k]), let v = c.floats.first else { throw fail("\(n.opType) '\(n.name)': input \(k) must be a constant") }
+            return v
+        }
+        let kind: ONNXPostStep.Kind
+        switch n.opType {
+        case "ArgMax", "ArgMin":
+            kind = .argMax(axis: try axis(0), keepDims: int(n, "keepdims", 1) == 1, selectLast: int(n, "select_last_index", 0) == 1, smallest: n.opType == "ArgMin")
+        case "TopK":
+            guard let k = try scalar(1).map({ Int($0) }) ?? attr(n, "k").map({ Int($0.i) }) else { throw fail("TopK '\(n.name)': no k") }
+            kind = .topK(axis: try axis(-1), k: k, largest: int(n, "largest", 1) == 1)
+        default:
+            kind = .nonMaxSuppression(maxPerClass: Int(try scalar(2) ?? 0), iou: try scalar(3) ?? 0, scoreThreshold: try scalar(4) ?? -.infinity,
+                                      centerPointBox: int(n, "center_point_box", 0) == 1)
+        }
+        notes.append("\(n.opType) '\(n.name)' runs after the network, at inference only (it cannot be trained through): "
+                     + "training and evaluation use the network's outputs before it (\(Self.dataInputs(n).joined(separator: ", ")))")
+        return ONNXPostStep(kind: kind, node: n.name, opType: n.opType, inputs: inputs, outputs: n.output)
+    }
 
     /// Every op the importer takes.
     static var claimed: Set<String> { supported.union(moreOps) }

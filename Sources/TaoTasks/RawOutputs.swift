@@ -8,15 +8,25 @@ import TaoRuntime
 /// post-processes themselves (`numpy.load`).
 public enum NPY {
     public static func encode(_ values: UnsafeBufferPointer<Float>, shape: [Int]) -> Data {
+        encode(bytes: UnsafeRawBufferPointer(values), descr: "<f4", shape: shape)
+    }
+
+    /// Integers (indices) as int64, numpy's `<i8`.
+    public static func encode(int64 values: [Float], shape: [Int]) -> Data {
+        let v = values.map { Int64($0).littleEndian }
+        return v.withUnsafeBytes { encode(bytes: $0, descr: "<i8", shape: shape) }
+    }
+
+    static func encode(bytes: UnsafeRawBufferPointer, descr: String, shape: [Int]) -> Data {
         let dims = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
-        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(dims), }"
+        var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(dims), }"
         // Magic (6) + version (2) + length (2) + header + newline: a multiple of 64 bytes.
         while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
         header += "\n"
         var out = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
         withUnsafeBytes(of: UInt16(header.utf8.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(contentsOf: Array(header.utf8))
-        out.append(UnsafeBufferPointer(start: UnsafeRawPointer(values.baseAddress!).assumingMemoryBound(to: UInt8.self), count: values.count * 4))
+        if let base = bytes.baseAddress { out.append(UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: bytes.count)) }
         return out
     }
 }
@@ -37,8 +47,7 @@ enum RawOutputs {
         let folder = ImageFolder(paths: files)
         let loader = BatchLoader(folder: folder, preprocessing: prep, batchSize: batch, shuffle: false, dropLast: false, seed: 0, workers: 1)
         defer { loader.close() }
-        let names = model.outputNames.count == g.outputs.count ? model.outputNames : g.outputs.indices.map { "output\($0)" }
-        let safe = names.map { String($0.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" ? $0 : "_" }) }
+        func safe(_ name: String) -> String { String(name.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" ? $0 : "_" }) }
         // Each image's file stem, made unique.
         var stems: [String] = [], seen: [String: Int] = [:]
         for f in files {
@@ -46,6 +55,7 @@ enum RawOutputs {
             seen[stem, default: 0] += 1
             stems.append(seen[stem]! == 1 ? stem : "\(stem)_\(seen[stem]!)")
         }
+        let perImage = Set(model.postSteps.filter { if case .nonMaxSuppression = $0.kind { true } else { false } }.flatMap(\.outputs))
         var executors: [Int: Executor] = [:]
         var index: [[String: Any]] = []
         var written = 0
@@ -57,12 +67,20 @@ enum RawOutputs {
             b.images.withUnsafeBufferPointer { exec.inputPointer(0).update(from: $0.baseAddress!, count: $0.count) }
             exec.forward()
             for (k, i) in idx.enumerated() {
-                var outputs: [String: Any] = [:]
-                for o in g.outputs.indices {
+                // The image's network outputs (a batch of one), then the file's outputs from them:
+                // ArgMax, TopK and NonMaxSuppression at the model's end run here, on this image.
+                let network = g.outputs.indices.map { o -> ONNXArray in
                     let shape = g.shape(of: g.outputs[o]).dims, n = shape.reduce(1, *)
-                    let file = "\(stems[i]).\(safe[o]).npy"
-                    try AtomicFile.write(NPY.encode(UnsafeBufferPointer(start: exec.outputPointer(o) + k * n, count: n), shape: shape), to: "\(dir)/\(file)")
-                    outputs[names[o]] = ["file": file, "shape": shape]
+                    return ONNXArray(dims: [1] + shape, values: Array(UnsafeBufferPointer(start: exec.outputPointer(o) + k * n, count: n)))
+                }
+                var outputs: [String: Any] = [:]
+                for (name, a) in try model.fileOutputs(network) {
+                    let file = "\(stems[i]).\(safe(name)).npy"
+                    // The batch axis of one image is dropped; NMS's rows [K, 3] have none (their image column is 0).
+                    let shape = perImage.contains(name) ? a.dims : Array(a.dims.dropFirst())
+                    let data = a.integer ? NPY.encode(int64: a.values, shape: shape) : a.values.withUnsafeBufferPointer { NPY.encode($0, shape: shape) }
+                    try AtomicFile.write(data, to: "\(dir)/\(file)")
+                    outputs[name] = ["file": file, "shape": shape, "dtype": a.integer ? "int64" : "float32"]
                     written += 1
                 }
                 index.append(["image": files[i], "outputs": outputs])

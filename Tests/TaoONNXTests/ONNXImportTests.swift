@@ -225,6 +225,50 @@ final class ONNXImportTests: XCTestCase {
         }
     }
 
+    /// A classifier that ends in ArgMax (its output the class index): the network keeps the logits,
+    /// the ArgMax is a post-network step that the import reports, and the file's output computed
+    /// from the network's equals onnxruntime's; an ArgMax that feeds other nodes is refused, named.
+    func testArgMaxAtTheEndIsAPostNetworkStep() throws {
+        let path = temp("argmax.onnx"), inner = temp("argmax_inner.onnx")
+        defer { for p in [path, inner] { try? FileManager.default.removeItem(atPath: p) } }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: PythonONNX.python)
+        p.arguments = ["-c", """
+            import sys, numpy as np, onnx
+            from onnx import helper, numpy_helper, TensorProto as T
+            rng = np.random.default_rng(2)
+            w = numpy_helper.from_array(rng.normal(size=(6, 3, 3, 3)).astype(np.float32), "w")
+            fc = numpy_helper.from_array(rng.normal(size=(6, 5)).astype(np.float32), "fc")
+            body = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("GlobalAveragePool", ["c"], ["p"]),
+                    helper.make_node("Flatten", ["p"], ["f"]), helper.make_node("MatMul", ["f", "fc"], ["logits"])]
+            def save(nodes, outputs, file):
+                g = helper.make_graph(nodes, "cls", [helper.make_tensor_value_info("x", T.FLOAT, [None, 3, 12, 12])], outputs, [w, fc])
+                onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), file)
+            save(body + [helper.make_node("ArgMax", ["logits"], ["label"], axis=1, keepdims=0)], [helper.make_tensor_value_info("label", T.INT64, [None])], sys.argv[1])
+            save(body + [helper.make_node("ArgMax", ["logits"], ["a"], axis=1), helper.make_node("Cast", ["a"], ["label"], to=1)],
+                 [helper.make_tensor_value_info("label", T.FLOAT, [None, 1])], sys.argv[2])
+            """, path, inner]
+        try p.run(); p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        let r = try ONNXImport.read(path, logits: false)
+        XCTAssertEqual(r.outputNames, ["logits"])
+        XCTAssertEqual(r.graph.shape(of: r.graph.outputs[0]).dims, [5])
+        XCTAssertEqual(r.fileOutputNames, ["label"])
+        XCTAssertTrue(r.notes.contains { $0.contains("ArgMax") && $0.contains("cannot be trained through") }, "\(r.notes)")
+        var rng = SplitMix64(seed: 3)
+        let x = Tensor.randomNormal([4, 3, 12, 12], rng: &rng)
+        let (theirs, _) = try PythonONNX.run(path, input: x)
+        let logits = try run(r.graph, r.parameters, x)
+        let out = try r.fileOutputs([ONNXArray(dims: [4, 5], values: logits)])
+        XCTAssertEqual(out.map(\.name), ["label"])
+        XCTAssertEqual(out[0].array.dims, [4])
+        XCTAssertTrue(out[0].array.integer)
+        XCTAssertEqual(out[0].array.values, theirs, "the class indices onnxruntime gives")
+        XCTAssertThrowsError(try ONNXImport.read(inner, logits: false)) { e in
+            XCTAssertTrue("\(e)".contains("ArgMax") && "\(e)".contains("feeds other nodes"), "\(e)")
+        }
+    }
+
     /// Export then import gives back the same function (and the same parameter count).
     func testRoundTripThroughONNX() throws {
         for (name, res) in [("resnet18", 32), ("mobilenet_v2", 32), ("efficientnet_b0", 32), ("cspdarknet_tiny", 32), ("googlenet", 32)] {
