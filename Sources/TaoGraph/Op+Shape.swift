@@ -59,6 +59,9 @@ extension Op {
             return x
         case .activation, .dropout:
             return x
+        case .resize(let r):
+            guard x.rank == 3, r.size.count == 2, r.size.allSatisfy({ $0 > 0 }) else { throw ShapeError("resize takes [C,H,W] to a positive size, got \(x) to \(r.size)") }
+            return [x[0], r.size[0], r.size[1]]
         case .softmax, .logSoftmax:
             guard x.rank >= 1 else { throw ShapeError("\(kind) needs a per-sample axis, got \(x)") }
             return x

@@ -21,6 +21,9 @@ public enum Op: Hashable, Sendable, Codable {
     case flatten
     case pad2d(Padding2D)
     case upsample(Upsample)
+    /// ONNX's Resize of height and width in any mode and size (`Resize`); integer upscaling by
+    /// nearest repeat or half-pixel linear is `upsample`, on oneDNN's resampling.
+    case resize(Resize)
     case dropout(rate: Float)
     /// Softmax over axis 1: the features of [F], the channels of [C,H,W] (ONNX's Softmax, opset 13+, axis 1).
     case softmax
@@ -47,6 +50,7 @@ public enum Op: Hashable, Sendable, Codable {
         case .flatten: "flatten"
         case .pad2d: "pad2d"
         case .upsample: "upsample"
+        case .resize: "resize"
         case .dropout: "dropout"
         case .softmax: "softmax"
         case .logSoftmax: "logsoftmax"

@@ -227,6 +227,20 @@ public enum ONNXExport {
                     ? [string("mode", "nearest"), string("coordinate_transformation_mode", "asymmetric"), string("nearest_mode", "floor")]
                     : [string("mode", "linear"), string("coordinate_transformation_mode", "half_pixel")]
                 node("Resize", [x, "", scales], out, name: n.name, attrs)
+            case .resize(let r):
+                // Scales whose product with the input's size truncates to the output's (as onnxruntime sizes it).
+                let input = graph.shape(of: n.inputs[0])
+                let scales = (0..<2).map { k -> Float in
+                    var f = r.scale[k]
+                    while Int(Float(input[k + 1]) * f) < r.size[k] { f = f.nextUp }
+                    return f
+                }
+                let name = "\(n.name).scales"
+                var t = ONNXExport.tensor(name, dims: [4], floats: [1, 1] + scales); t.name = name
+                initializers.append(t)
+                var a = Onnx_AttributeProto(); a.name = "cubic_coeff_a"; a.type = .float; a.f = r.cubicA
+                node("Resize", [x, "", name], out, name: n.name, [string("mode", r.mode.rawValue), string("coordinate_transformation_mode", r.coordinates),
+                                                                  string("nearest_mode", r.rounding), a, int("exclude_outside", r.excludeOutside ? 1 : 0)])
             case .dropout:
                 node("Identity", [x], out, name: n.name)
             case .softmax:

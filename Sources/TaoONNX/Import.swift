@@ -633,42 +633,7 @@ public enum ONNXImport {
                         throw fail("\(n.opType) '\(n.name)': needs a tensor or constant input")
                     }
                 case "Resize", "Upsample":
-                    let x = try tensor(n.input[0], n)
-                    // Scales: Upsample's attribute (opset 7) or input 1 (opset 9), Resize's input 1
-                    // (opset 10) or 2 (11+; input 1 is the roi); or Resize's sizes (input 3) over the input's.
-                    var scales: [Float]?
-                    if n.opType == "Upsample", let a = attr(n, "scales") { scales = a.floats }
-                    let scaleInput = n.opType == "Upsample" || n.input.count == 2 ? 1 : 2
-                    if scales == nil, n.input.count > scaleInput, !n.input[scaleInput].isEmpty, case .constant(let c)? = env[n.input[scaleInput]], !c.floats.isEmpty {
-                        scales = c.floats
-                    }
-                    if scales == nil, n.opType == "Resize", n.input.count > 3, case .constant(let sizes)? = env[n.input[3]], sizes.ints.count == 4 {
-                        let dims = [1, 1] + b.shape(x).dims.suffix(2)
-                        scales = zip(sizes.ints, dims).map { Float($0) / Float($1) }
-                    }
-                    guard let sc = scales.map({ Constant(dims: [$0.count], floats: $0, ints: []) }), sc.floats.count == 4,
-                          sc.floats[2] == sc.floats[2].rounded(), sc.floats[3] == sc.floats[3].rounded(), sc.floats[2] >= 1, sc.floats[3] >= 1 else {
-                        throw fail("\(n.opType) '\(n.name)': only constant integer upscaling (scales or sizes) is supported")
-                    }
-                    guard sc.floats[0] == 1, sc.floats[1] == 1, b.shape(x).rank == 3 else {
-                        throw fail("Resize '\(n.name)': only the height and width of [N,C,H,W] are resized (scales \(sc.floats))")
-                    }
-                    // Integer scales: oneDNN's linear resampling is ONNX's half_pixel; nearest is a
-                    // repeat, which ONNX's half_pixel with rounding and asymmetric with floor give.
-                    // Upsample (and Resize before opset 11) has no coordinate mode: asymmetric, with floor for nearest.
-                    let legacy = n.opType == "Upsample" || attr(n, "coordinate_transformation_mode") == nil && n.input.count == 2
-                    let modeName = string(n, "mode", "nearest") == "bilinear" ? "linear" : string(n, "mode", "nearest")
-                    let coordinates = string(n, "coordinate_transformation_mode", legacy ? "asymmetric" : "half_pixel")
-                    let rounding = string(n, "nearest_mode", legacy ? "floor" : "round_prefer_floor")
-                    let halfPixel = coordinates == "half_pixel" || coordinates == "pytorch_half_pixel"
-                    let mode: Upsample.Mode
-                    switch modeName {
-                    case "nearest" where halfPixel && rounding.hasPrefix("round_prefer") || coordinates == "asymmetric" && rounding == "floor": mode = .nearest
-                    case "linear" where halfPixel: mode = .bilinear
-                    default:
-                        throw fail("Resize '\(n.name)': mode \(modeName) with coordinate_transformation_mode \(coordinates)\(modeName == "nearest" ? " and nearest_mode \(rounding)" : "") is not supported (nearest as a repeat, or linear with half_pixel)")
-                    }
-                    env[out] = .tensor(b.node(name, .upsample(Upsample(mode, scale: [Int(sc.floats[2]), Int(sc.floats[3])])), [x]))
+                    env[out] = .tensor(try resize(n, name))
                 default:
                     guard try convertMore(n, name) else { throw fail("unsupported ONNX op \(n.opType) ('\(n.name)')") }
                 }

@@ -188,6 +188,66 @@ extension ONNXImport.Reader {
         return swapped(b.node(unique("\(name).op"), op, [swapped(x, axis, "to_axis1")]), axis, "back")
     }
 
+    /// Resize and Upsample of the height and width of [N,C,H,W], by constant scales or sizes (every
+    /// opset's form): integer upscaling by nearest repeat or half-pixel linear on oneDNN's
+    /// resampling (`upsample`); anything else — downscaling, fractional scales, cubic, align_corners,
+    /// asymmetric linear, other rounding — as the IR's `resize` by ONNX's taps.
+    mutating func resize(_ n: Onnx_NodeProto, _ name: String) throws -> ValueID {
+        let x = try tensor(n.input[0], n)
+        let shape = b.shape(x)
+        guard shape.rank == 3 else { throw fail("\(n.opType) '\(n.name)': only the height and width of [N,C,H,W] are resized (input \(shape))") }
+        // Scales: Upsample's attribute (opset 7) or input 1 (opset 9), Resize's input 1 (opset 10)
+        // or 2 (11+; input 1 is the roi); or Resize's sizes (input 3).
+        var scales: [Float]?, sizes: [Int]?
+        if n.opType == "Upsample", let a = attr(n, "scales") { scales = a.floats }
+        let scaleInput = n.opType == "Upsample" || n.input.count == 2 ? 1 : 2
+        if scales == nil, n.input.count > scaleInput, !n.input[scaleInput].isEmpty, let c = folded(n.input[scaleInput]), !c.floats.isEmpty { scales = c.floats }
+        if scales == nil, n.opType == "Resize", n.input.count > 3 {
+            // A constant, or the input's own batch and channels joined to a height and width (PyTorch's interpolate).
+            if let c = folded(n.input[3]), !c.ints.isEmpty { sizes = c.ints.map { Int($0) } }
+            else if case .shape(let s)? = env[n.input[3]], s.dropFirst().allSatisfy({ $0 != nil }) { sizes = [1] + s.dropFirst().map { $0! } }
+        }
+        // Opset 18: axes name the dimensions the scales or sizes are for.
+        let axes = ints(n, "axes", []).map { $0 < 0 ? $0 + 4 : $0 }
+        if !axes.isEmpty {
+            guard Set(axes).isSubset(of: [2, 3]) else { throw fail("Resize '\(n.name)': axes \(axes): only height and width are resized") }
+            var fullScales: [Float] = [1, 1, 1, 1], fullSizes = [1, shape[0], shape[1], shape[2]]
+            for (k, a) in axes.enumerated() { if let s = scales { fullScales[a] = s[k] }; if let z = sizes { fullSizes[a] = z[k] } }
+            if scales != nil { scales = fullScales } else if sizes != nil { sizes = fullSizes }
+        }
+        guard let given = scales ?? sizes.map({ z in z.count == 4 ? zip(z, [1] + shape.dims).map { Float($0) / Float($1) } : [] }), given.count == 4 else {
+            throw fail("\(n.opType) '\(n.name)': the scales or sizes must be constant, one for each of the 4 dimensions")
+        }
+        guard given[0] == 1, given[1] == 1 || sizes?[1] == shape[0] else {
+            throw fail("\(n.opType) '\(n.name)': only the height and width of [N,C,H,W] are resized (scales \(given))")
+        }
+        guard string(n, "keep_aspect_ratio_policy", "stretch") == "stretch", int(n, "antialias", 0) == 0 else {
+            throw fail("Resize '\(n.name)': antialias and keep_aspect_ratio_policy are not supported")
+        }
+        let size = sizes.map { Array($0.suffix(2)) } ?? [Int(Float(shape[1]) * given[2]), Int(Float(shape[2]) * given[3])]
+        guard size.allSatisfy({ $0 > 0 }) else { throw fail("\(n.opType) '\(n.name)': an output of \(size)") }
+        // Upsample (and Resize before opset 11) has no coordinate mode: asymmetric, with floor for nearest.
+        let legacy = n.opType == "Upsample" || attr(n, "coordinate_transformation_mode") == nil && n.input.count == 2
+        let modeName = string(n, "mode", "nearest") == "bilinear" ? "linear" : string(n, "mode", "nearest")
+        let coordinates = string(n, "coordinate_transformation_mode", legacy ? "asymmetric" : "half_pixel")
+        let rounding = string(n, "nearest_mode", legacy ? "floor" : "round_prefer_floor")
+        guard let mode = Resize.Mode(rawValue: modeName), Resize.coordinateModes.contains(coordinates), mode != .nearest || Resize.roundingModes.contains(rounding) else {
+            throw fail("Resize '\(n.name)': mode \(modeName) with coordinate_transformation_mode \(coordinates) is not supported "
+                       + "(nearest, linear or cubic; \(Resize.coordinateModes.joined(separator: ", ")))")
+        }
+        // Integer upscaling that oneDNN's resampling computes alike: nearest as a repeat (half-pixel
+        // with rounding half down, or asymmetric with floor), linear with half pixels.
+        let integer = given[2] == given[2].rounded() && given[3] == given[3].rounded() && given[2] >= 1 && given[3] >= 1
+            && size == [shape[1] * Int(given[2]), shape[2] * Int(given[3])]
+        let halfPixel = coordinates == "half_pixel" || coordinates == "pytorch_half_pixel" && size.allSatisfy { $0 > 1 }
+        if integer, mode == .nearest && (halfPixel && rounding == "round_prefer_floor" || coordinates == "asymmetric" && rounding == "floor") || mode == .linear && halfPixel {
+            return b.node(name, .upsample(Upsample(mode == .nearest ? .nearest : .bilinear, scale: [Int(given[2]), Int(given[3])])), [x])
+        }
+        let r = Resize(mode: mode, coordinates: coordinates, rounding: rounding, cubicA: float(n, "cubic_coeff_a", -0.75),
+                       excludeOutside: int(n, "exclude_outside", 0) == 1, size: size, scale: [given[2], given[3]])
+        return b.node(name, .resize(r), [x])
+    }
+
     /// Pad of the height and width of [N,C,H,W] (pads as an attribute or input; opset 18's axes):
     /// zeros as the IR's padding; another constant c as zero padding of x − c, plus c; reflect and
     /// edge as the mirrored or repeated rows and columns, sliced off the input and joined to it.

@@ -97,7 +97,7 @@ struct ChannelGraph {
             return Layout(segments: [Segment(space: newSpace(c.outChannels, producer: index), start: 0, end: c.outChannels)])
         case .dense(let d):
             return Layout(segments: [Segment(space: newSpace(d.outFeatures, producer: index), start: 0, end: d.outFeatures)])
-        case .batchNorm, .activation, .pool2d, .globalAveragePool, .dropout, .pad2d, .upsample, .softmax, .logSoftmax:
+        case .batchNorm, .activation, .pool2d, .globalAveragePool, .dropout, .pad2d, .upsample, .resize, .softmax, .logSoftmax:
             return x
         case .transpose(let perm):
             // Channels stay channels only where the channel axis stays axis 1 (with the rest only reordered, no repeat).

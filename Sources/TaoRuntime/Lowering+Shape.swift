@@ -74,6 +74,69 @@ extension Executor {
         return y
     }
 
+    /// Resize by its taps: along the height into a buffer [N·C, H_out, W_in], then along the width;
+    /// backward the transposed sums the other way.
+    func lowerResize(_ n: Node, _ r: Resize) throws -> RValue {
+        let x = try ensure(value(n.inputs[0]), MemoryDesc(dims(n.inputs[0])))
+        let (inDims, outDims) = (x.md.dims, dims(n.output))
+        let planes = inDims[0] * inDims[1], (h, w, oh, ow) = (inDims[2], inDims[3], outDims[2], outDims[3])
+        let rows = r.taps(input: h, output: oh, axis: 0), cols = r.taps(input: w, output: ow, axis: 1)
+        let (rowIndex, rowWeight) = (rows.map(\.index), rows.map { $0.weight.map(Float.init) })
+        let (colIndex, colWeight) = (cols.map(\.index), cols.map { $0.weight.map(Float.init) })
+        let y = newValue(MemoryDesc(outDims), needsGrad: x.needsGrad)
+        let buffer = ResizeBuffer(count: planes * oh * w)
+        forwardSteps.append(.swift([x.mem, y.mem]) {
+            let (src, dst) = (x.mem.floats, y.mem.floats)
+            let middle = buffer.pointer
+            forEachSlice(of: planes) { range in for p in range {
+                let s = src + p * h * w, m = middle + p * oh * w, d = dst + p * oh * ow
+                for i in 0..<oh {
+                    let row = m + i * w
+                    row.update(repeating: 0, count: w)
+                    for (k, at) in rowIndex[i].enumerated() where rowWeight[i][k] != 0 {
+                        let c = rowWeight[i][k], from = s + at * w
+                        for j in 0..<w { row[j] += c * from[j] }
+                    }
+                    for j in 0..<ow {
+                        var acc: Float = 0
+                        for (k, at) in colIndex[j].enumerated() { acc += colWeight[j][k] * row[at] }
+                        d[i * ow + j] = acc
+                    }
+                }
+            } }
+        })
+        onBackward(y) { [unowned self] in
+            try self.contribute(to: [x]) { t in
+                let target = t[0]!, g = self.grad(y)
+                return [.swift([target, g]) {
+                    target.zero()
+                    let (dy, dx) = (g.floats, target.floats)
+                    let middle = buffer.pointer
+                    forEachSlice(of: planes) { range in for p in range {
+                        let gy = dy + p * oh * ow, m = middle + p * oh * w, gx = dx + p * h * w
+                        for i in 0..<oh {
+                            let row = m + i * w
+                            row.update(repeating: 0, count: w)
+                            for j in 0..<ow { for (k, at) in colIndex[j].enumerated() { row[at] += colWeight[j][k] * gy[i * ow + j] } }
+                            for (k, at) in rowIndex[i].enumerated() where rowWeight[i][k] != 0 {
+                                let c = rowWeight[i][k], to = gx + at * w
+                                for j in 0..<w { to[j] += c * row[j] }
+                            }
+                        }
+                    } }
+                }]
+            }
+        }
+        return y
+    }
+
+    /// The rows resized along the height, between the two passes (one plane per thread at a time).
+    final class ResizeBuffer: @unchecked Sendable {
+        let pointer: UnsafeMutablePointer<Float>
+        init(count: Int) { pointer = .allocate(capacity: max(count, 1)) }
+        deinit { pointer.deallocate() }
+    }
+
     /// Every step-th element along one axis (YOLOX's Focus), copied by a loop: oneDNN's descriptors
     /// cannot express a view whose stepped axis outruns the axis outside it. Backward scatters the
     /// gradient back (zeros between).

@@ -19,6 +19,7 @@ extension Executor {
         case .reshape, .flatten: return try lowerReshape(n)
         case .pad2d(let p): return try lowerPad(n, p)
         case .upsample(let u): return try lowerUpsample(n, u)
+        case .resize(let r): return try lowerResize(n, r)
         case .dropout(let rate): return try lowerDropout(n, rate: rate)
         case .softmax: return try lowerSoftmax(n, log: false)
         case .logSoftmax: return try lowerSoftmax(n, log: true)

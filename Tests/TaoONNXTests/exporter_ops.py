@@ -143,3 +143,19 @@ save("split18", [
     helper.make_node("Split", ["x"], ["a", "b", "c"], axis=3, num_outputs=3),
     helper.make_node("Concat", ["c", "a", "b"], ["y"], axis=3),
 ], [None, C, H, W], opset=18)
+
+# Resize beyond integer upscaling: linear with align_corners to sizes (PyTorch's
+# interpolate(align_corners=True)), cubic by fractional scales, nearest downscaling with ceil.
+save("resize", [
+    const("sizes", [0, 0, 9, 5], np.int64),
+    helper.make_node("Shape", ["x"], ["shape"]),
+    const("first2_start", [0], np.int64), const("first2_end", [2], np.int64),
+    helper.make_node("Slice", ["shape", "first2_start", "first2_end"], ["nc"]),
+    const("hw", [9, 5], np.int64),
+    helper.make_node("Concat", ["nc", "hw"], ["target"], axis=0),
+    helper.make_node("Resize", ["x", "", "", "target"], ["a"], mode="linear", coordinate_transformation_mode="align_corners"),
+    const("s15", np.array([1, 1, 1.5, 0.75], np.float32)),
+    helper.make_node("Resize", ["a", "", "s15"], ["b"], mode="cubic"),                                   # [N, C, 13, 3]
+    const("s05", np.array([1, 1, 0.5, 2], np.float32)),
+    helper.make_node("Resize", ["b", "", "s05"], ["y"], mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="ceil"),
+], [None, C, 6, 6])

@@ -121,6 +121,20 @@ final class OpTests: XCTestCase {
             }
         }
     }
+    /// ONNX's Resize by taps (align_corners linear to another size, cubic by fractional scales with
+    /// and without exclude_outside, nearest downscaling): gradients against finite differences.
+    func testResize() throws {
+        let cases = [Resize(mode: .linear, coordinates: "align_corners", size: [7, 4], scale: [7.0 / 5, 4.0 / 6]),
+                     Resize(mode: .cubic, coordinates: "half_pixel", size: [7, 9], scale: [1.5, 1.5]),
+                     Resize(mode: .cubic, coordinates: "pytorch_half_pixel", cubicA: -0.5, excludeOutside: true, size: [3, 4], scale: [0.6, 0.7]),
+                     Resize(mode: .nearest, coordinates: "asymmetric", rounding: "ceil", size: [2, 3], scale: [0.5, 0.5])]
+        for r in cases {
+            try Harness.check(batch: 2) { b in
+                let x = b.activation(b.input("x", [2, 5, 6]), .tanh, "pre")
+                return b.dense(b.flatten(b.node("resize", .resize(r), [x]), "flat"), "fc", out: 3)
+            }
+        }
+    }
     func testTranspose() throws {
         for perm in [[0, 2, 1], [0, 1, 3, 2], [0, 3, 1, 2], [0, 2, 3, 1]] {
             // A dense layer after it weighs each position differently, so a misplaced element shows.

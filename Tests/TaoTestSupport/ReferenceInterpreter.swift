@@ -65,6 +65,7 @@ public enum Reference {
             for a in 0..<n { for k in 0..<c { for i in 0..<h { for j in 0..<w { y[a, k, i + p.top, j + p.left] = x[0][a, k, i, j] } } } }
             return y
         case .upsample(let u): return upsample(x[0], u)
+        case .resize(let r): return resize(x[0], r)
         case .dropout: return x[0]
         case .softmax, .logSoftmax:
             // Over axis 1 of [N, F, rest…]: each (sample, position in rest) normalized across F.
@@ -247,6 +248,19 @@ public enum Reference {
             for i in stride(from: s.start, to: s.end, by: s.step) { data += x.data[(base + i * inner)..<(base + (i + 1) * inner)] }
         }
         return RefTensor(shape, data)
+    }
+
+    /// Each output pixel as the sum over its row taps and column taps (not separably).
+    static func resize(_ x: RefTensor, _ r: Resize) -> RefTensor {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]), (oh, ow) = (r.size[0], r.size[1])
+        let rows = r.taps(input: h, output: oh, axis: 0), cols = r.taps(input: w, output: ow, axis: 1)
+        var y = RefTensor(zeros: [n, c, oh, ow])
+        for a in 0..<n { for ch in 0..<c { for i in 0..<oh { for j in 0..<ow {
+            var v = 0.0
+            for (ri, rw) in zip(rows[i].index, rows[i].weight) { for (ci, cw) in zip(cols[j].index, cols[j].weight) { v += rw * cw * x[a, ch, ri, ci] } }
+            y[a, ch, i, j] = v
+        } } } }
+        return y
     }
 
     static func upsample(_ x: RefTensor, _ u: Upsample) -> RefTensor {
