@@ -423,8 +423,8 @@ extension ONNXImport.Reader {
     }
 
     /// ReduceMean / Sum / Max / Min: of constants, folded; of [C,H,W] data over height and width,
-    /// global pooling; of data over the channels (or a feature vector), a 1×1 convolution or dense
-    /// layer of constant weights (mean and sum).
+    /// global pooling; over any other axes but the batch's, the same pooling after a transpose and
+    /// reshape that put the reduced elements on one axis.
     mutating func reduce(_ n: Onnx_NodeProto, _ name: String) throws -> ONNXImport.Value {
         let op = n.opType
         // Axes: an attribute, or (ReduceSum from opset 13, the others from 18) input 1.
@@ -443,7 +443,7 @@ extension ONNXImport.Reader {
         let x = try tensor(n.input[0], n)
         let dims = b.shape(x).dims, rank = dims.count + 1
         let set = Set(axes.isEmpty ? Array(0..<rank) : axes.map { $0 < 0 ? $0 + rank : $0 })
-        guard !set.contains(0) else { throw fail("\(op) '\(n.name)': over the batch axis (axes \(axes)) is not supported") }
+        guard !set.contains(0) else { throw fail("\(op) '\(n.name)': over the batch axis (\(axes.isEmpty ? "no axes given: all of them" : "axes \(axes)")) is not supported") }
         let kind = op.dropFirst("Reduce".count)
         if dims.count == 3, set == [2, 3] {
             var y: ValueID
@@ -460,22 +460,28 @@ extension ONNXImport.Reader {
             }
             return .tensor(keep ? y : b.node(name, .reshape([dims[0]]), [y]))
         }
-        if set == [1], kind == "Mean" || kind == "Sum" {
-            let channels = dims[0], w = kind == "Mean" ? 1 / Float(channels) : 1
-            notes.append("\(op) '\(n.name)' over the channels runs as a 1×1 convolution of constant weights \(w) (they train if the model is fine-tuned)")
-            if dims.count == 1 {
-                let weight = parameter("\(name).weight", Self.make([1, channels], [Float](repeating: w, count: channels)), role: .denseWeight)
-                let y = b.node(keep ? name : unique("\(name).dense"), .dense(Dense(outFeatures: 1, hasBias: false)), [x, weight])
-                return .tensor(y)
-            }
-            if dims.count == 3 {
-                let weight = parameter("\(name).weight", Self.make([1, channels, 1, 1], [Float](repeating: w, count: channels)), role: .convWeight)
-                let y = b.node(keep ? name : unique("\(name).conv"), .conv2d(Conv2D(outChannels: 1, kernel: [1, 1], stride: [1, 1], dilation: [1, 1], padding: .zero, hasBias: false)), [x, weight])
-                return .tensor(keep ? y : b.node(name, .reshape([dims[1], dims[2]]), [y]))
-            }
+        // Any other set of axes: the kept axes first and the reduced ones last ([P, Q, 1] with Q the
+        // reduced elements), pooled over Q, shaped back.
+        let kept = (1..<rank).filter { !set.contains($0) }, reduced = (1..<rank).filter { set.contains($0) }
+        guard keep || !kept.isEmpty else {
+            throw fail("\(op) '\(n.name)': every axis but the batch's reduced without keepdims (one number a sample) is not supported; keepdims=1 is")
         }
-        throw fail("\(op) '\(n.name)' over axes \(axes.isEmpty ? "all" : "\(axes)") of data [N,\(dims.map(String.init).joined(separator: ","))] is not supported "
-                   + "(over the height and width of [N,C,H,W], or a mean or sum over the channels)")
+        let perm = [0] + kept + reduced
+        var y = perm == Array(0..<rank) ? x : b.node(unique("\(name).order"), .transpose(perm: perm), [x])
+        let (p, q) = (kept.map { dims[$0 - 1] }.reduce(1, *), reduced.map { dims[$0 - 1] }.reduce(1, *))
+        y = b.node(unique("\(name).rows"), .reshape([p, q, 1]), [y])
+        switch kind {
+        case "Mean", "Sum":
+            y = b.globalAveragePool(y, unique("\(name).pool"))
+            if kind == "Sum" { y = b.activation(y, .linear(alpha: Float(q), beta: 0), unique("\(name).count")) }
+        case "Max":
+            y = b.node(unique("\(name).pool"), .pool2d(Pool2D(.max, kernel: [q, 1], stride: [1, 1])), [y])
+        default:
+            let negated = b.activation(y, .linear(alpha: -1, beta: 0), unique("\(name).negate"))
+            y = b.activation(b.node(unique("\(name).pool"), .pool2d(Pool2D(.max, kernel: [q, 1], stride: [1, 1])), [negated]), .linear(alpha: -1, beta: 0), unique("\(name).negate_back"))
+        }
+        let target = keep ? (1..<rank).map { set.contains($0) ? 1 : dims[$0 - 1] } : kept.map { dims[$0 - 1] }
+        return .tensor(b.node(name, .reshape(Shape(target)), [y]))
     }
 
     static func reduceConstant(_ c: ONNXImport.Constant, _ axes: Set<Int>, _ op: String, keep: Bool) -> ONNXImport.Constant {
