@@ -159,3 +159,14 @@ save("resize", [
     const("s05", np.array([1, 1, 0.5, 2], np.float32)),
     helper.make_node("Resize", ["b", "", "s05"], ["y"], mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="ceil"),
 ], [None, C, 6, 6])
+
+# Opsets 20 and 21: ONNX's own Gelu op, and an opset-21 model of ops whose forms opset 21 keeps.
+save("gelu20", [helper.make_node("Gelu", ["x"], ["y"])], [None, C, H, W], opset=20)
+save("opset21", [
+    helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+    const("axes", [2, 3], np.int64),
+    helper.make_node("ReduceMean", ["c", "axes"], ["m"], keepdims=1),
+    helper.make_node("Sub", ["c", "m"], ["d"]),
+    const("shape", [0, -1], np.int64),
+    helper.make_node("Reshape", ["d", "shape"], ["y"]),
+], [None, C * H * W], opset=21, inits=[w])
