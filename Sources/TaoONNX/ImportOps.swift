@@ -9,13 +9,19 @@ extension ONNXImport.Reader {
     static let moreOps: Set<String> = [
         "Gather", "ConstantOfShape", "Range", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "Where",
         "Expand", "Tile", "Sum", "Mean", "Max", "Min", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin",
-        "InstanceNormalization", "LRN", "Erf", "Gelu", "ArgMax", "ArgMin", "TopK", "NonMaxSuppression",
+        "InstanceNormalization", "LRN", "Erf", "Gelu", "ArgMax", "ArgMin", "TopK", "NonMaxSuppression", "RoiAlign",
     ]
 
     /// Ops that run after the network (`ONNXPostStep`): taken where their results are the model's outputs.
-    static let tailOps: Set<String> = ["ArgMax", "ArgMin", "TopK", "NonMaxSuppression"]
+    static let tailOps: Set<String> = ["ArgMax", "ArgMin", "TopK", "NonMaxSuppression", "RoiAlign"]
 
-    static func dataInputs(_ n: Onnx_NodeProto) -> [String] { n.opType == "NonMaxSuppression" ? Array(n.input.prefix(2)) : [n.input[0]] }
+    static func dataInputs(_ n: Onnx_NodeProto) -> [String] {
+        switch n.opType {
+        case "NonMaxSuppression": Array(n.input.prefix(2))
+        case "RoiAlign": Array(n.input.prefix(3))
+        default: [n.input[0]]
+        }
+    }
 
     /// The model's post-network ops, each checked to make only outputs of the model.
     func tailNodes() throws -> [Onnx_NodeProto] {
@@ -60,6 +66,12 @@ extension ONNXImport.Reader {
         case "TopK":
             guard let k = try scalar(1).map({ Int($0) }) ?? attr(n, "k").map({ Int($0.i) }) else { throw fail("TopK '\(n.name)': no k") }
             kind = .topK(axis: try axis(-1), k: k, largest: int(n, "largest", 1) == 1)
+        case "RoiAlign":
+            // Opset 16's coordinate mode; opset 10 has none and does not shift by half a pixel.
+            let halfPixel = string(n, "coordinate_transformation_mode", opset >= 16 ? "half_pixel" : "output_half_pixel") == "half_pixel"
+            guard ["avg", "max"].contains(string(n, "mode", "avg")) else { throw fail("RoiAlign '\(n.name)': mode \(string(n, "mode", "")) (avg or max)") }
+            kind = .roiAlign(max: string(n, "mode", "avg") == "max", height: int(n, "output_height", 1), width: int(n, "output_width", 1),
+                             samplingRatio: int(n, "sampling_ratio", 0), spatialScale: float(n, "spatial_scale", 1), halfPixel: halfPixel)
         default:
             kind = .nonMaxSuppression(maxPerClass: Int(try scalar(2) ?? 0), iou: try scalar(3) ?? 0, scoreThreshold: try scalar(4) ?? -.infinity,
                                       centerPointBox: int(n, "center_point_box", 0) == 1)

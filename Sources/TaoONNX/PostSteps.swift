@@ -19,6 +19,8 @@ public struct ONNXPostStep: Sendable, Equatable {
         case topK(axis: Int, k: Int, largest: Bool)
         /// boxes [N, B, 4] and scores [N, C, B] → selected (image, class, box) rows [K, 3].
         case nonMaxSuppression(maxPerClass: Int, iou: Float, scoreThreshold: Float, centerPointBox: Bool)
+        /// X [N, C, H, W], rois [R, 4] (x1, y1, x2, y2), batch indices [R] → [R, C, height, width].
+        case roiAlign(max: Bool, height: Int, width: Int, samplingRatio: Int, spatialScale: Float, halfPixel: Bool)
     }
     public var kind: Kind
     /// The file's node and op, for messages.
@@ -35,6 +37,9 @@ public struct ONNXPostStep: Sendable, Equatable {
         case let .topK(axis, k, largest): return try Self.topK(xs[0], axis: axis, k: k, largest: largest, node: node)
         case let .nonMaxSuppression(m, iou, threshold, center):
             return [try Self.nms(boxes: xs[0], scores: xs[1], maxPerClass: m, iou: iou, scoreThreshold: threshold, centerPointBox: center, node: node)]
+        case let .roiAlign(isMax, oh, ow, ratio, scale, halfPixel):
+            return [try Self.roiAlign(xs[0], rois: xs[1], batchIndices: xs[2], max: isMax, height: oh, width: ow, samplingRatio: ratio,
+                                      spatialScale: scale, halfPixel: halfPixel, node: node)]
         }
     }
 
@@ -117,6 +122,59 @@ public struct ONNXPostStep: Sendable, Equatable {
             }
         }
         return ONNXArray(dims: [rows.count / 3, 3], values: rows, integer: true)
+    }
+}
+
+extension ONNXPostStep {
+    /// ONNX's RoiAlign (Mask R-CNN's): each region's bins averaged (or, as onnxruntime computes
+    /// max mode, the largest weighted corner) over a grid of bilinear samples, the grid
+    /// `samplingRatio` a side or ⌈bin size⌉; with `halfPixel` the region's corners shift by −½.
+    static func roiAlign(_ x: ONNXArray, rois: ONNXArray, batchIndices: ONNXArray, max isMax: Bool, height oh: Int, width ow: Int, samplingRatio: Int,
+                         spatialScale: Float, halfPixel: Bool, node: String) throws -> ONNXArray {
+        guard x.dims.count == 4, rois.dims.count == 2, rois.dims[1] == 4, batchIndices.values.count == rois.dims[0] else {
+            throw ONNXError("RoiAlign '\(node)': X \(x.dims), rois \(rois.dims) and batch indices \(batchIndices.dims) are not [N,C,H,W], [R,4] and [R]")
+        }
+        let (n, c, h, w, r) = (x.dims[0], x.dims[1], x.dims[2], x.dims[3], rois.dims[0])
+        var out = [Float](repeating: 0, count: r * c * oh * ow)
+        for k in 0..<r {
+            let image = Int(batchIndices.values[k])
+            guard image >= 0, image < n else { throw ONNXError("RoiAlign '\(node)': region \(k) names image \(image) of \(n)") }
+            let offset: Double = halfPixel ? 0.5 : 0, s = Double(spatialScale)
+            let box = (0..<4).map { Double(rois.values[k * 4 + $0]) * s - offset }
+            var (roiW, roiH) = (box[2] - box[0], box[3] - box[1])
+            if !halfPixel { roiW = Swift.max(roiW, 1); roiH = Swift.max(roiH, 1) }
+            let (binH, binW) = (roiH / Double(oh), roiW / Double(ow))
+            let gridH = samplingRatio > 0 ? samplingRatio : Int((roiH / Double(oh)).rounded(.up))
+            let gridW = samplingRatio > 0 ? samplingRatio : Int((roiW / Double(ow)).rounded(.up))
+            let count = Double(Swift.max(gridH * gridW, 1))
+            for ch in 0..<c {
+                let plane = (image * c + ch) * h * w
+                func at(_ yy: Int, _ xx: Int) -> Double { Double(x.values[plane + yy * w + xx]) }
+                for ph in 0..<oh {
+                    for pw in 0..<ow {
+                        var acc = isMax ? -Double.infinity : 0
+                        for iy in 0..<gridH {
+                            let row = box[1] + Double(ph) * binH + (Double(iy) + 0.5) * binH / Double(gridH)
+                            for ix in 0..<gridW {
+                                var y = row
+                                var xx = box[0] + Double(pw) * binW + (Double(ix) + 0.5) * binW / Double(gridW)
+                                guard y >= -1, y <= Double(h), xx >= -1, xx <= Double(w) else { acc = isMax ? Swift.max(acc, 0) : acc; continue }
+                                y = Swift.max(y, 0); xx = Swift.max(xx, 0)
+                                var (y0, x0) = (Int(y.rounded(.down)), Int(xx.rounded(.down)))
+                                var (y1, x1) = (y0 + 1, x0 + 1)
+                                if y0 >= h - 1 { (y0, y1) = (h - 1, h - 1); y = Double(y0) }
+                                if x0 >= w - 1 { (x0, x1) = (w - 1, w - 1); xx = Double(x0) }
+                                let (ly, lx) = (y - Double(y0), xx - Double(x0)), (hy, hx) = (1 - y + Double(y0), 1 - xx + Double(x0))
+                                let terms = [hy * hx * at(y0, x0), hy * lx * at(y0, x1), ly * hx * at(y1, x0), ly * lx * at(y1, x1)]
+                                acc = isMax ? Swift.max(acc, terms.max()!) : acc + terms.reduce(0, +)
+                            }
+                        }
+                        out[((k * c + ch) * oh + ph) * ow + pw] = Float(isMax ? acc : acc / count)
+                    }
+                }
+            }
+        }
+        return ONNXArray(dims: [r, c, oh, ow], values: out)
     }
 }
 

@@ -331,13 +331,13 @@ final class ONNXImportTests: XCTestCase {
         try good.prefix(good.count / 2).write(to: URL(fileURLWithPath: cut))
         try Data("model_config { arch: \"resnet\" }".utf8).write(to: URL(fileURLWithPath: text))
         model.graph.node[3].opType = "LSTM"
-        model.graph.node[5].opType = "RoiAlign"
+        model.graph.node[5].opType = "GRU"
         model.graph.node[7].opType = "LSTM"
         let (n3, n5, n7) = (model.graph.node[3].name, model.graph.node[5].name, model.graph.node[7].name)
         try model.serializedData().write(to: URL(fileURLWithPath: odd))
         // One error listing every op it cannot take, with the nodes that use it.
         for (path, expected) in [(cut, "not an ONNX model"), (text, "not an ONNX model"),
-                                 (odd, "unsupported ONNX ops: LSTM (2 nodes: \(n3), \(n7)); RoiAlign (1 node: \(n5))"),
+                                 (odd, "unsupported ONNX ops: GRU (1 node: \(n5)); LSTM (2 nodes: \(n3), \(n7))"),
                                  ("/nonexistent/x.onnx", "cannot read the file")] {
             XCTAssertThrowsError(try ONNXImport.read(path)) { e in
                 XCTAssertTrue("\(e)".contains(expected) && "\(e)".contains(path), "\(e)")
