@@ -71,6 +71,8 @@ public enum Activation: Hashable, Sendable, Codable {
     case pow(scale: Float, exponent: Float)
     /// x · Φ(x), Φ the normal distribution (erf) — ONNX's Gelu and its erf subgraph.
     case gelu
+    /// erf(x) — ONNX's Erf outside GELU's pattern (no oneDNN algorithm: a loop of its own).
+    case erf
 }
 
 /// Max or average pooling over windows.

@@ -183,6 +183,7 @@ public enum ONNXExport {
                 case .pow(let scale, let exponent):
                     node("Pow", [x, constant("\(n.name).exponent", float: exponent)], "\(n.name).pow", name: "\(n.name).pow")
                     node("Mul", ["\(n.name).pow", constant("\(n.name).scale", float: scale)], out, name: n.name)
+                case .erf: node("Erf", [x], out, name: n.name)
                 case .gelu:
                     // x · ½ · (1 + erf(x / √2)), as exporters write it below opset 20.
                     node("Mul", [x, constant("\(n.name).rsqrt2", float: Float(0.5.squareRoot()))], "\(n.name).scaled", name: "\(n.name).scale")

@@ -169,7 +169,7 @@ extension ONNXImport.Reader {
             env[out] = .tensor(b.activation(try tensor(n.input[0], n), .gelu, name))
         case "Erf":
             if let c = folded(n.input[0]) { env[out] = .constant(Self.make(c.dims, c.floats.map { Float(erf(Double($0))) })); return true }
-            throw fail("Erf '\(n.name)': only within GELU's pattern x·0.5·(1 + erf(x/√2)), or of a constant")
+            env[out] = .tensor(b.activation(try tensor(n.input[0], n), .erf, name))
         default: return false
         }
         return true

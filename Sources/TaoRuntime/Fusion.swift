@@ -34,7 +34,7 @@ struct FusionPlan {
         }
         func fusibleActivation(_ a: Activation) -> Bool {
             switch a { case .relu, .relu6, .leakyRelu, .elu, .sigmoid, .tanh, .swish, .hardSwish, .linear, .clip: true
-                      case .mish, .abs, .sqrt, .exp, .log, .softplus, .pow, .gelu: false }
+                      case .mish, .abs, .sqrt, .exp, .log, .softplus, .pow, .gelu, .erf: false }
         }
 
         if mode == .training {

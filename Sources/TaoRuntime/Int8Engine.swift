@@ -371,6 +371,7 @@ public final class Int8Engine {
             case .activation(let a):
                 // A standalone activation (one not positively homogeneous cannot be a post-op of a
                 // scaled int8 output): in fp32.
+                guard a != .erf else { throw Int8Error("the INT8 engine does not support '\(n.name)' (erf) yet; use fp32 for this model") }
                 let x = try dequantize(vals[n.inputs[0].index]!, dims: g.shape(of: n.inputs[0]).batched(batch).dims)
                 let (alg, alpha, beta) = a.eltwise
                 let pd = try Kernels.eltwiseForward(.inference, alg, data: x.desc, alpha: alpha, beta: beta)

@@ -1,3 +1,4 @@
+import Foundation
 import TaoGraph
 import TaoKernels
 
@@ -23,6 +24,7 @@ extension Activation {
         case .softplus: (.softRelu, 0, 0)
         case .pow(let scale, let exponent): (.pow, scale, exponent)
         case .gelu: (.geluErf, 0, 0)
+        case .erf: (.linear, 1, 0)   // never used: `lowerActivation` runs erf by a loop
         }
     }
 }
@@ -30,6 +32,7 @@ extension Activation {
 // Activations, element-wise add/multiply (with broadcasting of size-1 axes), dropout.
 extension Executor {
     func lowerActivation(_ n: Node, _ a: Activation) throws -> RValue {
+        if a == .erf { return try lowerErf(n) }
         let x = value(n.inputs[0])
         let (alg, alpha, beta) = a.eltwise
         let pd = try Kernels.eltwiseForward(prop, alg, data: x.md, alpha: alpha, beta: beta)
@@ -38,6 +41,28 @@ extension Executor {
         onBackward(y) { [unowned self] in
             let bd = try Kernels.eltwiseBackward(alg, diffData: x.md, data: x.md, alpha: alpha, beta: beta, hint: pd)
             try self.contribute(to: [x]) { t in [try self.step(bd, [(.src, x.mem), (.diffDst, self.grad(y)), (.diffSrc, t[0]!)])] }
+        }
+        return y
+    }
+
+    /// erf elementwise over the plain layout; backward dy · 2/√π · e^(−x²).
+    func lowerErf(_ n: Node) throws -> RValue {
+        let x = try ensure(value(n.inputs[0]), MemoryDesc(dims(n.inputs[0])))
+        let y = newValue(x.md, needsGrad: x.needsGrad)
+        let count = dims(n.inputs[0]).reduce(1, *)
+        forwardSteps.append(.swift([x.mem, y.mem]) {
+            let (src, dst) = (x.mem.floats, y.mem.floats)
+            forEachSlice(of: count) { r in for i in r { dst[i] = Foundation.erf(src[i]) } }
+        })
+        onBackward(y) { [unowned self] in
+            try self.contribute(to: [x]) { t in
+                let target = t[0]!, g = self.grad(y)
+                return [.swift([target, g, x.mem]) {
+                    let (dx, dy, src) = (target.floats, g.floats, x.mem.floats)
+                    let c = 2 / Float.pi.squareRoot()
+                    forEachSlice(of: count) { r in for i in r { dx[i] = dy[i] * c * Foundation.exp(-src[i] * src[i]) } }
+                }]
+            }
         }
         return y
     }

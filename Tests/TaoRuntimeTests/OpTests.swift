@@ -87,10 +87,10 @@ final class OpTests: XCTestCase {
             try Harness.check(batch: 2, inputScale: 4) { b in b.activation(b.input("x", [3, 5, 4]), a, "act") }
         }
     }
-    /// The activations ONNX import maps onto (Abs, Exp, Softplus, Gelu, Pow, Sqrt, Log, Reciprocal);
+    /// The activations ONNX import maps onto (Abs, Exp, Softplus, Gelu, Erf, Pow, Sqrt, Log, Reciprocal);
     /// those defined for positive inputs only take them through exp.
     func testActivationsOfImportedModels() throws {
-        for a: Activation in [.abs, .exp, .softplus, .gelu, .pow(scale: 0.5, exponent: 2), .pow(scale: -1.5, exponent: 3)] {
+        for a: Activation in [.abs, .exp, .softplus, .gelu, .erf, .pow(scale: 0.5, exponent: 2), .pow(scale: -1.5, exponent: 3)] {
             try Harness.check(batch: 2, inputScale: 1.5) { b in b.activation(b.input("x", [3, 5, 4]), a, "act") }
         }
         for a: Activation in [.sqrt, .log, .pow(scale: 1, exponent: -1), .pow(scale: 2, exponent: 0.5), .pow(scale: 0.7, exponent: -2.5)] {

@@ -106,6 +106,7 @@ public enum Reference {
         case .softplus: return Foundation.log(1 + Foundation.exp(v))
         case .pow(let s, let e): return Double(s) * Foundation.pow(v, Double(e))
         case .gelu: return v * 0.5 * (1 + Foundation.erf(v / 2.0.squareRoot()))
+        case .erf: return Foundation.erf(v)
         }
     }
 
