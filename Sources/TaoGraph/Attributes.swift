@@ -75,6 +75,20 @@ public enum Activation: Hashable, Sendable, Codable {
     case erf
 }
 
+/// An elementwise comparison giving 1 where it holds and 0 elsewhere (ONNX's Equal, Less, …).
+public enum Comparison: String, Hashable, Sendable, Codable, CaseIterable {
+    case equal = "Equal", less = "Less", greater = "Greater", lessOrEqual = "LessOrEqual", greaterOrEqual = "GreaterOrEqual"
+    public func holds(_ a: Double, _ b: Double) -> Bool {
+        switch self {
+        case .equal: a == b
+        case .less: a < b
+        case .greater: a > b
+        case .lessOrEqual: a <= b
+        case .greaterOrEqual: a >= b
+        }
+    }
+}
+
 /// Max or average pooling over windows.
 public struct Pool2D: Hashable, Sendable, Codable {
     public enum Kind: Hashable, Sendable, Codable { case max, average }

@@ -83,7 +83,7 @@ extension Op {
                 throw ShapeError("dense bias shape \(inputs[2]) must be [\(d.outFeatures)]")
             }
             return [d.outFeatures]
-        case .add, .mul:
+        case .add, .mul, .compare:
             let y = inputs[1]
             if x == y { return x }
             // Broadcasting: the second input may be [C,1,1] (squeeze-excite) against [C,H,W].

@@ -24,6 +24,9 @@ public enum Op: Hashable, Sendable, Codable {
     /// ONNX's Resize of height and width in any mode and size (`Resize`); integer upscaling by
     /// nearest repeat or half-pixel linear is `upsample`, on oneDNN's resampling.
     case resize(Resize)
+    /// 1 where the comparison of the two inputs holds, else 0 (the second broadcast by size-1 axes,
+    /// as `add`'s); no gradient flows through it.
+    case compare(Comparison)
     case dropout(rate: Float)
     /// Softmax over axis 1: the features of [F], the channels of [C,H,W] (ONNX's Softmax, opset 13+, axis 1).
     case softmax
@@ -51,6 +54,7 @@ public enum Op: Hashable, Sendable, Codable {
         case .pad2d: "pad2d"
         case .upsample: "upsample"
         case .resize: "resize"
+        case .compare: "compare"
         case .dropout: "dropout"
         case .softmax: "softmax"
         case .logSoftmax: "logsoftmax"
@@ -65,7 +69,7 @@ public enum Op: Hashable, Sendable, Codable {
         case .convTranspose2d(let c): c.hasBias ? (3, 3) : (2, 2)
         case .batchNorm: (5, 5)
         case .dense(let d): d.hasBias ? (3, 3) : (2, 2)
-        case .add, .mul: (2, 2)
+        case .add, .mul, .compare: (2, 2)
         case .concat: (1, Int.max)
         default: (1, 1)
         }

@@ -224,8 +224,18 @@ public enum Kernels {
         return try PrimitiveDesc.create(&d, attr: nil, hint: nil, "matmul \(src.dims) x \(weights.dims)")
     }
 
-    public enum BinaryAlg: Sendable { case add, mul
-        var raw: dnnl_alg_kind_t { self == .add ? dnnl_binary_add : dnnl_binary_mul }
+    public enum BinaryAlg: Sendable { case add, mul, eq, lt, gt, le, ge
+        var raw: dnnl_alg_kind_t {
+            switch self {
+            case .add: dnnl_binary_add
+            case .mul: dnnl_binary_mul
+            case .eq: dnnl_binary_eq
+            case .lt: dnnl_binary_lt
+            case .gt: dnnl_binary_gt
+            case .le: dnnl_binary_le
+            case .ge: dnnl_binary_ge
+            }
+        }
     }
 
     public static func binary(_ alg: BinaryAlg, src0: MemoryDesc, src1: MemoryDesc, dst: MemoryDesc, attr: Attributes? = nil) throws(KernelError) -> PrimitiveDesc {

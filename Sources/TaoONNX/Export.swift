@@ -206,6 +206,10 @@ public enum ONNXExport {
             case .dense:
                 node("Gemm", ins, out, name: n.name, [int("transB", 1)])
             case .add: node("Add", ins, out, name: n.name)
+            case .compare(let c):
+                // ONNX's comparisons give booleans; ours 1 and 0.
+                node(c.rawValue, ins, "\(n.name).bool", name: "\(n.name).compare")
+                node("Cast", ["\(n.name).bool"], out, name: n.name, [int("to", Int(Onnx_TensorProto.DataType.float.rawValue))])
             case .mul: node("Mul", ins, out, name: n.name)
             case .concat(let axis): node("Concat", ins, out, name: n.name, [int("axis", axis)])
             case .transpose(let perm):

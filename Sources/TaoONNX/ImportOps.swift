@@ -115,7 +115,7 @@ extension ONNXImport.Reader {
             let count = max(Int(((limit - start) / delta).rounded(.up)), 0)
             env[out] = .constant(Self.make([count], (0..<count).map { start + Float($0) * delta }))
         case "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual":
-            guard let a = folded(n.input[0]), let c = folded(n.input[1]) else { throw fail("\(n.opType) '\(n.name)': comparisons of data are not supported (only of constants and shapes)") }
+            guard let a = folded(n.input[0]), let c = folded(n.input[1]) else { env[out] = .tensor(try compare(n, name)); return true }
             let f: (Float, Float) -> Float = switch n.opType {
             case "Equal": { $0 == $1 ? 1 : 0 }
             case "Less": { $0 < $1 ? 1 : 0 }
@@ -126,11 +126,16 @@ extension ONNXImport.Reader {
             guard let r = Self.broadcast(a, c, f) else { throw fail("\(n.opType) '\(n.name)': shapes \(a.dims) and \(c.dims) do not broadcast") }
             env[out] = .constant(r)
         case "Not":
-            guard let a = folded(n.input[0]) else { throw fail("Not '\(n.name)': only of constants") }
+            guard let a = folded(n.input[0]) else {
+                // Of a comparison's 1s and 0s: 1 − x.
+                env[out] = .tensor(b.activation(try tensor(n.input[0], n), .linear(alpha: -1, beta: 1), name))
+                return true
+            }
             env[out] = .constant(Self.make(a.dims, a.floats.map { $0 == 0 ? 1 : 0 }))
         case "Where":
             guard let cond = folded(n.input[0]), let x = folded(n.input[1]), let y = folded(n.input[2]) else {
-                throw fail("Where '\(n.name)': only of constants and shapes (a data-dependent choice is not supported)")
+                env[out] = .tensor(try choose(n, name))
+                return true
             }
             // where(c, x, y) = c·x + (1 − c)·y elementwise, with numpy broadcasting of all three.
             guard let cx = Self.broadcast(cond, x, { $0 != 0 ? $1 : 0 }), let cy = Self.broadcast(cond, y, { $0 != 0 ? 0 : $1 }),
@@ -299,6 +304,43 @@ extension ONNXImport.Reader {
             y = b.concat(parts, axis == 3 || p[3] + p[7] == 0 ? name : unique("\(name).axis\(axis)"), axis: axis)
         }
         return y
+    }
+
+    /// A comparison with data: the larger operand first (a comparison mirrored when they swap), a
+    /// scalar constant made a tensor of its value (0·x + c).
+    mutating func compare(_ n: Onnx_NodeProto, _ name: String) throws -> ValueID {
+        guard var c = Comparison(rawValue: n.opType) else { throw fail("\(n.opType) '\(n.name)' is not a comparison") }
+        var (a, bb) = (try operand(n.input[0], n, like: n.input[1]), try operand(n.input[1], n, like: n.input[0]))
+        if b.shape(a).count < b.shape(bb).count {
+            swap(&a, &bb)
+            c = switch c { case .less: .greater; case .greater: .less; case .lessOrEqual: .greaterOrEqual; case .greaterOrEqual: .lessOrEqual; case .equal: .equal }
+        }
+        return b.node(name, .compare(c), [a, bb])
+    }
+
+    /// Data, or a scalar constant as a tensor shaped like the data `like` (0·x + c).
+    mutating func operand(_ input: String, _ n: Onnx_NodeProto, like other: String) throws -> ValueID {
+        if let c = folded(input) {
+            guard c.floats.count == 1 else { throw fail("\(n.opType) '\(n.name)': data with a constant of shape \(c.dims) (only a scalar)") }
+            return b.activation(try tensor(other, n), .linear(alpha: 0, beta: c.floats[0]), unique("\(n.name.isEmpty ? n.opType : n.name).constant"))
+        }
+        return try tensor(input, n)
+    }
+
+    /// Where with data: c·a + (1 − c)·b, c the condition's 1s and 0s (finite a and b), scalar
+    /// constants made tensors of the condition's shape.
+    mutating func choose(_ n: Onnx_NodeProto, _ name: String) throws -> ValueID {
+        let condition = try tensor(n.input[0], n)
+        func side(_ input: String) throws -> ValueID {
+            if let c = folded(input) {
+                guard c.floats.count == 1 else { throw fail("Where '\(n.name)': data with a constant of shape \(c.dims) (only a scalar)") }
+                return b.activation(condition, .linear(alpha: 0, beta: c.floats[0]), unique("\(name).constant"))
+            }
+            return try tensor(input, n)
+        }
+        let (x, y) = (try side(n.input[1]), try side(n.input[2]))
+        let opposite = b.activation(condition, .linear(alpha: -1, beta: 1), unique("\(name).not"))
+        return b.add(b.mul(x, condition, unique("\(name).then")), b.mul(y, opposite, unique("\(name).else")), name)
     }
 
     /// Gather along `axis`: of constants and shape vectors, folded; of data with constant indices,

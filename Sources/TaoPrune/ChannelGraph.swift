@@ -124,6 +124,8 @@ struct ChannelGraph {
             let same = a.repeatCount == b.repeatCount && a.segments.count == b.segments.count
                 && zip(a.segments, b.segments).allSatisfy { root($0.space) == root($1.space) && $0.start == $1.start && $0.end == $1.end }
             return same ? a : opaque(n, "joins differently laid-out channels")
+        case .compare:
+            return opaque(n, "compares values")
         case .concat(let axis):
             guard axis == 1 else { return opaque(n, "concatenates along another axis") }
             var segs: [Segment] = []

@@ -45,6 +45,24 @@ extension Executor {
         return y
     }
 
+    /// A comparison by oneDNN's binary primitive (1 or 0 in f32); no gradient.
+    func lowerCompare(_ n: Node, _ c: Comparison) throws -> RValue {
+        let a = value(n.inputs[0])
+        let broadcast = dims(n.inputs[1]) != a.md.dims
+        let b = broadcast ? value(n.inputs[1]) : try ensure(value(n.inputs[1]), a.md)
+        let alg: Kernels.BinaryAlg = switch c {
+        case .equal: .eq
+        case .less: .lt
+        case .greater: .gt
+        case .lessOrEqual: .le
+        case .greaterOrEqual: .ge
+        }
+        let pd = try Kernels.binary(alg, src0: a.md, src1: b.md, dst: a.md)
+        let y = newValue(a.md, needsGrad: false)
+        forwardSteps.append(try step(pd, [(.src, a.mem), (.src1, b.mem), (.dst, y.mem)]))
+        return y
+    }
+
     /// erf elementwise over the plain layout; backward dy · 2/√π · e^(−x²).
     func lowerErf(_ n: Node) throws -> RValue {
         let x = try ensure(value(n.inputs[0]), MemoryDesc(dims(n.inputs[0])))
@@ -99,6 +117,8 @@ extension Executor {
                             + (broadcast ? [try self.step(Kernels.reduceSum(src: a.md, dst: b.md), [(.src, prod), (.dst, t[0]!)])] : [])
                     }
                 }
+            case .eq, .lt, .gt, .le, .ge:
+                break   // comparisons are lowered by `lowerCompare`, without gradients
             }
         }
         return y

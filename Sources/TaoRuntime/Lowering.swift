@@ -13,6 +13,7 @@ extension Executor {
         case .pool2d(let p): return try lowerPool(n, p)
         case .globalAveragePool: return try lowerGlobalAveragePool(n)
         case .add: return try lowerBinary(n, .add)
+        case .compare(let c): return try lowerCompare(n, c)
         case .mul: return try lowerBinary(n, .mul)
         case .concat(let axis): return try lowerConcat(n, axis: axis)
         case .slice(let s): return try lowerSlice(n, s)

@@ -207,7 +207,8 @@ final class ONNXImportTests: XCTestCase {
         for (name, ops) in [("nary", ["Max", "Min", "Sum", "Mean"]), ("reduce13", ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"]), ("reduce18", ["ReduceSum", "ReduceMax"]),
                             ("gather", ["Gather", "Shape", "Concat"]), ("gelu", ["Gelu"]), ("expand_tile", ["Expand", "Tile"]), ("shape_logic", ["Where"]),
                             ("softmax13", ["Softmax", "LogSoftmax"]), ("softmax11", ["Softmax"]),
-                            ("pad", ["Pad"]), ("pad18", ["Pad"]), ("split18", ["Split"]), ("resize", ["Resize"]), ("gelu20", ["Gelu"]), ("opset21", ["ReduceMean", "Sub", "Reshape"])] {
+                            ("pad", ["Pad"]), ("pad18", ["Pad"]), ("split18", ["Split"]), ("resize", ["Resize"]), ("gelu20", ["Gelu"]), ("opset21", ["ReduceMean", "Sub", "Reshape"]),
+                            ("compare_where", ["Less", "Greater", "GreaterOrEqual", "LessOrEqual", "Equal", "Not", "Where"])] {
             let path = "\(dir)/\(name).onnx"
             let r = try ONNXImport.read(path, logits: false)
             let (theirs, _) = try PythonONNX.run(path, input: x)

@@ -170,3 +170,18 @@ save("opset21", [
     const("shape", [0, -1], np.int64),
     helper.make_node("Reshape", ["d", "shape"], ["y"]),
 ], [None, C * H * W], opset=21, inits=[w])
+
+# Comparisons of data (with data, with a scalar on either side), Not, Where choosing between data
+# and a scalar, the booleans cast to float.
+save("compare_where", [
+    helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+    const("t", np.float32(0.3)), const("u", np.float32(0.1)), const("half", np.float32(0.5)),
+    helper.make_node("Less", ["x", "c"], ["l"]), helper.make_node("Greater", ["x", "t"], ["g"]),
+    helper.make_node("GreaterOrEqual", ["u", "x"], ["ge"]), helper.make_node("LessOrEqual", ["c", "x"], ["le"]),
+    helper.make_node("Equal", ["x", "x"], ["e"]), helper.make_node("Not", ["e"], ["ne"]),
+    helper.make_node("Where", ["g", "x", "c"], ["w1"]), helper.make_node("Where", ["l", "half", "x"], ["w2"]),
+    helper.make_node("Cast", ["ge"], ["gef"], to=TensorProto.FLOAT), helper.make_node("Cast", ["le"], ["lef"], to=TensorProto.FLOAT),
+    helper.make_node("Cast", ["ne"], ["nef"], to=TensorProto.FLOAT),
+    helper.make_node("Add", ["w1", "w2"], ["s1"]), helper.make_node("Add", ["s1", "gef"], ["s2"]),
+    helper.make_node("Mul", ["lef", "c"], ["s3"]), helper.make_node("Add", ["s2", "s3"], ["s4"]), helper.make_node("Add", ["s4", "nef"], ["y"]),
+], [None, C, H, W], inits=[w])

@@ -53,6 +53,7 @@ public enum Reference {
             } }
             return y
         case .add: return broadcast(x[0], x[1], +)
+        case .compare(let c): return broadcast(x[0], x[1]) { c.holds($0, $1) ? 1 : 0 }
         case .mul: return broadcast(x[0], x[1], *)
         case .concat(let axis): return concat(x, axis: axis)
         case .slice(let s): return slice(x[0], s)
