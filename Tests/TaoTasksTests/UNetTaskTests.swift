@@ -74,6 +74,29 @@ final class UNetTaskTests: XCTestCase {
 
     struct Reference: Decodable { var confusion: [[Int]]; var iou: [Double?]; var mean_iou: Double }
 
+    /// onnxruntime's logits from the exported `onnx` on the first `images` validation inputs equal
+    /// those of the checkpoint `ck` in our executor (within 1e-4 of their scale). Returns our logits
+    /// and the files of the inputs and of onnxruntime's outputs.
+    @discardableResult
+    func checkAgainstONNXRuntime(_ task: UNetTask, _ ck: Checkpoint, _ onnx: String, images: Int) throws -> (ours: [Float], input: String, output: String) {
+        let prep = task.preparation()
+        let inputs = try task.data().val.prefix(images).map { prep.input(try prep.load($0).image) }
+        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: images)
+        runner.load(inputs, per: inputs[0].count)
+        runner.forward()
+        let outShape = ck.graph.shape(of: ck.graph.outputs[0]).dims
+        let ours = Array(UnsafeBufferPointer(start: runner.outputPointer(0), count: images * outShape.reduce(1, *)))
+        let bin = "\(dir!)/x.f32", yBin = "\(dir!)/y.f32"
+        try inputs.flatMap { $0 }.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: bin))
+        let shape = [images] + task.config.inputShape
+        _ = try PythonReference.run("Tests/TaoONNXTests/onnx_check.py", arguments: [onnx, bin, yBin] + shape.map(String.init))
+        let theirs = try Data(contentsOf: URL(fileURLWithPath: yBin)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        XCTAssertEqual(theirs.count, ours.count)
+        let scale = ours.map(abs).max()!
+        XCTAssertLessThan(zip(ours, theirs).map { abs($0 - $1) }.max()!, 1e-4 * max(1, scale), "logits of magnitude up to \(scale)")
+        return (ours, bin, yBin)
+    }
+
     /// Data parallelism on the shared training run, for a task other than classification: two ranks
     /// (threads of this process) of batch 4 at TAO's doubled rate train a UNet (without batch norm,
     /// whose batch statistics would differ) like one process of batch 8: the same weights after an
@@ -149,21 +172,8 @@ final class UNetTaskTests: XCTestCase {
         // ONNX: onnxruntime's logits on the validation inputs equal ours.
         let onnx = "\(dir!)/unet.onnx"
         try UNetTask.export(modelPath: model, output: onnx)
-        let prep = task.preparation()
-        let pairs = try task.data().val
-        let inputs = try pairs.prefix(4).map { prep.input(try prep.load($0).image) }
         let (ck, _) = try UNetTask.loadModel(model)
-        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: 4)
-        runner.load(inputs, per: inputs[0].count)
-        runner.forward()
-        let ours = Array(UnsafeBufferPointer(start: runner.outputPointer(0), count: 4 * 3 * 32 * 32))
-        let bin = "\(dir!)/x.f32", yBin = "\(dir!)/y.f32"
-        try inputs.flatMap { $0 }.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: bin))
-        _ = try PythonReference.run("Tests/TaoONNXTests/onnx_check.py", arguments: [onnx, bin, yBin, "4", "3", "32", "32"])
-        let theirs = try Data(contentsOf: URL(fileURLWithPath: yBin)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        XCTAssertEqual(theirs.count, ours.count)
-        let scale = ours.map(abs).max()!
-        XCTAssertLessThan(zip(ours, theirs).map { abs($0 - $1) }.max()!, 1e-4 * max(1, scale), "logits of magnitude up to \(scale)")
+        let (ours, bin, yBin) = try checkAgainstONNXRuntime(task, ck, onnx, images: 4)
         XCTAssertEqual(try task.evaluate(modelPath: onnx, resultsDir: "\(dir!)/onnx_eval", quiet: true).meanIoU, e.meanIoU, accuracy: 1e-3)
 
         // INT8: calibrated on the training images, the engine (transposed convolutions in int8) and the QDQ file.
@@ -264,19 +274,7 @@ final class UNetTaskTests: XCTestCase {
         // (its nodes' names, e.g. an imported GlobalAveragePool's "….keepdims" reshape, import again).
         let onnx = "\(dir!)/dbnet_unet.onnx"
         try UNetTask.export(modelPath: "\(dir!)/run/weights/onnx_002.tao", output: onnx)
-        let prep = task.preparation()
-        let inputs = try task.data().val.prefix(2).map { prep.input(try prep.load($0).image) }
-        let runner = try ModelRunner(graph: trained.graph, store: trained.parameters, batch: 2)
-        runner.load(inputs, per: inputs[0].count)
-        runner.forward()
-        let ours = Array(UnsafeBufferPointer(start: runner.outputPointer(0), count: 2 * 3 * 64 * 64))
-        let bin = "\(dir!)/x.f32", yBin = "\(dir!)/y.f32"
-        try inputs.flatMap { $0 }.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: bin))
-        _ = try PythonReference.run("Tests/TaoONNXTests/onnx_check.py", arguments: [onnx, bin, yBin, "2", "3", "64", "64"])
-        let theirs = try Data(contentsOf: URL(fileURLWithPath: yBin)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        let scale = ours.map(abs).max()!
-        XCTAssertEqual(theirs.count, ours.count)
-        XCTAssertLessThan(zip(ours, theirs).map { abs($0 - $1) }.max()!, 1e-4 * max(1, scale), "logits of magnitude up to \(scale)")
+        try checkAgainstONNXRuntime(task, trained, onnx, images: 2)
         XCTAssertEqual(try task.evaluate(modelPath: onnx, resultsDir: "\(dir!)/onnx_eval", quiet: true).meanIoU, e.meanIoU, accuracy: 1e-3)
     }
 

@@ -22,6 +22,26 @@ final class RawInferenceTests: XCTestCase {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// A classification spec that prepares 160×96 images as TAO's "tf" mode does, in `dir`.
+    func writeSpec(_ dir: String) throws -> String {
+        let spec = "\(dir)/spec.txt"
+        try """
+        model_config { arch: "resnet" n_layers: 10 input_image_size: "3,96,160" }
+        train_config { train_dataset_path: "\(dir)/images" val_dataset_path: "\(dir)/images" preprocess_mode: "tf" batch_size_per_gpu: 2 n_epochs: 1
+          optimizer { sgd { lr: 0.01 } } lr_config { step { learning_rate: 0.01 step_size: 10 gamma: 0.1 } } }
+        eval_config { batch_size: 2 top_k: 1 }
+        """.write(toFile: spec, atomically: true, encoding: .utf8)
+        return spec
+    }
+
+    /// The image at `path` as that spec prepares it: x/127.5 − 1 at 160×96, channels first.
+    func prepared(_ path: String) throws -> [Float] {
+        var x = [Float](repeating: 0, count: 3 * 96 * 160)
+        let img = resize(try ImageCodec.decode(path: path, channels: 3), width: 160, height: 96)
+        for c in 0..<3 { for i in 0..<(96 * 160) { x[c * 96 * 160 + i] = Float(img.pixels[i * 3 + c]) / 127.5 - 1 } }
+        return x
+    }
+
     func testADetectorsRawOutputsAsNPY() throws {
         let model = repo.appendingPathComponent(".venv/models/rapidocr/ch_PP-OCRv4_det_infer.onnx").path
         let photos = ["text.png", "coffee.png"].map { repo.appendingPathComponent("data/photos/\($0)").path }
@@ -38,13 +58,7 @@ final class RawInferenceTests: XCTestCase {
             try Data(try ImageCodec.encodePNG(canvas.image())).write(to: URL(fileURLWithPath: "\(dir)/images/\((p as NSString).lastPathComponent)"))
         }
         let inputs = photos.map { "\(dir)/images/\(($0 as NSString).lastPathComponent)" }
-        let spec = "\(dir)/spec.txt"
-        try """
-        model_config { arch: "resnet" n_layers: 10 input_image_size: "3,96,160" }
-        train_config { train_dataset_path: "\(dir)/images" val_dataset_path: "\(dir)/images" preprocess_mode: "tf" batch_size_per_gpu: 2 n_epochs: 1
-          optimizer { sgd { lr: 0.01 } } lr_config { step { learning_rate: 0.01 step_size: 10 gamma: 0.1 } } }
-        eval_config { batch_size: 2 top_k: 1 }
-        """.write(toFile: spec, atomically: true, encoding: .utf8)
+        let spec = try writeSpec(dir)
         var command = try Tao.parseAsRoot(["classification", "inference", "-e", spec, "-m", model, "-d", "\(dir)/images", "-r", "\(dir)/out", "--quiet"])
         try command.run()
         let raw = "\(dir)/out/raw_outputs"
@@ -53,9 +67,7 @@ final class RawInferenceTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(raw)/index.json"))
         // The same prepared input ("tf": x/127.5 − 1 at 160×96) through onnxruntime, against what numpy reads back.
         for (k, p) in inputs.enumerated() {
-            var x = [Float](repeating: 0, count: 3 * 96 * 160)
-            let img = resize(try ImageCodec.decode(path: p, channels: 3), width: 160, height: 96)
-            for c in 0..<3 { for i in 0..<(96 * 160) { x[c * 96 * 160 + i] = Float(img.pixels[i * 3 + c]) / 127.5 - 1 } }
+            let x = try prepared(p)
             let input = "\(dir)/in\(k).f32"
             try x.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: input))
             let stem = ((p as NSString).lastPathComponent as NSString).deletingPathExtension
@@ -106,21 +118,13 @@ final class RawInferenceTests: XCTestCase {
                                    helper.make_tensor_value_info("best", T.INT64, None)], init)
             onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), sys.argv[1])
             """, [model])
-        let spec = "\(dir)/spec.txt"
-        try """
-        model_config { arch: "resnet" n_layers: 10 input_image_size: "3,96,160" }
-        train_config { train_dataset_path: "\(dir)/images" val_dataset_path: "\(dir)/images" preprocess_mode: "tf" batch_size_per_gpu: 2 n_epochs: 1
-          optimizer { sgd { lr: 0.01 } } lr_config { step { learning_rate: 0.01 step_size: 10 gamma: 0.1 } } }
-        eval_config { batch_size: 2 top_k: 1 }
-        """.write(toFile: spec, atomically: true, encoding: .utf8)
+        let spec = try writeSpec(dir)
         var command = try Tao.parseAsRoot(["classification", "inference", "-e", spec, "-m", model, "-d", "\(dir)/images", "-r", "\(dir)/out", "--quiet"])
         try command.run()
         let raw = "\(dir)/out/raw_outputs"
         var kept = 0
         for p in photos {
-            var x = [Float](repeating: 0, count: 3 * 96 * 160)
-            let img = resize(try ImageCodec.decode(path: p, channels: 3), width: 160, height: 96)
-            for c in 0..<3 { for i in 0..<(96 * 160) { x[c * 96 * 160 + i] = Float(img.pixels[i * 3 + c]) / 127.5 - 1 } }
+            let x = try prepared(p)
             let input = "\(dir)/in.f32"
             try x.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: input))
             let stem = ((p as NSString).lastPathComponent as NSString).deletingPathExtension
