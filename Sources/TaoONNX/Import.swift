@@ -28,13 +28,11 @@ public enum ONNXImport {
     /// Reads `path`; the input's per-sample shape comes from the file, or from `inputShape` where the
     /// file leaves dimensions dynamic. A final Softmax is dropped when `logits` is set (training
     /// and our inference apply their own).
-    public static func read(_ path: String, inputShape: [Int]? = nil, logits: Bool = true) throws -> Result {
-        guard let data = FileManager.default.contents(atPath: path) else { throw ONNXError("\(path): cannot read the file (missing or unreadable)") }
-        let model: Onnx_ModelProto
-        do { model = try Onnx_ModelProto(serializedBytes: data) } catch {
-            throw ONNXError("\(path) is not an ONNX model (it does not parse as an ONNX ModelProto: \(error)); a truncated download?")
-        }
-        guard model.hasGraph, !model.graph.node.isEmpty else { throw ONNXError("\(path) is not an ONNX model: it has no graph nodes") }
+    /// With `outputs`, the model ends at those values (what only its other outputs need is not
+    /// read): e.g. a detector's heads, before the decoding and NMS an export appended.
+    public static func read(_ path: String, inputShape: [Int]? = nil, logits: Bool = true, outputs: [String]? = nil) throws -> Result {
+        var model = try parse(path)
+        if let outputs { model.graph = try cut(model.graph, at: outputs, path: path) }
         var r = Reader(path: path, graph: model.graph)
         if let v = model.opsetImport.first(where: { $0.domain.isEmpty || $0.domain == "ai.onnx" })?.version { r.opset = Int(v) }
         try r.run(inputShape: inputShape, logits: logits)
@@ -50,6 +48,37 @@ public enum ONNXImport {
         result.postSteps = r.postSteps
         result.fileOutputNames = r.fileOutputNames
         return result
+    }
+
+    static func parse(_ path: String) throws -> Onnx_ModelProto {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ONNXError("\(path): cannot read the file (missing or unreadable)") }
+        let model: Onnx_ModelProto
+        do { model = try Onnx_ModelProto(serializedBytes: data) } catch {
+            throw ONNXError("\(path) is not an ONNX model (it does not parse as an ONNX ModelProto: \(error)); a truncated download?")
+        }
+        guard model.hasGraph, !model.graph.node.isEmpty else { throw ONNXError("\(path) is not an ONNX model: it has no graph nodes") }
+        return model
+    }
+
+    /// The file's metadata_props, without reading its graph into ours.
+    public static func metadata(_ path: String) throws -> [String: String] {
+        Dictionary(try parse(path).metadataProps.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// `graph` ending at the values `outputs`: only the nodes they depend on.
+    static func cut(_ graph: Onnx_GraphProto, at outputs: [String], path: String) throws -> Onnx_GraphProto {
+        var producer: [String: Int] = [:]
+        for (i, n) in graph.node.enumerated() { for o in n.output { producer[o] = i } }
+        var needed = Set<Int>(), stack = outputs
+        for o in outputs where producer[o] == nil { throw ONNXError("\(path): no node makes '\(o)'") }
+        while let v = stack.popLast() {
+            guard let i = producer[v], needed.insert(i).inserted else { continue }
+            stack += graph.node[i].input.filter { !$0.isEmpty }
+        }
+        var g = graph
+        g.node = graph.node.enumerated().filter { needed.contains($0.offset) }.map(\.element)
+        g.output = outputs.map { name in var v = Onnx_ValueInfoProto(); v.name = name; return v }
+        return g
     }
 
     /// A constant tensor of the file: float values (or integers widened) and dims.

@@ -61,10 +61,13 @@ extension ModelTask {
     /// A checkpoint of ours, or an ONNX file that carries a card of this task (one that `export` wrote).
     public static func readCheckpoint(_ path: String) throws -> Checkpoint {
         guard path.lowercased().hasSuffix(".onnx") else { return try Checkpoint.read(from: path) }
-        let r = try ONNXImport.read(path, logits: false)
-        guard let json = r.metadata[ModelCard.key], var card = try? JSONDecoder().decode(ModelCard.self, from: Data(json.utf8)) else {
+        guard let json = try ONNXImport.metadata(path)[ModelCard.key], var card = try? JSONDecoder().decode(ModelCard.self, from: Data(json.utf8)) else {
             throw TaskError("\(path) is an ONNX file without a \(taskName) model card (tao-swift's export writes one); it cannot be read as a \(taskName) model")
         }
+        // A YOLO export ends in its decoding and NMS: the model is the network up to its heads.
+        var heads: [String]?
+        if case .yolo = card.decoding { heads = card.decoding.outputNames }
+        let r = try ONNXImport.read(path, logits: false, outputs: heads)
         card.onnx = ModelCard.ONNXOrigin(path: path, notes: r.notes)
         return try Checkpoint(graph: r.graph, parameters: r.parameters, card: card)
     }

@@ -538,6 +538,10 @@ final class YOLOTaskTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(compared, 2 * borderline, "images and classes compared: \(compared), borderline: \(borderline)")
+        // The exported file (decoding and NMS appended) evaluates as the checkpoint: read up to its heads.
+        let fromONNX = try task.evaluate(modelPath: onnx, resultsDir: "\(dir!)/onnx_eval", quiet: true)
+        XCTAssertEqual(fromONNX.mAP, e.mAP, accuracy: 1e-3)
+        XCTAssertEqual(fromONNX.images, 12)
         // The raw heads, on request; the exported model evaluates as the checkpoint does.
         try YOLOTask<YOLOv4Tiny>.export(modelPath: model, output: "\(dir!)/raw.onnx", rawOutputs: true)
         XCTAssertEqual(try task.evaluate(modelPath: "\(dir!)/raw.onnx", resultsDir: "\(dir!)/onnx_eval", quiet: true).mAP, e.mAP, accuracy: 1e-3)
