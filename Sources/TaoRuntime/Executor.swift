@@ -8,6 +8,12 @@ public enum Mode: Sendable { case training, inference }
 /// inputs and weights with fp32 accumulation and fp32 outputs (`Kernels.hasBF16` processors).
 public enum Arithmetic: String, Sendable, CaseIterable { case fp32, bf16 }
 
+extension Executor {
+    /// Whether oneDNN runs bf16 natively here (AVX512-BF16 or AMX), and what it dispatches to.
+    public static var supportsBF16: Bool { Kernels.hasBF16 }
+    public static var cpuISA: String { Kernels.cpuISA }
+}
+
 /// Errors from planning a graph for execution.
 public enum RuntimeError: Error, CustomStringConvertible {
     case kernel(node: String, KernelError)
@@ -105,15 +111,16 @@ public final class Executor {
     ///     inference, BN+ReLU in training); off only to compare against the unfused plan.
     ///   - winograd: compute 3×3 stride-1 convolutions with Winograd's algorithm (F(4×4, 3×3)):
     ///     ~1.4× faster ResNet training here, at a rounding error still far below training noise.
-    ///   - arithmetic: bf16 runs an inference plan's convolutions, transposed convolutions and dense
-    ///     layers on bfloat16 inputs and weights (fp32 accumulation, fp32 outputs; batch norms folded
-    ///     in fp32 before the weights are rounded); the other ops stay fp32.
+    ///   - arithmetic: bf16 runs the convolutions, transposed convolutions and dense layers on
+    ///     bfloat16 inputs and weights (fp32 accumulation, fp32 outputs; at inference batch norms
+    ///     folded in fp32 before the weights are rounded). In training their backward passes take the
+    ///     output gradient in bf16 too and give fp32 weight gradients to the fp32 master weights;
+    ///     the other ops, the loss and batch-norm statistics stay fp32.
     public init(graph: Graph, batch: Int, mode: Mode, parameters: ParameterStore, frozen: Set<String> = [],
                 frozenBatchNorm: Set<String> = [], inputGradients: Bool = false, seed: UInt64 = 0, fuse: Bool = true,
                 winograd: Bool = true, arithmetic: Arithmetic = .fp32) throws {
         guard batch >= 1 else { throw RuntimeError.badInput("batch size must be at least 1, got \(batch)") }
         if arithmetic == .bf16 {
-            guard mode == .inference else { throw RuntimeError.badInput("bf16 training is not built yet: train in fp32") }
             guard Kernels.hasBF16 else {
                 throw RuntimeError.badInput("bf16 needs a processor with AVX512-BF16 or AMX; oneDNN finds \(Kernels.cpuISA) here (it would only emulate bf16, slower than fp32): use fp32")
             }

@@ -165,7 +165,7 @@ extension Executor {
     /// ResNet-10's last stage on Fashion-MNIST (2×2 maps, 512 channels, batch 128, AVX2 EPYC), where
     /// oneDNN's convolutions ran at 12–24% of the processor's peak.
     func smallMap(_ c: Conv2D, input xd: [Int], output yd: [Int]) -> SmallMapConvolution.Geometry? {
-        guard mode == .training, c.groups == 1, !c.hasBias, c.dilation == [1, 1], c.kernel != [1, 1],
+        guard mode == .training, arithmetic == .fp32, c.groups == 1, !c.hasBias, c.dilation == [1, 1], c.kernel != [1, 1],
               xd[2] * xd[3] <= 4, yd[2] * yd[3] <= 4 else { return nil }
         return SmallMapConvolution.Geometry(batch: xd[0], inChannels: xd[1], outChannels: yd[1], inHeight: xd[2], inWidth: xd[3],
                                             outHeight: yd[2], outWidth: yd[3], kernelHeight: c.kernel[0], kernelWidth: c.kernel[1],
@@ -243,7 +243,7 @@ extension Executor {
         onBackward(y) { [unowned self] in
             let dy = self.grad(y)
             if xin.needsGrad {
-                let bd = try family.backwardData(MemoryDesc(xd, .any), anyW, MemoryDesc(yd, .any), pd)
+                let bd = try family.backwardData(MemoryDesc(xd, .any), anyW, MemoryDesc(yd, .any, type: computeType), pd)
                 let wb = try self.ensure(w, bd.md(.weights), differentiable: false)
                 let dyIn = try self.readAs(dy, bd.md(.diffDst))
                 try self.contribute(to: [xin]) { t in
@@ -251,7 +251,9 @@ extension Executor {
                 }
             }
             if w.needsGrad || (b?.needsGrad ?? false) {
-                let bw = try family.backwardWeights(MemoryDesc(xd, .any), anyW, b?.md, MemoryDesc(yd, .any), pd)
+                // bf16: the input and output gradient in bf16, the weight gradient in fp32 for the master weights.
+                let bw = try family.backwardWeights(MemoryDesc(xd, .any, type: computeType), MemoryDesc(w.md.dims, .any), b?.md,
+                                                    MemoryDesc(yd, .any, type: computeType), pd)
                 if let c = depthwise, bw.implementation.contains("gemm") {
                     try self.depthwiseBackwardWeights(c, x: xin.mem, dy: dy, xd: xd, yd: yd, w: w, b: b)
                     return
@@ -318,16 +320,17 @@ extension Executor {
         forwardSteps.append(try step(pd, binds))
         onBackward(y) { [unowned self] in
             let dy = self.grad(y)
+            let dyIn = try self.readAs(dy, MemoryDesc(y.md.dims, type: self.computeType))
             if x.needsGrad {
-                let bd = try Kernels.innerProductBackwardData(diffSrc: x.md, weights: anyW, diffDst: y.md, hint: pd)
+                let bd = try Kernels.innerProductBackwardData(diffSrc: x.md, weights: anyW, diffDst: dyIn.desc, hint: pd)
                 let wb = try self.ensure(w, bd.md(.weights), differentiable: false)
-                try self.contribute(to: [x]) { t in [try self.step(bd, [(.diffDst, dy), (.weights, wb.mem), (.diffSrc, t[0]!)])] }
+                try self.contribute(to: [x]) { t in [try self.step(bd, [(.diffDst, dyIn), (.weights, wb.mem), (.diffSrc, t[0]!)])] }
             }
             if w.needsGrad || (b?.needsGrad ?? false) {
-                let bw = try Kernels.innerProductBackwardWeights(src: x.md, diffWeights: anyW, diffBias: b?.md, diffDst: y.md, hint: pd)
+                let bw = try Kernels.innerProductBackwardWeights(src: x.md, diffWeights: MemoryDesc(w.md.dims, .any), diffBias: b?.md, diffDst: dyIn.desc, hint: pd)
                 try self.contribute(to: [w, b]) { t in
                     try self.writeVia(t[0]!, bw.md(.diffWeights)) { dw in
-                        var a: [(Arg, Memory)] = [(.src, x.mem), (.diffDst, dy), (.diffWeights, dw)]
+                        var a: [(Arg, Memory)] = [(.src, x.mem), (.diffDst, dyIn), (.diffWeights, dw)]
                         if let db = t[1] { a.append((.diffBias, db)) }
                         return try self.step(bw, a)
                     }

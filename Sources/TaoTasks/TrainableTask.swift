@@ -74,9 +74,11 @@ extension TrainableTask {
     /// epoch `initEpoch`'s when given (0 starts afresh), on the ranks of `collective`. Returns the last
     /// epoch's metrics (rank 0's; the other ranks return none).
     @discardableResult
-    public func train(resultsDir: String, quiet: Bool = false, initEpoch: Int? = nil, collective: any Collective = SingleProcess()) throws -> [String: Double] {
+    public func train(resultsDir: String, quiet: Bool = false, initEpoch: Int? = nil, collective: any Collective = SingleProcess(),
+                      arithmetic: Arithmetic = .fp32) throws -> [String: Double] {
         var run = TrainingRun(task: self, resultsDir: resultsDir, quiet: quiet, initEpoch: initEpoch)
         run.collective = collective
+        run.arithmetic = arithmetic
         return try run.run()
     }
 

@@ -19,6 +19,9 @@ public struct TrainingRun<Task: TrainableTask> {
     /// epoch, gradients are averaged every step, and rank 0 alone reads the starting point (sent to
     /// the others) and writes checkpoints, logs, plots and status.
     public var collective: any Collective = SingleProcess()
+    /// bf16 (`--use_amp`): convolutions and matrix products in bfloat16, both ways, with fp32 master
+    /// weights, optimizer state, loss and batch-norm statistics; checkpoints are fp32 as ever.
+    public var arithmetic: Arithmetic = .fp32
 
     public init(task: Task, resultsDir: String, quiet: Bool = false, initEpoch: Int? = nil) {
         self.task = task; self.resultsDir = resultsDir; self.quiet = quiet; self.initEpoch = initEpoch
@@ -87,8 +90,17 @@ public struct TrainingRun<Task: TrainableTask> {
         }
 
         let (frozenParams, frozenBN) = task.frozen(graph)
+        var arithmetic = self.arithmetic
+        if arithmetic == .bf16 && !Executor.supportsBF16 {
+            results?.log("note: --use_amp: this processor has neither AVX512-BF16 nor AMX (oneDNN finds \(Executor.cpuISA)), where bf16 would only be emulated, "
+                         + "slower than fp32: training in fp32")
+            arithmetic = .fp32
+        } else if arithmetic == .bf16 {
+            results?.log("mixed precision (--use_amp): convolutions and matrix products in bf16 both ways (\(Executor.cpuISA)), fp32 master weights, "
+                         + "optimizer, loss and batch-norm statistics; bf16 keeps fp32's exponent range, so no loss scaling is needed")
+        }
         let exec = try Executor(graph: graph, batch: s.batchSize, mode: .training, parameters: store, frozen: frozenParams,
-                                frozenBatchNorm: frozenBN, seed: s.seed)
+                                frozenBatchNorm: frozenBN, seed: s.seed, arithmetic: arithmetic)
         let trainer = Trainer(executor: exec, optimizer: optimizer, learningRate: 0, regularizer: s.regularizer)
         guard data.stepsPerEpoch > 0 else {
             throw TaskError("the training data has fewer samples than one batch of \(s.batchSize)" + (comm.size > 1 ? " on each of \(comm.size) ranks" : ""))

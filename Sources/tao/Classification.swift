@@ -34,7 +34,8 @@ struct Classification: ParsableCommand {
         @OptionGroup var options: TrainOptions
         func run() throws {
             try options.train { comm in
-                try ClassificationTask(specPath: options.experimentSpec).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch, collective: comm)
+                try ClassificationTask(specPath: options.experimentSpec).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch, collective: comm,
+                      arithmetic: options.tao.useAmp ? .bf16 : .fp32)
             }
         }
     }

@@ -49,7 +49,8 @@ struct DetectNetV2: ParsableCommand {
 
         func run() throws {
             try options.train { comm in
-                try DetectNetV2Task(specPath: options.experimentSpec).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch, collective: comm)
+                try DetectNetV2Task(specPath: options.experimentSpec).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch, collective: comm,
+                      arithmetic: options.tao.useAmp ? .bf16 : .fp32)
             }
         }
     }

@@ -15,7 +15,7 @@ struct TaoFlags: ParsableArguments {
     var gpuIndex: [Int] = []
     @Option(name: .customLong("log_file"), help: "Also append every log line to this file.")
     var logFile: String?
-    @Flag(name: .customLong("use_amp"), help: "TAO's mixed precision. Not available yet: the run is in fp32, and says so.")
+    @Flag(name: .customLong("use_amp"), help: "TAO's mixed precision: for train, bf16 convolutions and matrix products with fp32 master weights (AVX512-BF16 or AMX; elsewhere fp32, with a note).")
     var useAmp = false
     @Flag(name: [.customShort("v"), .long], help: "TAO's verbose logging; tao-swift always logs the same lines.")
     var verbose = false
@@ -32,7 +32,7 @@ struct TaoFlags: ParsableArguments {
         if key != nil { notes.append("note: -k/--key is not needed: tao-swift's model files are not encrypted") }
         if gpus > 1 && !training { notes.append("note: --gpus \(gpus): this command runs in one process on this machine's CPU cores") }
         if !gpuIndex.isEmpty { notes.append("note: --gpu_index is unused: tao-swift runs on the CPU") }
-        if useAmp { notes.append("note: --use_amp: mixed precision is not available yet; this run is in fp32") }
+        if useAmp && !training { notes.append("note: --use_amp is for train; this command runs in fp32 (export --data_type bf16 is not built yet)") }
         for n in notes {
             if !quiet { print(n) }
             LogFile.write(n)

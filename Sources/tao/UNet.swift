@@ -28,7 +28,8 @@ struct UNetTrain: ParsableCommand {
 
     func run() throws {
         try options.train { comm in
-            try UNetTask(specPath: options.experimentSpec, startingModel: model).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch, collective: comm)
+            try UNetTask(specPath: options.experimentSpec, startingModel: model).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch, collective: comm,
+                      arithmetic: options.tao.useAmp ? .bf16 : .fp32)
         }
     }
 }

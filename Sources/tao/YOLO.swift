@@ -43,7 +43,8 @@ struct YOLOTrain<Flavor: YOLOFlavor>: ParsableCommand {
     func run() throws {
         if model != nil, !options.quiet { print("note: -m is not read by train: name the starting model in training_config (pretrain_model_path or pruned_model_path)") }
         try options.train { comm in
-            try YOLOTask<Flavor>(specPath: options.experimentSpec).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch, collective: comm)
+            try YOLOTask<Flavor>(specPath: options.experimentSpec).train(resultsDir: options.resultsDir, quiet: options.quiet, initEpoch: options.initEpoch, collective: comm,
+                      arithmetic: options.tao.useAmp ? .bf16 : .fp32)
         }
     }
 }
