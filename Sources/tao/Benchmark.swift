@@ -34,7 +34,7 @@ struct Benchmark: ParsableCommand {
 
     @Option(help: "Model: \((Zoo.names + Self.detectors).joined(separator: ", ")).") var model = "resnet18"
     @Option(help: "train or infer.") var task: Task = .train
-    @Option(help: "fp32; bf16 (inference: convolutions and dense layers on bfloat16, processors with AVX512-BF16 or AMX); or int8 (inference through the INT8 engine: with -m an engine file, its own calibration and fp32 layers; else calibrated on random images).") var precision: Precision = .fp32
+    @Option(help: "fp32; bf16 (convolutions and dense layers on bfloat16, in training both ways; processors with AVX512-BF16 or AMX); or int8 (inference through the INT8 engine: with -m an engine file, its own calibration and fp32 layers; else calibrated on random images).") var precision: Precision = .fp32
     @Option(help: "INT8 kernel choice: timed (each alternative kernel — Winograd, fused depthwise — kept where faster when timed while building), direct, or alternatives (wherever available).")
     var tactics = "timed"
     @Option(help: "Square input resolution in pixels.") var res = 224
@@ -81,7 +81,7 @@ struct Benchmark: ParsableCommand {
     }
 
     func measure(_ comm: any Collective) throws {
-        guard precision == .fp32 || task == .infer else { throw ValidationError("--precision \(precision.rawValue) is for --task infer (bf16 training is not built yet)") }
+        guard precision != .int8 || task == .infer else { throw ValidationError("--precision int8 is for --task infer (training is fp32 or bf16)") }
         var graph: Graph, store: ParameterStore
         var engineFile: ModelCard.Int8Record?   // an INT8 engine file's own ranges and fp32 layers
         let detector = modelFile == nil && Self.detectors.contains(model)
@@ -127,7 +127,8 @@ struct Benchmark: ParsableCommand {
         var records: [[String: Any]] = []
         switch task {
         case .train:
-            let exec = try Executor(graph: graph, batch: batch, mode: .training, parameters: store, winograd: !noWinograd)
+            let exec = try Executor(graph: graph, batch: batch, mode: .training, parameters: store, winograd: !noWinograd,
+                                    arithmetic: precision == .bf16 ? .bf16 : .fp32)
             var rng = SplitMix64(seed: 1)
             try exec.setInput(0, Tensor.randomNormal(Shape([batch] + input), rng: &rng))
             let labels = (0..<batch).map { _ in Int(rng.next() % UInt64(classes)) }
