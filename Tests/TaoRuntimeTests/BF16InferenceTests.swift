@@ -19,6 +19,21 @@ final class BF16InferenceTests: XCTestCase {
          ("dense", { b in b.dense(b.flatten(b.input("x", [64, 2, 2]), "f"), "fc", out: 10) })]
     }
 
+    /// Each bf16 value within 2u·bound of the fp32 one (u = 2⁻⁸; `bound` the same pass on absolute
+    /// values), and bf16 really ran: rounding moves some value by more than 1e-4.
+    func checkRounding(_ bf16: [Float], _ fp32: [Float], bound: [Float], _ what: String, line: UInt = #line) {
+        XCTAssertEqual(bf16.count, fp32.count, what, line: line)
+        let u: Float = 1.0 / 256
+        var worst: Float = 0, maxDiff: Float = 0
+        for k in fp32.indices {
+            let d = abs(bf16[k] - fp32[k])
+            maxDiff = max(maxDiff, d)
+            worst = max(worst, d / (2.02 * u * bound[k] + 1e-5))
+        }
+        XCTAssertLessThanOrEqual(worst, 1, "\(what): moved more than bf16's rounding allows", line: line)
+        XCTAssertGreaterThan(maxDiff, 1e-4, "\(what): equals fp32's — it did not run in bf16", line: line)
+    }
+
     func testBF16LayersWithinRoundingOfFP32() throws {
         for (name, build) in layers() {
             var b = GraphBuilder()
@@ -43,16 +58,7 @@ final class BF16InferenceTests: XCTestCase {
             let absStore = ParameterStore(graph: g, seed: 3)
             for i in 0..<g.parameters.count { absStore[i] = Tensor(shape: store[i].shape, values: store[i].scalars.map(abs)) }
             let bound = try run(.fp32, absStore, Tensor(shape: x.shape, values: x.scalars.map(abs)))
-            let u: Float = 1.0 / 256
-            var worst: Float = 0, maxDiff: Float = 0
-            for k in y32.indices {
-                let d = abs(y16[k] - y32[k])
-                maxDiff = max(maxDiff, d)
-                worst = max(worst, d / (2.02 * u * bound[k] + 1e-5))
-            }
-            XCTAssertLessThanOrEqual(worst, 1, "\(name): an output moved more than bf16's rounding allows")
-            // bf16 really ran: rounding the inputs and weights moves the outputs.
-            XCTAssertGreaterThan(maxDiff, 1e-4, "\(name): bf16 output equals fp32's — the plan did not run in bf16")
+            checkRounding(y16, y32, bound: bound, "\(name) output")
         }
     }
 
@@ -83,18 +89,8 @@ final class BF16InferenceTests: XCTestCase {
             let absStore = ParameterStore(graph: g, seed: 3)
             for i in 0..<g.parameters.count { absStore[i] = Tensor(shape: store[i].shape, values: store[i].scalars.map(abs)) }
             let bound = try gradients(.fp32, absStore, Tensor(shape: x.shape, values: x.scalars.map(abs)), Tensor(shape: dy.shape, values: dy.scalars.map(abs)))
-            let u: Float = 1.0 / 256
-            for (what, a, c, limit) in [("input", g16.dx, g32.dx, bound.dx), ("weight", g16.dw, g32.dw, bound.dw)] {
-                XCTAssertEqual(a.count, c.count, "\(name) \(what)")
-                var worst: Float = 0, maxDiff: Float = 0
-                for k in a.indices {
-                    let d = abs(a[k] - c[k])
-                    maxDiff = max(maxDiff, d)
-                    worst = max(worst, d / (2.02 * u * limit[k] + 1e-5))
-                }
-                XCTAssertLessThanOrEqual(worst, 1, "\(name): a \(what) gradient moved more than bf16's rounding allows")
-                XCTAssertGreaterThan(maxDiff, 1e-4, "\(name): the \(what) gradient equals fp32's — it did not run in bf16")
-            }
+            checkRounding(g16.dx, g32.dx, bound: bound.dx, "\(name) input gradient")
+            checkRounding(g16.dw, g32.dw, bound: bound.dw, "\(name) weight gradient")
         }
     }
 
