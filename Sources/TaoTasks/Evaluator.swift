@@ -29,18 +29,36 @@ struct Int8Settings {
     var fp32Layers: Set<String> = []
 }
 
-/// A model in inference mode, fp32 through the executor or through the INT8 engine when
+/// The engine a model file asks for: fp32 (a checkpoint or ONNX file), bf16 (an engine file of
+/// `export --data_type bf16`) or INT8 (an engine file of `export --data_type int8`).
+enum EngineSettings {
+    case fp32, bf16
+    case int8(Int8Settings)
+}
+
+/// A model in inference mode: fp32 or bf16 through the executor, or through the INT8 engine when
 /// calibration ranges are given, with its input and outputs as pointers.
 final class ModelRunner {
     let exec: Executor?
     let int8: Int8Engine?
     let batch: Int
+    /// What the log says after the model's name: "", " (INT8 engine)", " (bf16 engine)", or that a
+    /// bf16 engine file ran in fp32 on a processor without bf16.
+    let label: String
 
-    init(graph: Graph, store: ParameterStore, batch: Int, int8 settings: Int8Settings? = nil) throws {
-        if let s = settings {
+    init(graph: Graph, store: ParameterStore, batch: Int, engine: EngineSettings = .fp32) throws {
+        switch engine {
+        case .int8(let s):
             (exec, int8) = (nil, try Int8Engine(graph: graph, parameters: store, maxAbs: s.ranges, batch: batch, tactics: s.tactics, fp32Layers: s.fp32Layers))
-        } else {
+            label = " (INT8 engine)"
+        case .bf16 where Executor.supportsBF16:
+            (exec, int8) = (try Executor(graph: graph, batch: batch, mode: .inference, parameters: store, arithmetic: .bf16), nil)
+            label = " (bf16 engine)"
+        case .bf16, .fp32:
             (exec, int8) = (try Executor(graph: graph, batch: batch, mode: .inference, parameters: store), nil)
+            if case .bf16 = engine {
+                label = " (a bf16 engine file, run in fp32: this processor has no AVX512-BF16 or AMX — oneDNN finds \(Executor.cpuISA))"
+            } else { label = "" }
         }
         self.batch = batch
     }
@@ -63,11 +81,11 @@ final class Evaluator {
     let prep: Preprocessing
     let workers: Int
     var batch: Int { runner.batch }
-    var int8: Int8Engine? { runner.int8 }
+    var label: String { runner.label }
 
     init(graph: Graph, store: ParameterStore, batch: Int, prep: Preprocessing, workers: Int,
-         int8 settings: Int8Settings? = nil) throws {
-        runner = try ModelRunner(graph: graph, store: store, batch: batch, int8: settings)
+         engine: EngineSettings = .fp32) throws {
+        runner = try ModelRunner(graph: graph, store: store, batch: batch, engine: engine)
         self.prep = prep; self.workers = workers
     }
 
@@ -165,9 +183,9 @@ extension ClassificationTask: ModelTask {
         results.logImportNotes(card, path)
         let folder = try ImageFolder(root: data, expectedClasses: classes)
         let ev = try Evaluator(graph: ck.graph, store: ck.parameters, batch: config.evalBatchSize, prep: preprocessing(training: false),
-                               workers: config.workers, int8: Self.int8Settings(card))
+                               workers: config.workers, engine: Self.engineSettings(card))
         let r = try ev.run(folder, k: config.topK)
-        results.log(String(format: "evaluated %@%@ on %d images of %@: top-1 accuracy %.2f%%, top-%d %.2f%%", path, ev.int8 == nil ? "" : " (INT8 engine)",
+        results.log(String(format: "evaluated %@%@ on %d images of %@: top-1 accuracy %.2f%%, top-%d %.2f%%", path, ev.label,
                            folder.count, data, 100 * r.top1, r.k, 100 * r.topK))
         let width = max(12, classes.map(\.count).max() ?? 0)
         results.log("class".padding(toLength: width, withPad: " ", startingAt: 0) + "  precision  recall     f1")
@@ -217,7 +235,7 @@ extension ClassificationTask: ModelTask {
         guard !files.isEmpty else { throw TaskError("\(images): no .jpg, .jpeg or .png images found") }
         let folder = ImageFolder(paths: files)
         let ev = try Evaluator(graph: ck.graph, store: ck.parameters, batch: min(batchSize ?? config.evalBatchSize, files.count), prep: preprocessing(training: false),
-                               workers: config.workers, int8: Self.int8Settings(card))
+                               workers: config.workers, engine: Self.engineSettings(card))
         var out: [(String, [(String, Float)])] = []
         let k = min(config.topK, classes.count)
         try ev.forEachBatch(folder) { b, y in
@@ -241,7 +259,7 @@ extension ClassificationTask: ModelTask {
             (try ImageCodec.decode(path: f, channels: 3), String(format: "%@ %.2f", top[0].0, top[0].1), RGB.text)
         }
         try AtomicFile.write(Data(try ImageCodec.encodePNG(Annotator.sheet(shown, columns: 8, cell: 128))), to: "\(resultsDir)/inference_images.png")
-        results.log("inference.csv and inference_images.png (the first \(shown.count) images with their top class) in \(resultsDir)")
+        results.log("inference with \(path)\(ev.label) on \(files.count) images: inference.csv and inference_images.png (the first \(shown.count) images with their top class) in \(resultsDir)")
         return out
     }
 }

@@ -25,6 +25,9 @@ public struct ModelCard: Codable, Sendable, Equatable {
     public var onnx: ONNXOrigin?
     /// Set on INT8 engine files: the calibration and the kernel choice.
     public var int8: Int8Record?
+    /// "bf16" on bf16 engine files (`export --data_type bf16`): convolutions, transposed
+    /// convolutions and dense layers run on bfloat16 inputs and weights (fp32 accumulation).
+    public var arithmetic: String?
     /// How the outputs turn into predictions.
     public var decoding: HeadDecoding
 

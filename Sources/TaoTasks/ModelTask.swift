@@ -113,11 +113,16 @@ extension ModelTask {
         }
     }
 
-    /// The calibration ranges and kernel choice of an INT8 engine file (nil for an fp32 model).
-    static func int8Settings(_ card: ModelCard) throws -> Int8Settings? {
-        guard let r = card.int8 else { return nil }
-        guard let t = Int8Engine.Tactics(rawValue: r.tactics) else { throw TaskError("the engine file names unknown INT8 tactics '\(r.tactics)'") }
-        return Int8Settings(ranges: r.ranges, tactics: t, fp32Layers: Set(r.fp32Layers ?? []))
+    /// The engine a model file asks for: INT8 (its calibration ranges and kernel choice), bf16, or fp32.
+    static func engineSettings(_ card: ModelCard) throws -> EngineSettings {
+        switch (card.int8, card.arithmetic) {
+        case (let r?, _):
+            guard let t = Int8Engine.Tactics(rawValue: r.tactics) else { throw TaskError("the engine file names unknown INT8 tactics '\(r.tactics)'") }
+            return .int8(Int8Settings(ranges: r.ranges, tactics: t, fp32Layers: Set(r.fp32Layers ?? [])))
+        case (nil, nil): return .fp32
+        case (nil, "bf16"?): return .bf16
+        case (nil, let a?): throw TaskError("the engine file asks for arithmetic '\(a)'; this tao-swift runs fp32, bf16 and int8")
+        }
     }
 
     /// Checks a TAO classmap.json ({"class": index, …}) against the classes a model was trained on.
@@ -139,7 +144,7 @@ extension ModelTask {
     /// Class labels, input shape, preprocessing, architecture and the whole model card, for an ONNX file's metadata_props.
     static func onnxMetadata(_ card: ModelCard) throws -> [String: String] {
         var plain = card
-        plain.int8 = nil; plain.onnx = nil
+        plain.int8 = nil; plain.onnx = nil; plain.arithmetic = nil
         var meta: [String: String] = ["classes": String(decoding: try JSONSerialization.data(withJSONObject: card.classes), as: UTF8.self),
                                       "input_shape": card.inputShape.map(String.init).joined(separator: ","), "arch": card.arch,
                                       "task": card.task, ModelCard.key: String(decoding: try ModelCard.encoder.encode(plain), as: UTF8.self)]
@@ -232,7 +237,28 @@ extension ModelTask {
         _ = try Int8Engine(graph: ck.graph, parameters: ck.parameters, maxAbs: ranges, batch: 1, tactics: .direct, fp32Layers: Set(fp32Layers))
         card.int8 = ModelCard.Int8Record(ranges: ranges, tactics: tactics.rawValue, fp32Layers: fp32Layers.isEmpty ? nil : fp32Layers)
         try ck.setCard(card)
+        ck.extras = [:]   // an engine runs; the optimizer state of a training checkpoint stays behind
         try ck.write(to: path)
+    }
+
+    /// `export --data_type bf16`: a bf16 engine file — the model, whose card asks `evaluate` and
+    /// `inference` to run its convolutions, transposed convolutions and dense layers on bfloat16
+    /// inputs and weights (batch norms folded in fp32 first; fp32 accumulation and outputs; the
+    /// fusions of fp32). Built once to check it where the processor has bf16; elsewhere written with
+    /// a note (it runs in fp32 there, and in bf16 where AVX512-BF16 or AMX is found).
+    public static func writeBF16Engine(modelPath: String, to path: String, log: (String) -> Void = { _ in }) throws {
+        var (ck, card) = try loadModel(modelPath)
+        if card.int8 != nil { throw TaskError("\(modelPath) is an INT8 engine file; export a bf16 engine from the fp32 model it was made from") }
+        if Executor.supportsBF16 {
+            _ = try Executor(graph: ck.graph, batch: 1, mode: .inference, parameters: ck.parameters, arithmetic: .bf16)
+        } else {
+            log("note: this processor has no AVX512-BF16 or AMX (oneDNN finds \(Executor.cpuISA)): the bf16 engine file runs in fp32 here, in bf16 on a processor that has them")
+        }
+        card.arithmetic = Arithmetic.bf16.rawValue
+        try ck.setCard(card)
+        ck.extras = [:]
+        try ck.write(to: path)
+        log("wrote the bf16 engine file \(path); run it with: tao \(taskName) evaluate|inference \(taskName == "classification" ? "--engine_file" : "-m") \(path)")
     }
 
     /// `export --data_type int8`: calibration (or a cached one), then the INT8 ONNX in QDQ form and

@@ -48,7 +48,7 @@ extension ModelTask {
         prunedCard.pruned = ModelCard.PruneRecord(source: modelPath, threshold: options.threshold, normalizer: options.normalizer.rawValue,
                                                   equalization: options.equalization.rawValue, granularity: options.granularity,
                                                   minNumFilters: options.minFilters, excludedLayers: options.excludedLayers)
-        prunedCard.int8 = nil
+        prunedCard.int8 = nil; prunedCard.arithmetic = nil
         try Checkpoint(graph: graph, parameters: store, card: prunedCard).write(to: output)
         let options: [String: Any] = ["source": modelPath, "threshold": options.threshold, "normalizer": options.normalizer.rawValue,
                                       "equalization": options.equalization.rawValue, "granularity": options.granularity,

@@ -93,6 +93,9 @@ struct Benchmark: ParsableCommand {
                 let ck = try Checkpoint.read(from: modelFile)
                 (graph, store) = (ck.graph, ck.parameters)
                 engineFile = (try? ck.card)??.int8
+                if (try? ck.card)??.arithmetic == Arithmetic.bf16.rawValue, precision != .bf16 {
+                    print("note: \(modelFile) is a bf16 engine file; timed in \(precision.rawValue) as --precision says (--precision bf16 runs it as evaluate does)")
+                }
             }
             let s = graph.shape(of: graph.inputs[0])
             guard s.rank == 3 else { throw ValidationError("\(modelFile): benchmark needs a [C,H,W] image input, the model takes \(s)") }

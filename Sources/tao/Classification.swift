@@ -45,7 +45,7 @@ struct Classification: ParsableCommand {
             abstract: "Top-k accuracy, per-class precision/recall/F1 and the confusion matrix of a trained model.")
         @OptionGroup var options: TaskOptions
         @Option(name: [.customShort("m"), .long], help: "Model file (default: eval_config.model_path).") var model: String?
-        @Option(name: [.customLong("engine_file")], help: "An INT8 engine file from `export --data_type int8`, instead of -m.") var engineFile: String?
+        @Option(name: [.customLong("engine_file")], help: "An engine file from `export --data_type int8` or `bf16`, instead of -m.") var engineFile: String?
         func run() throws {
             try options.tao.apply(quiet: options.quiet)
             let task = try ClassificationTask(specPath: options.experimentSpec)
@@ -64,7 +64,7 @@ struct Classification: ParsableCommand {
         @Option(name: [.customLong("cm", withSingleDash: true), .customLong("classmap")],
                 help: "TAO's classmap.json (written by train); checked against the classes the model was trained on.")
         var classmap: String?
-        @Option(name: [.customLong("engine_file")], help: "An INT8 engine file from `export --data_type int8`, instead of -m.") var engineFile: String?
+        @Option(name: [.customLong("engine_file")], help: "An engine file from `export --data_type int8` or `bf16`, instead of -m.") var engineFile: String?
         func validate() throws {
             guard (image == nil) != (directory == nil) else { throw ValidationError("give the images with -i IMAGE or -d FOLDER (one of them)") }
             if let b = batchSize, b < 1 { throw ValidationError("-b must be at least 1, got \(b)") }

@@ -59,18 +59,21 @@ struct PruneCommand<Task: ModelTask>: ParsableCommand {
     }
 }
 
-/// `tao <task> export`, the same for every task: ONNX, and with --data_type int8 the calibration,
-/// the INT8 ONNX (QDQ) and the INT8 engine file.
+/// `tao <task> export`, the same for every task: ONNX; with --data_type bf16 a bf16 engine file;
+/// with --data_type int8 the calibration, the INT8 ONNX (QDQ) and the INT8 engine file.
 struct ExportCommand<Task: ModelTask>: ParsableCommand {
     static var configuration: CommandConfiguration {
         CommandConfiguration(
             commandName: "export",
-            abstract: "Write a trained model as ONNX (opset 17, dynamic batch, class labels and model card in the metadata); with --data_type int8, also calibrate and write an INT8 ONNX (QDQ) and an INT8 engine file.",
+            abstract: "Write a trained model as ONNX (opset 17, dynamic batch, class labels and model card in the metadata); with --data_type bf16, also a bf16 engine file; with --data_type int8, also calibrate and write an INT8 ONNX (QDQ) and an INT8 engine file.",
             discussion: """
             INT8: fp32 inference over --batches × --batch_size images of --cal_image_dir (preprocessed as the spec -e says) \
             records every activation's range; the ranges go to --cal_cache_file (JSON; reused when no image folder is given) \
             and, with the model, to --engine_file, which `evaluate` and `inference` run with oneDNN's int8 kernels, \
             and to --qdq_file, an INT8 ONNX model in QDQ form for TensorRT, onnxruntime or OpenVINO.
+            bf16: the engine file runs convolutions, transposed convolutions and dense layers on bfloat16 inputs \
+            and weights with fp32 accumulation (batch norms folded in fp32 first), where the processor has \
+            AVX512-BF16 or AMX; elsewhere it runs in fp32, with a note. The ONNX file stays fp32.
             """)
     }
     @Option(name: [.customShort("m"), .long], help: "The trained model (.tao).") var model: String
@@ -81,7 +84,7 @@ struct ExportCommand<Task: ModelTask>: ParsableCommand {
     @Option(name: [.customLong("max_batch_size")], help: "TAO's TensorRT batch limit; the ONNX file has a dynamic batch, so any batch runs.") var maxBatchSize: Int?
     @Option(name: [.customLong("max_workspace_size")], help: "TAO's TensorRT workspace; accepted, unused.") var maxWorkspaceSize: Int?
     @Option(name: [.customLong("classmap_json")], help: "TAO's class map; checked against the classes the model was trained on.") var classmap: String?
-    @Option(name: [.customLong("data_type")], help: "fp32 or int8.") var dataType = "fp32"
+    @Option(name: [.customLong("data_type")], help: "fp32; bf16 (also: a bf16 engine file, --engine_file, for evaluate and inference on processors with AVX512-BF16 or AMX; TAO's fp16 is taken as bf16, the CPU's half precision); or int8.") var dataType = "fp32"
     @Flag(name: [.customLong("raw_outputs")], help: "Detectors: end the ONNX graph at the heads' raw outputs, without the decoding and NonMaxSuppression export otherwise appends (YOLO).")
     var rawOutputs = false
     @Option(name: [.customLong("cal_image_dir")], help: "Images for INT8 calibration.") var calImageDir: String?
@@ -89,7 +92,7 @@ struct ExportCommand<Task: ModelTask>: ParsableCommand {
     @Option(name: [.customLong("cal_data_file")], help: "TAO's calibration tensor file; accepted, unused (calibration reads --cal_image_dir).") var calDataFile: String?
     @Option(name: [.customLong("batches")], help: "Calibration batches.") var batches = 10
     @Option(name: [.customLong("batch_size")], help: "Images per calibration batch.") var batchSize = 8
-    @Option(name: [.customLong("engine_file")], help: "The INT8 engine file to write (default: OUTPUT with .int8.tao).") var engineFile: String?
+    @Option(name: [.customLong("engine_file")], help: "The engine file to write (default: OUTPUT with .int8.tao or .bf16.tao).") var engineFile: String?
     @Flag(name: [.customLong("gen_ds_config")], help: "TAO's DeepStream config; accepted, not written.") var genDSConfig = false
     @Option(name: [.customLong("cal_algorithm")],
             help: "How calibration sets each activation's range: entropy (the default, TensorRT's entropy calibrator as TAO uses it: the clipping that loses least information), max (largest magnitude seen) or percentile (the 90th percentile of each image's largest magnitude: a few unusual images are clipped; best for detectors).")
@@ -109,7 +112,7 @@ struct ExportCommand<Task: ModelTask>: ParsableCommand {
             FileHandle.standardOutput.write(Data((line + "\n").utf8))
             LogFile.write(line)
         }
-        guard dataType == "fp32" || dataType == "int8" else { throw ValidationError("--data_type must be fp32 or int8, got '\(dataType)'") }
+        guard ["fp32", "fp16", "bf16", "int8"].contains(dataType) else { throw ValidationError("--data_type must be fp32, bf16 (or TAO's fp16) or int8, got '\(dataType)'") }
         guard let chosen = Int8Engine.Tactics(rawValue: tactics), chosen != .alternatives else { throw ValidationError("--tactics must be timed or direct, got '\(tactics)'") }
         guard maxInt8Error > 0 else { throw ValidationError("--max_int8_error must be positive, got \(maxInt8Error)") }
         guard let method = Int8Calibration.Method(rawValue: calAlgorithm) else { throw ValidationError("--cal_algorithm must be max, entropy or percentile, got '\(calAlgorithm)'") }
@@ -122,6 +125,11 @@ struct ExportCommand<Task: ModelTask>: ParsableCommand {
             say("note: TAO's .etlt is an encrypted ONNX file; tao-swift writes plain ONNX: \(output)")
         }
         try Task.export(modelPath: model, output: output, classMap: classmap, rawOutputs: rawOutputs, log: say)
+        if dataType == "fp16" || dataType == "bf16" {
+            if dataType == "fp16" { say("note: --data_type fp16 asks TensorRT for half precision; on a CPU that is bfloat16 (same range as fp32, 8 bits of precision): writing a bf16 engine file") }
+            try Task.writeBF16Engine(modelPath: model, to: engineFile ?? (output as NSString).deletingPathExtension + ".bf16.tao", log: say)
+            return
+        }
         guard dataType == "int8" else { return }
         var o = Int8ExportOptions(output: output)
         (o.spec, o.imageDir, o.cacheFile, o.batches, o.batchSize) = (spec, calImageDir, calCacheFile, batches, batchSize)

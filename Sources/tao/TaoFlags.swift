@@ -32,7 +32,7 @@ struct TaoFlags: ParsableArguments {
         if key != nil { notes.append("note: -k/--key is not needed: tao-swift's model files are not encrypted") }
         if gpus > 1 && !training { notes.append("note: --gpus \(gpus): this command runs in one process on this machine's CPU cores") }
         if !gpuIndex.isEmpty { notes.append("note: --gpu_index is unused: tao-swift runs on the CPU") }
-        if useAmp && !training { notes.append("note: --use_amp is for train; this command runs in fp32 (export --data_type bf16 is not built yet)") }
+        if useAmp && !training { notes.append("note: --use_amp is for train; this command runs the model as its file says (for bf16 inference, export --data_type bf16 and run the engine file it writes)") }
         for n in notes {
             if !quiet { print(n) }
             LogFile.write(n)

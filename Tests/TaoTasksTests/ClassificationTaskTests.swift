@@ -289,6 +289,63 @@ final class ClassificationTaskTests: XCTestCase {
         }
     }
 
+    /// `export --data_type bf16`: a bf16 engine file (no optimizer state) that evaluate and inference
+    /// run in bf16 where the processor has it — the same classes as fp32, scores within bf16's
+    /// rounding but not equal — and in fp32, said so, where it has not.
+    func testBF16EngineFileEvaluatesLikeFP32() throws {
+        let out = dir.appendingPathComponent("bf16").path
+        let task = try ClassificationTask(specPath: spec())
+        try task.train(resultsDir: out, quiet: true)
+        let model = "\(out)/weights/resnet10_003.tao", engine = "\(out)/model.bf16.tao"
+        var lines: [String] = []
+        try ClassificationTask.writeBF16Engine(modelPath: model, to: engine) { lines.append($0) }
+        XCTAssertTrue(lines.last?.contains("wrote the bf16 engine file \(engine)") ?? false, "\(lines)")
+        let file = try Checkpoint.read(from: engine)
+        XCTAssertEqual(try file.card?.arithmetic, "bf16")
+        XCTAssertTrue(file.extras.isEmpty, "an engine file carries no optimizer state")
+        XCTAssertFalse(try Checkpoint.read(from: model).extras.isEmpty)
+        let fp32 = try task.evaluate(modelPath: model, resultsDir: out, quiet: true)
+        let bf16 = try task.evaluate(modelPath: engine, resultsDir: out, quiet: true)
+        XCTAssertEqual(bf16.top1, fp32.top1, accuracy: 1.0 / 24 + 1e-9, "at most one of 24 images changes its class")
+        let log = try String(contentsOfFile: "\(out)/train.log", encoding: .utf8)
+        let p32 = try task.inference(modelPath: model, images: "\(dir.path)/val", resultsDir: out, quiet: true)
+        let p16 = try task.inference(modelPath: engine, images: "\(dir.path)/val", resultsDir: out, quiet: true)
+        XCTAssertEqual(p16.count, 24)
+        XCTAssertEqual(p32.map(\.0), p16.map(\.0))
+        XCTAssertGreaterThanOrEqual(zip(p32, p16).filter { $0.1[0].0 == $1.1[0].0 }.count, 23)
+        // The logits of the engine's runner against fp32's, on random input.
+        let (ck, card) = try ClassificationTask.loadModel(engine)
+        var rng = SplitMix64(seed: 9)
+        let x = Tensor.randomNormal(Shape([4, 1, 16, 16]), rng: &rng)
+        func logits(_ settings: EngineSettings) throws -> [Float] {
+            let r = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: 4, engine: settings)
+            try r.load((0..<4).map { Array(x.scalars[$0 * 256..<($0 + 1) * 256]) }, per: 256)
+            r.forward()
+            return Array(UnsafeBufferPointer(start: r.outputPointer(), count: 12))
+        }
+        let y32 = try logits(.fp32), y16 = try logits(try ClassificationTask.engineSettings(card))
+        let norm = y32.map { $0 * $0 }.reduce(0, +).squareRoot(), diff = zip(y32, y16).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+        if Executor.supportsBF16 {
+            XCTAssertTrue(log.contains("\(engine) (bf16 engine)"), log)
+            // Eleven bf16 layers deep (2u each at most, u = 2⁻⁸): within 22u norm-wise, and not fp32's.
+            XCTAssertGreaterThan(diff, 0, "the bf16 engine gave fp32's logits exactly: it did not run in bf16")
+            XCTAssertLessThan(diff / norm, 22.0 / 256)
+        } else {
+            XCTAssertTrue(log.contains("a bf16 engine file, run in fp32"), log)
+            XCTAssertEqual(diff, 0)
+        }
+        // The ONNX metadata of a model exported from the engine file is the fp32 model's card.
+        try ClassificationTask.export(modelPath: engine, output: "\(out)/again.onnx")
+        let reread = try ClassificationTask.readCheckpoint("\(out)/again.onnx")
+        XCTAssertNil(try reread.card?.arithmetic)
+        // An INT8 engine file is not a source for a bf16 one.
+        let ranges = try task.calibrate(modelPath: model, imageDir: "\(dir.path)/train", batches: 1, batchSize: 4, method: .max)
+        try ClassificationTask.writeEngine(modelPath: model, ranges: ranges, to: "\(out)/m.int8.tao")
+        XCTAssertThrowsError(try ClassificationTask.writeBF16Engine(modelPath: "\(out)/m.int8.tao", to: "\(out)/x.tao")) {
+            XCTAssertTrue("\($0)".contains("is an INT8 engine file"), "\($0)")
+        }
+    }
+
     /// The divergence hint for freeze_bn names the frozen batch norm that amplifies most.
     func testLargestFrozenBatchNormGain() throws {
         var b = GraphBuilder()

@@ -109,11 +109,11 @@ extension DetectNetV2Task {
         let (train, val) = try frames()
         let set = useTrainingSet ? train : val
         guard !set.isEmpty else { throw TaskError("no frames to evaluate on: the spec has no validation data (validation_fold or validation_data_source); pass --use_training_set to evaluate on the training data") }
-        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: min(config.batchSize, set.count), int8: Self.int8Settings(card))
+        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: min(config.batchSize, set.count), engine: Self.engineSettings(card))
         let t0 = Date()
         let aps = try evaluate(set, runner, grid: grid(for: card))
         let r = DetectionEvaluation(classes: card.classes, perClass: aps, images: set.count)
-        try r.report(to: results, resultsDir: resultsDir, model: modelPath, card: card, int8: runner.int8 != nil, data: useTrainingSet ? "training" : "validation",
+        try r.report(to: results, resultsDir: resultsDir, model: modelPath, card: card, engine: runner.label, data: useTrainingSet ? "training" : "validation",
                      seconds: Date().timeIntervalSince(t0), apMode: config.apMode, overlap: "per-class minimum overlap")
         try results.writeSummary()
         return r
@@ -161,7 +161,7 @@ extension DetectNetV2Task {
         let files = try imageFiles(under: images)
         guard !files.isEmpty else { throw TaskError("\(images): no .jpg, .jpeg or .png images found") }
         let keep = Set(spec.postprocClasses.isEmpty ? spec.targetClasses : spec.postprocClasses)
-        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: min(batchSize ?? spec.batchSize, files.count), int8: int8Settings(card))
+        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: min(batchSize ?? spec.batchSize, files.count), engine: engineSettings(card))
         let per = spec.channels * spec.width * spec.height
         for sub in ["labels", "images_annotated"] where sub == "labels" ? spec.kittiDump : spec.overlay {
             try FileManager.default.createDirectory(atPath: "\(outputDir)/\(sub)", withIntermediateDirectories: true)
@@ -201,7 +201,7 @@ extension DetectNetV2Task {
             progress.update(out.count, "")
         }
         let total = out.reduce(0) { $0 + $1.1.count }
-        results.log(String(format: "inference with %@%@ on %d images of %@ in %.1f s: %d objects%@%@", path, runner.int8 == nil ? "" : " (INT8 engine)",
+        results.log(String(format: "inference with %@%@ on %d images of %@ in %.1f s: %d objects%@%@", path, runner.label,
                            files.count, images, Date().timeIntervalSince(t0), total,
                            spec.kittiDump ? "; labels in \(outputDir)/labels" : "", spec.overlay ? "; annotated images in \(outputDir)/images_annotated" : ""))
         return out

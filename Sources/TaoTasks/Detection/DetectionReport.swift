@@ -7,9 +7,9 @@ import TaoReport
 extension DetectionEvaluation {
     /// What every detector's `evaluate` leaves: the log's summary and per-class table, the PR curves
     /// (plots/pr_curves.png and TensorBoard), evaluation.json and the results summary.
-    func report(to results: Results, resultsDir: String, model: String, card: ModelCard, int8: Bool, data: String, seconds: Double,
+    func report(to results: Results, resultsDir: String, model: String, card: ModelCard, engine: String, data: String, seconds: Double,
                 apMode: String, overlap: String) throws {
-        results.log(String(format: "evaluated %@%@ on %d %@ frames in %.1f s: mAP %.2f%% (%@, %@)", model, int8 ? " (INT8 engine)" : "", images, data,
+        results.log(String(format: "evaluated %@%@ on %d %@ frames in %.1f s: mAP %.2f%% (%@, %@)", model, engine, images, data,
                            seconds, 100 * mAP, apMode == "integrate" ? "INTEGRATE" : "SAMPLE, 11 points", overlap))
         let width = max(10, classes.map(\.count).max() ?? 0)
         results.log("class".padding(toLength: width, withPad: " ", startingAt: 0) + "      AP  ground truth  true pos  false pos")

@@ -36,18 +36,18 @@ extension UNetTask {
         let (train, val) = try data()
         let set = useTrainingSet ? train : val
         guard !set.isEmpty else { throw TaskError("no images to evaluate on: the spec has no validation images and masks; pass --use_training_set to evaluate on the training data") }
-        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: min(config.batchSize, set.count), int8: Self.int8Settings(card))
+        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: min(config.batchSize, set.count), engine: Self.engineSettings(card))
         let t0 = Date()
         let m = try confusion(set, runner)
         let r = SegmentationEvaluation(classes: card.classes, confusion: m, images: set.count)
-        try report(r, results: results, resultsDir: resultsDir, model: modelPath, card: card, int8: runner.int8 != nil,
+        try report(r, results: results, resultsDir: resultsDir, model: modelPath, card: card, engine: runner.label,
                    data: useTrainingSet ? "training" : "validation", seconds: Date().timeIntervalSince(t0))
         return r
     }
 
-    func report(_ r: SegmentationEvaluation, results: Results, resultsDir: String, model: String, card: ModelCard, int8: Bool, data: String, seconds: Double) throws {
+    func report(_ r: SegmentationEvaluation, results: Results, resultsDir: String, model: String, card: ModelCard, engine: String, data: String, seconds: Double) throws {
         let m = r.confusion
-        results.log(String(format: "evaluated %@%@ on %d %@ images in %.1f s: mean IoU %.2f%%, pixel accuracy %.2f%%", model, int8 ? " (INT8 engine)" : "",
+        results.log(String(format: "evaluated %@%@ on %d %@ images in %.1f s: mean IoU %.2f%%, pixel accuracy %.2f%%", model, engine,
                            r.images, data, seconds, 100 * m.meanIoU, 100 * m.accuracy))
         let width = max(10, r.classes.map(\.count).max() ?? 0)
         func pct(_ v: Double?) -> String { v.map { String(format: "%8.2f%%", 100 * $0) } ?? "        -" }
@@ -96,7 +96,7 @@ extension UNetTask {
         guard !files.isEmpty else { throw TaskError("\(images ?? "the spec's test images"): no .jpg, .jpeg or .png images found") }
         let (maskDir, overlayDir) = ("\(outputDir)/mask_labels_tlt", "\(outputDir)/vis_overlay_tlt")
         for d in [maskDir, overlayDir] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
-        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: min(batchSize ?? config.batchSize, files.count), int8: Self.int8Settings(card))
+        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: min(batchSize ?? config.batchSize, files.count), engine: Self.engineSettings(card))
         let prep = preparation(), classes = card.classes.count, per = config.inputShape.reduce(1, *), pixels = prep.outputWidth * prep.outputHeight
         var progress = ProgressBar(total: files.count, label: "inference", quiet: quiet)
         var counts = [Int](repeating: 0, count: max(classes, 2))
@@ -129,7 +129,7 @@ extension UNetTask {
             progress.update(start + chunk.count, "")
         }
         let total = Double(max(counts.reduce(0, +), 1))
-        results.log(String(format: "inference with %@%@ on %d images in %.1f s; class masks in %@, overlays in %@", modelPath, runner.int8 == nil ? "" : " (INT8 engine)",
+        results.log(String(format: "inference with %@%@ on %d images in %.1f s; class masks in %@, overlays in %@", modelPath, runner.label,
                            files.count, Date().timeIntervalSince(t0), maskDir, overlayDir))
         results.log("pixels per class: " + card.classes.enumerated().map { String(format: "%@ %.1f%%", $1, 100 * Double(counts[$0]) / total) }.joined(separator: ", "))
         return files

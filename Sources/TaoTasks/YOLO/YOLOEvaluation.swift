@@ -24,11 +24,11 @@ extension YOLOTask {
         let (train, val) = try frames()
         let set = useTrainingSet ? train : val
         guard !set.isEmpty else { throw TaskError("no images to evaluate on: the spec has no validation data; pass --use_training_set to evaluate on the training data") }
-        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: min(config.evalBatchSize, set.count), int8: Self.int8Settings(card))
+        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: min(config.evalBatchSize, set.count), engine: Self.engineSettings(card))
         let t0 = Date()
         let aps = try evaluate(set, runner, layout: Self.layout(card, ck.graph))
         let r = DetectionEvaluation(classes: card.classes, perClass: aps, images: set.count)
-        try r.report(to: results, resultsDir: resultsDir, model: modelPath, card: card, int8: runner.int8 != nil, data: useTrainingSet ? "training" : "validation",
+        try r.report(to: results, resultsDir: resultsDir, model: modelPath, card: card, engine: runner.label, data: useTrainingSet ? "training" : "validation",
                      seconds: Date().timeIntervalSince(t0), apMode: config.apMode, overlap: String(format: "IoU %.2f", config.matchingIoU))
         return r
     }
@@ -45,7 +45,7 @@ extension YOLOTask {
         let files = try imageFiles(under: images)
         guard !files.isEmpty else { throw TaskError("\(images): no .jpg, .jpeg or .png images found") }
         for dir in [annotatedDir, labelsDir].compactMap({ $0 }) { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: min(batchSize ?? config.evalBatchSize, files.count), int8: Self.int8Settings(card))
+        let runner = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: min(batchSize ?? config.evalBatchSize, files.count), engine: Self.engineSettings(card))
         let aug = augmentation, mean = config.imageMean, channels = config.inputShape[0], per = channels * aug.width * aug.height
         var out: [(String, [DetectedObject])] = []
         var progress = ProgressBar(total: files.count, label: "inference", quiet: quiet)
@@ -79,7 +79,7 @@ extension YOLOTask {
             progress.update(out.count, "")
         }
         let total = out.reduce(0) { $0 + $1.1.count }
-        results.log(String(format: "inference with %@%@ on %d images of %@ in %.1f s: %d objects above %.2f%@%@", modelPath, runner.int8 == nil ? "" : " (INT8 engine)",
+        results.log(String(format: "inference with %@%@ on %d images of %@ in %.1f s: %d objects above %.2f%@%@", modelPath, runner.label,
                            files.count, images, Date().timeIntervalSince(t0), total, threshold,
                            labelsDir.map { "; labels in \($0)" } ?? "", annotatedDir.map { "; annotated images in \($0)" } ?? ""))
         return out
