@@ -319,7 +319,7 @@ final class ClassificationTaskTests: XCTestCase {
         let x = Tensor.randomNormal(Shape([4, 1, 16, 16]), rng: &rng)
         func logits(_ settings: EngineSettings) throws -> [Float] {
             let r = try ModelRunner(graph: ck.graph, store: ck.parameters, batch: 4, engine: settings)
-            try r.load((0..<4).map { Array(x.scalars[$0 * 256..<($0 + 1) * 256]) }, per: 256)
+            r.load((0..<4).map { Array(x.scalars[$0 * 256..<($0 + 1) * 256]) }, per: 256)
             r.forward()
             return Array(UnsafeBufferPointer(start: r.outputPointer(), count: 12))
         }
