@@ -55,6 +55,10 @@ public enum Kernels {
         return isa == dnnl_cpu_isa_avx512_core_bf16.rawValue || isa == dnnl_cpu_isa_avx512_core_amx.rawValue
     }()
 
+    /// Whether oneDNN dispatches to AMX (tile matrix units), where bf16 convolutions run 3.8–4.6×
+    /// fp32's rate; with AVX512-BF16 alone they run at about half of it.
+    public static var hasAMX: Bool { dnnl_get_effective_cpu_isa() == dnnl_cpu_isa_avx512_core_amx }
+
     /// The instruction set oneDNN dispatches to (e.g. "avx512_core_bf16"), for messages and reports.
     public static var cpuISA: String {
         switch dnnl_get_effective_cpu_isa() {

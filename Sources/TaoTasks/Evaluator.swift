@@ -53,7 +53,7 @@ final class ModelRunner {
             label = " (INT8 engine)"
         case .bf16 where Executor.supportsBF16:
             (exec, int8) = (try Executor(graph: graph, batch: batch, mode: .inference, parameters: store, arithmetic: .bf16), nil)
-            label = " (bf16 engine)"
+            label = Executor.bf16SlowerNote == nil ? " (bf16 engine)" : " (bf16 engine; without AMX, slower than fp32 here)"
         case .bf16, .fp32:
             (exec, int8) = (try Executor(graph: graph, batch: batch, mode: .inference, parameters: store), nil)
             if case .bf16 = engine {

@@ -251,6 +251,7 @@ extension ModelTask {
         if card.int8 != nil { throw TaskError("\(modelPath) is an INT8 engine file; export a bf16 engine from the fp32 model it was made from") }
         if Executor.supportsBF16 {
             _ = try Executor(graph: ck.graph, batch: 1, mode: .inference, parameters: ck.parameters, arithmetic: .bf16)
+            if let note = Executor.bf16SlowerNote { log(note + " (the fp32 model runs faster here)") }
         } else {
             log("note: this processor has no AVX512-BF16 or AMX (oneDNN finds \(Executor.cpuISA)): the bf16 engine file runs in fp32 here, in bf16 on a processor that has them")
         }

@@ -98,6 +98,7 @@ public struct TrainingRun<Task: TrainableTask> {
         } else if arithmetic == .bf16 {
             results?.log("mixed precision (--use_amp): convolutions and matrix products in bf16 both ways (\(Executor.cpuISA)), fp32 master weights, "
                          + "optimizer, loss and batch-norm statistics; bf16 keeps fp32's exponent range, so no loss scaling is needed")
+            if let note = Executor.bf16SlowerNote { results?.log(note + " (train without --use_amp for fp32)") }
         }
         let exec = try Executor(graph: graph, batch: s.batchSize, mode: .training, parameters: store, frozen: frozenParams,
                                 frozenBatchNorm: frozenBN, seed: s.seed, arithmetic: arithmetic)

@@ -326,7 +326,7 @@ final class ClassificationTaskTests: XCTestCase {
         let y32 = try logits(.fp32), y16 = try logits(try ClassificationTask.engineSettings(card))
         let norm = y32.map { $0 * $0 }.reduce(0, +).squareRoot(), diff = zip(y32, y16).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
         if Executor.supportsBF16 {
-            XCTAssertTrue(log.contains("\(engine) (bf16 engine)"), log)
+            XCTAssertTrue(log.contains("\(engine) (bf16 engine"), log)
             // Eleven bf16 layers deep (2u each at most, u = 2⁻⁸): within 22u norm-wise, and not fp32's.
             XCTAssertGreaterThan(diff, 0, "the bf16 engine gave fp32's logits exactly: it did not run in bf16")
             XCTAssertLessThan(diff / norm, 22.0 / 256)
