@@ -284,6 +284,11 @@ final class DetectNetV2TaskTests: XCTestCase {
         XCTAssertEqual(int8.mAP, e.mAP, accuracy: 0.1)
         XCTAssertTrue(try String(contentsOfFile: "\(dir!)/int8/train.log", encoding: .utf8).contains("(INT8 engine)"))
         XCTAssertNil(try DetectNetV2Task.loadModel(files.engine).1.int8?.fp32Layers)
+        // A bf16 engine file evaluates as the checkpoint does, within bf16's rounding of the boxes.
+        try DetectNetV2Task.writeBF16Engine(modelPath: model, to: "\(dir!)/model.bf16.tao")
+        let bf16 = try task.evaluate(modelPath: "\(dir!)/model.bf16.tao", resultsDir: "\(dir!)/bf16", quiet: true)
+        XCTAssertEqual(bf16.mAP, e.mAP, accuracy: 0.02)
+        XCTAssertTrue(try String(contentsOfFile: "\(dir!)/bf16/train.log", encoding: .utf8).contains(Executor.supportsBF16 ? "(bf16 engine" : "run in fp32"))
         // Mixed precision: named convolutions kept in fp32 are recorded in the engine file, run so
         // by evaluate, and left out of the QDQ file's quantization; every one in fp32 evaluates as fp32 does.
         let convs = Int8Precision.convolutions(try DetectNetV2Task.loadModel(model).0.graph).map(\.name)

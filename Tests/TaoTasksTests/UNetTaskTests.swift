@@ -184,6 +184,11 @@ final class UNetTaskTests: XCTestCase {
         XCTAssertEqual(engine.int8Convolutions, ck.graph.nodes.filter { ["conv2d", "conv_transpose2d"].contains($0.op.kind) }.count)
         let int8 = try task.evaluate(modelPath: files.engine, resultsDir: "\(dir!)/int8", quiet: true)
         XCTAssertEqual(int8.meanIoU, e.meanIoU, accuracy: 0.01, "INT8 within a point of fp32")
+        // bf16 (transposed convolutions too): within a tenth of a point.
+        try UNetTask.writeBF16Engine(modelPath: model, to: "\(dir!)/model.bf16.tao")
+        let bf16 = try task.evaluate(modelPath: "\(dir!)/model.bf16.tao", resultsDir: "\(dir!)/bf16", quiet: true)
+        XCTAssertEqual(bf16.meanIoU, e.meanIoU, accuracy: 0.001, "bf16 within a tenth of a point of fp32")
+        XCTAssertTrue(try String(contentsOfFile: "\(dir!)/bf16/train.log", encoding: .utf8).contains(Executor.supportsBF16 ? "(bf16 engine" : "run in fp32"))
         let q = try JSONSerialization.jsonObject(with: PythonReference.run("Tests/TaoONNXTests/onnx_check.py", arguments: [files.qdq, bin, yBin, "4", "3", "32", "32"])) as! [String: Any]
         XCTAssertEqual((q["op_counts"] as! [String: Int])["ConvTranspose"], 4)
         let qdq = try Data(contentsOf: URL(fileURLWithPath: yBin)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
