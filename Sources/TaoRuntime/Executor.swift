@@ -106,6 +106,11 @@ public final class Executor {
     /// Training convolutions planned as one matrix product on small maps (`SmallMapConvolution`).
     public internal(set) var smallMapConvolutions = 0
     var graphConsumers: [[Int]] = []
+    /// bf16 inference: the convolution results (value indices) kept in bf16, because only
+    /// convolutions read them and would round them to bf16 anyway (`bf16Chains`).
+    var bf16Outputs: Set<Int> = []
+    /// How many convolution results bf16 inference keeps in bf16 (see `bf16Chains`).
+    public var bf16Activations: Int { bf16Outputs.count }
     private var outputValues: [RValue] = []
     private var inputValues: [RValue] = []
 
@@ -151,6 +156,7 @@ public final class Executor {
         }
         graphConsumers = graph.consumers()
         let plan = fuse ? FusionPlan(graph: graph, mode: mode, frozenBatchNorm: frozenBatchNorm) : FusionPlan()
+        if mode == .inference && arithmetic == .bf16 { bf16Outputs = Self.bf16Chains(graph, plan, graphConsumers) }
         for (i, node) in graph.nodes.enumerated() where !plan.absorbed.contains(i) {
             currentNode = node.name
             do {
@@ -315,6 +321,31 @@ public final class Executor {
 
 // MARK: planning helpers shared by the op lowerings
 extension Executor {
+    /// bf16 inference keeps activations in bf16 between convolutions: a convolution's result (after
+    /// its fused batch norm and activation) that only convolutions read, as their data input, and
+    /// that is not a graph output, is written in bf16 — the same values the readers would round it
+    /// to, without writing fp32 and converting it once per reader. Results read by other ops (pooling,
+    /// a residual sum, concatenation, the outputs) stay fp32.
+    static func bf16Chains(_ g: Graph, _ plan: FusionPlan, _ consumers: [[Int]]) -> Set<Int> {
+        let outputs = Set(g.outputs.map(\.index))
+        var kept: Set<Int> = []
+        for (i, n) in g.nodes.enumerated() where !plan.absorbed.contains(i) {
+            guard case .conv2d = n.op else { continue }
+            let out = plan.convTails[i]?.output ?? n.output
+            let readers = consumers[out.index]
+            guard !outputs.contains(out.index), !readers.isEmpty, readers.allSatisfy({ j in
+                let r = g.nodes[j]
+                guard case .conv2d = r.op, !plan.absorbed.contains(j), r.inputs.first == out else { return false }
+                return !r.inputs.dropFirst().contains(out)
+            }) else { continue }
+            kept.insert(out.index)
+        }
+        return kept
+    }
+
+    /// The data type a convolution writes `output` in (bf16 where `bf16Chains` chose it).
+    func activationType(_ output: ValueID) -> DataType { bf16Outputs.contains(output.index) ? .bf16 : .f32 }
+
     func value(_ v: ValueID) -> RValue {
         if case .parameter(let i) = graph.source(of: v) { return param(i, logicalDims: graph.parameters[i].shape.dims) }
         return values[v.index]!

@@ -233,7 +233,7 @@ extension Executor {
         let b = hasBias ? value(n.inputs[2]) : nil
         let xd = dims(n.inputs[0]), yd = dims(n.output)
         let anyW = MemoryDesc(w.md.dims, .any, type: computeType)
-        let pd = try family.forward(MemoryDesc(xd, .any, type: computeType), anyW, b?.md, MemoryDesc(yd, .any))
+        let pd = try family.forward(MemoryDesc(xd, .any, type: computeType), anyW, b?.md, MemoryDesc(yd, .any, type: mode == .inference ? activationType(n.output) : .f32))
         let xin = try ensure(x, pd.md(.src))
         let wf = try ensure(w, pd.md(.weights), differentiable: false)
         let y = newValue(pd.md(.dst), needsGrad: xin.needsGrad || w.needsGrad || (b?.needsGrad ?? false))

@@ -42,7 +42,7 @@ extension Executor {
         if let a = tail.postActivation { let (alg, al, be) = a.eltwise; postOps.append(.eltwise(alg, alpha: al, beta: be)) }
         let attr = Attributes()
         try attr.setPostOps(postOps)
-        let dstMD = addend?.md ?? MemoryDesc(yd, .any)
+        let dstMD = addend?.md ?? MemoryDesc(yd, .any, type: activationType(tail.output))
         let (srcAny, wAny) = (MemoryDesc(xd, .any, type: computeType), MemoryDesc(wDims, .any, type: computeType))
         let pd = try (try? Kernels.convForward(.inference, src: srcAny, weights: wAny, bias: b?.md, dst: dstMD, win, attr: attr, algorithm: algorithm(for: c, input: xd)))
             ?? Kernels.convForward(.inference, src: srcAny, weights: wAny, bias: b?.md, dst: dstMD, win, attr: attr)

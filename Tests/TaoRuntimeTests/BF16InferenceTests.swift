@@ -97,6 +97,44 @@ final class BF16InferenceTests: XCTestCase {
     /// A fused block (conv + batch norm + ReLU + residual add) in bf16 stays close to fp32 (the
     /// batch norm folded into the weights before they are rounded), and trains: a few SGD steps in
     /// bf16 lower the loss as fp32's do.
+    /// bf16 inference keeps a convolution's result in bf16 where only convolutions read it (a
+    /// residual block's first convolution, a stem read by two branches), and nowhere else (a result
+    /// also pooled, a graph output, a residual sum); the kept value is what the readers would have
+    /// rounded anyway, so the outputs match the plan that writes it in fp32 (the same graph with the
+    /// value also an output) to fp32's accumulation-order noise, far below bf16's rounding.
+    func testBF16ActivationsBetweenConvolutions() throws {
+        var b = GraphBuilder()
+        let x = b.input("x", [8, 10, 10])
+        let stem = b.relu(b.batchNorm(b.conv2d(x, "stem", out: 16, kernel: 3), "bn0"), "r0")
+        let a = b.relu(b.batchNorm(b.conv2d(stem, "a", out: 16, kernel: 3), "bn1"), "r1")
+        let short = b.conv2d(stem, "short", out: 16, kernel: 1)
+        let block = b.relu(b.add(b.batchNorm(b.conv2d(a, "b", out: 16, kernel: 3), "bn2"), short, "add"), "r2")
+        let pooled = b.conv2d(b.maxPool(block, "pool", kernel: 2, stride: 2), "c", out: 8, kernel: 3)
+        let head = b.conv2d(b.relu(b.conv2d(pooled, "d", out: 8, kernel: 1), "r3"), "e", out: 4, kernel: 3)
+        let chained = try b.build(outputs: [head]), unchained = try b.build(outputs: [head, a])
+        guard Kernels.hasBF16 else { return }   // the refusal is tested above
+        let store = ParameterStore(graph: chained, seed: 4)
+        var rng = SplitMix64(seed: 6)
+        let input = Tensor.randomNormal(Shape([2, 8, 10, 10]), rng: &rng)
+        func run(_ g: Graph, _ arithmetic: Arithmetic) throws -> (y: [Float], kept: Int) {
+            let e = try Executor(graph: g, batch: 2, mode: .inference, parameters: store, arithmetic: arithmetic)
+            try e.setInput(0, input)
+            e.forward()
+            return (e.output(0).scalars, e.bf16Activations)
+        }
+        let (y, kept) = try run(chained, .bf16), (yRef, keptRef) = try run(unchained, .bf16), (y32, _) = try run(chained, .fp32)
+        // stem (read by a and short), a (read by b), pooled (read by d) and d (read by e); not short
+        // (a residual sum's addend), block (pooled), head (the output); `a` as an output: not kept.
+        XCTAssertEqual(kept, 4)
+        XCTAssertEqual(keptRef, 3)
+        let norm = y32.map { $0 * $0 }.reduce(0, +).squareRoot()
+        let chainDiff = zip(y, yRef).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+        let bf16Diff = zip(y, y32).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+        XCTAssertLessThan(chainDiff, 1e-4 * norm, "kept in bf16 or rounded by the reader: the same values")
+        XCTAssertGreaterThan(bf16Diff, 1e-4 * norm, "bf16 ran")
+        XCTAssertLessThan(bf16Diff, 12.0 / 256 * norm, "six bf16 layers deep: within 2u each, norm-wise")
+    }
+
     func testFusedBlockAndTraining() throws {
         var b = GraphBuilder()
         let x = b.input("x", [16, 8, 8])
