@@ -106,10 +106,9 @@ public final class Executor {
     /// Training convolutions planned as one matrix product on small maps (`SmallMapConvolution`).
     public internal(set) var smallMapConvolutions = 0
     var graphConsumers: [[Int]] = []
-    /// bf16 inference: the convolution results (value indices) kept in bf16, because only
-    /// convolutions read them and would round them to bf16 anyway (`bf16Chains`).
+    /// bf16: the activations (value indices) kept in bf16 between convolutions (`bf16Chains`).
     var bf16Outputs: Set<Int> = []
-    /// How many convolution results bf16 inference keeps in bf16 (see `bf16Chains`).
+    /// How many activations bf16 keeps in bf16 (see `bf16Chains`).
     public var bf16Activations: Int { bf16Outputs.count }
     private var outputValues: [RValue] = []
     private var inputValues: [RValue] = []
@@ -156,7 +155,7 @@ public final class Executor {
         }
         graphConsumers = graph.consumers()
         let plan = fuse ? FusionPlan(graph: graph, mode: mode, frozenBatchNorm: frozenBatchNorm) : FusionPlan()
-        if mode == .inference && arithmetic == .bf16 { bf16Outputs = Self.bf16Chains(graph, plan, graphConsumers) }
+        if arithmetic == .bf16 { bf16Outputs = Self.bf16Chains(graph, plan, graphConsumers, mode: mode) }
         for (i, node) in graph.nodes.enumerated() where !plan.absorbed.contains(i) {
             currentNode = node.name
             do {
@@ -321,24 +320,37 @@ public final class Executor {
 
 // MARK: planning helpers shared by the op lowerings
 extension Executor {
-    /// bf16 inference keeps activations in bf16 between convolutions: a convolution's result (after
-    /// its fused batch norm and activation) that only convolutions read, as their data input, and
-    /// that is not a graph output, is written in bf16 — the same values the readers would round it
-    /// to, without writing fp32 and converting it once per reader. Results read by other ops (pooling,
-    /// a residual sum, concatenation, the outputs) stay fp32.
-    static func bf16Chains(_ g: Graph, _ plan: FusionPlan, _ consumers: [[Int]]) -> Set<Int> {
+    /// bf16 keeps activations in bf16 between convolutions, the values the readers would round to
+    /// bf16 anyway, without writing fp32 and converting it once per reader:
+    /// - inference: a convolution's result (after its fused batch norm and activation) that only
+    ///   convolutions read, as their data input;
+    /// - training: the same, and a convolution's result read only by a batch norm (with its fused
+    ///   ReLU) whose result only convolutions read — both kept, the batch norm run on bf16 data with
+    ///   fp32 statistics, scale and shift; their gradients are bf16 too (the convolutions' backward
+    ///   passes round them to bf16 in any case).
+    /// Results read by other ops (pooling, a residual sum, concatenation, the loss) and graph outputs
+    /// stay fp32.
+    static func bf16Chains(_ g: Graph, _ plan: FusionPlan, _ consumers: [[Int]], mode: Mode) -> Set<Int> {
         let outputs = Set(g.outputs.map(\.index))
+        /// Whether only convolutions read `v`, each as its data input.
+        func convolutionsOnly(_ v: ValueID) -> Bool {
+            let readers = consumers[v.index]
+            return !outputs.contains(v.index) && !readers.isEmpty && readers.allSatisfy { j in
+                let r = g.nodes[j]
+                guard case .conv2d = r.op, !plan.absorbed.contains(j), r.inputs.first == v else { return false }
+                return !r.inputs.dropFirst().contains(v)
+            }
+        }
         var kept: Set<Int> = []
         for (i, n) in g.nodes.enumerated() where !plan.absorbed.contains(i) {
             guard case .conv2d = n.op else { continue }
             let out = plan.convTails[i]?.output ?? n.output
-            let readers = consumers[out.index]
-            guard !outputs.contains(out.index), !readers.isEmpty, readers.allSatisfy({ j in
-                let r = g.nodes[j]
-                guard case .conv2d = r.op, !plan.absorbed.contains(j), r.inputs.first == out else { return false }
-                return !r.inputs.dropFirst().contains(out)
-            }) else { continue }
-            kept.insert(out.index)
+            if convolutionsOnly(out) { kept.insert(out.index); continue }
+            guard mode == .training, !outputs.contains(out.index), consumers[out.index].count == 1 else { continue }
+            let j = consumers[out.index][0], bn = g.nodes[j]
+            guard case .batchNorm = bn.op, bn.inputs[0] == out else { continue }
+            let normalized = plan.bnReLU[j].map { g.nodes[$0].output } ?? bn.output
+            if convolutionsOnly(normalized) { kept.formUnion([out.index, normalized.index]) }
         }
         return kept
     }

@@ -233,7 +233,7 @@ extension Executor {
         let b = hasBias ? value(n.inputs[2]) : nil
         let xd = dims(n.inputs[0]), yd = dims(n.output)
         let anyW = MemoryDesc(w.md.dims, .any, type: computeType)
-        let pd = try family.forward(MemoryDesc(xd, .any, type: computeType), anyW, b?.md, MemoryDesc(yd, .any, type: mode == .inference ? activationType(n.output) : .f32))
+        let pd = try family.forward(MemoryDesc(xd, .any, type: computeType), anyW, b?.md, MemoryDesc(yd, .any, type: activationType(n.output)))
         let xin = try ensure(x, pd.md(.src))
         let wf = try ensure(w, pd.md(.weights), differentiable: false)
         let y = newValue(pd.md(.dst), needsGrad: xin.needsGrad || w.needsGrad || (b?.needsGrad ?? false))
@@ -243,7 +243,8 @@ extension Executor {
         onBackward(y) { [unowned self] in
             let dy = self.grad(y)
             if xin.needsGrad {
-                let bd = try family.backwardData(MemoryDesc(xd, .any), anyW, MemoryDesc(yd, .any, type: computeType), pd)
+                // bf16: the input gradient in bf16 (what the bf16 input's gradient buffer holds).
+                let bd = try family.backwardData(MemoryDesc(xd, .any, type: computeType), anyW, MemoryDesc(yd, .any, type: computeType), pd)
                 let wb = try self.ensure(w, bd.md(.weights), differentiable: false)
                 let dyIn = try self.readAs(dy, bd.md(.diffDst))
                 try self.contribute(to: [xin]) { t in

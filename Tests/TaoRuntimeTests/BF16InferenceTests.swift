@@ -104,13 +104,7 @@ final class BF16InferenceTests: XCTestCase {
     /// value also an output) to fp32's accumulation-order noise, far below bf16's rounding.
     func testBF16ActivationsBetweenConvolutions() throws {
         var b = GraphBuilder()
-        let x = b.input("x", [8, 10, 10])
-        let stem = b.relu(b.batchNorm(b.conv2d(x, "stem", out: 16, kernel: 3), "bn0"), "r0")
-        let a = b.relu(b.batchNorm(b.conv2d(stem, "a", out: 16, kernel: 3), "bn1"), "r1")
-        let short = b.conv2d(stem, "short", out: 16, kernel: 1)
-        let block = b.relu(b.add(b.batchNorm(b.conv2d(a, "b", out: 16, kernel: 3), "bn2"), short, "add"), "r2")
-        let pooled = b.conv2d(b.maxPool(block, "pool", kernel: 2, stride: 2), "c", out: 8, kernel: 3)
-        let head = b.conv2d(b.relu(b.conv2d(pooled, "d", out: 8, kernel: 1), "r3"), "e", out: 4, kernel: 3)
+        let (head, a) = Self.chainedNetwork(&b)
         let chained = try b.build(outputs: [head]), unchained = try b.build(outputs: [head, a])
         guard Kernels.hasBF16 else { return }   // the refusal is tested above
         let store = ParameterStore(graph: chained, seed: 4)
@@ -127,12 +121,30 @@ final class BF16InferenceTests: XCTestCase {
         // (a residual sum's addend), block (pooled), head (the output); `a` as an output: not kept.
         XCTAssertEqual(kept, 4)
         XCTAssertEqual(keptRef, 3)
-        let norm = y32.map { $0 * $0 }.reduce(0, +).squareRoot()
-        let chainDiff = zip(y, yRef).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
-        let bf16Diff = zip(y, y32).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+        func distance(_ p: [Float], _ q: [Float]) -> Float { zip(p, q).map { (d: (Float, Float)) -> Float in (d.0 - d.1) * (d.0 - d.1) }.reduce(0, +).squareRoot() }
+        let norm = distance(y32, [Float](repeating: 0, count: y32.count))
+        let chainDiff = distance(y, yRef), bf16Diff = distance(y, y32)
         XCTAssertLessThan(chainDiff, 1e-4 * norm, "kept in bf16 or rounded by the reader: the same values")
         XCTAssertGreaterThan(bf16Diff, 1e-4 * norm, "bf16 ran")
         XCTAssertLessThan(bf16Diff, 12.0 / 256 * norm, "six bf16 layers deep: within 2u each, norm-wise")
+        // Training keeps stem and its batch norm's ReLU (read by a and short), a and r1 (read by b),
+        // and c (read by d); not d (its ReLU is not fused in training), the residual branch, the output.
+        let train = try Executor(graph: chained, batch: 2, mode: .training, parameters: store, arithmetic: .bf16)
+        XCTAssertEqual(train.bf16Activations, 5)
+        // Values and gradients against fp32's, within bf16's rounding (the harness's bf16 mode).
+        try Harness.check(batch: 2) { Self.chainedNetwork(&$0).head }
+        try Harness.check(batch: 2, training: false) { Self.chainedNetwork(&$0).head }
+    }
+
+    /// A stem read by a residual block's two branches, the block pooled, then three convolutions.
+    static func chainedNetwork(_ b: inout GraphBuilder) -> (head: ValueID, a: ValueID) {
+        let x = b.input("x", [8, 10, 10])
+        let stem = b.relu(b.batchNorm(b.conv2d(x, "stem", out: 16, kernel: 3), "bn0"), "r0")
+        let a = b.relu(b.batchNorm(b.conv2d(stem, "a", out: 16, kernel: 3), "bn1"), "r1")
+        let short = b.conv2d(stem, "short", out: 16, kernel: 1)
+        let block = b.relu(b.add(b.batchNorm(b.conv2d(a, "b", out: 16, kernel: 3), "bn2"), short, "add"), "r2")
+        let pooled = b.conv2d(b.maxPool(block, "pool", kernel: 2, stride: 2), "c", out: 8, kernel: 3)
+        return (b.conv2d(b.relu(b.conv2d(pooled, "d", out: 8, kernel: 1), "r3"), "e", out: 4, kernel: 3), a)
     }
 
     func testFusedBlockAndTraining() throws {
