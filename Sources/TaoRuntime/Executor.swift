@@ -324,10 +324,11 @@ extension Executor {
     /// bf16 anyway, without writing fp32 and converting it once per reader:
     /// - inference: a convolution's result (after its fused batch norm and activation) that only
     ///   convolutions read, as their data input;
-    /// - training: the same, and a convolution's result read only by a batch norm (with its fused
-    ///   ReLU) whose result only convolutions read — both kept, the batch norm run on bf16 data with
-    ///   fp32 statistics, scale and shift; their gradients are bf16 too (the convolutions' backward
-    ///   passes round them to bf16 in any case).
+    /// - and in training (at inference those are fused into the convolution): a convolution's result
+    ///   read only by a batch norm (with its fused ReLU) and/or an activation, whose result only
+    ///   convolutions read — all kept, the batch norm run on bf16 data with fp32 statistics, scale
+    ///   and shift; their gradients are bf16 too (the convolutions' backward passes round them to
+    ///   bf16 in any case).
     /// Results read by other ops (pooling, a residual sum, concatenation, the loss) and graph outputs
     /// stay fp32.
     static func bf16Chains(_ g: Graph, _ plan: FusionPlan, _ consumers: [[Int]], mode: Mode) -> Set<Int> {
@@ -341,16 +342,27 @@ extension Executor {
                 return !r.inputs.dropFirst().contains(v)
             }
         }
+        /// The node after `v` on a chain: its only reader, a batch norm (in training; with its fused
+        /// ReLU) or an activation oneDNN computes on bf16, and that node's result.
+        func next(_ v: ValueID) -> ValueID? {
+            guard !outputs.contains(v.index), consumers[v.index].count == 1 else { return nil }
+            let j = consumers[v.index][0], r = g.nodes[j]
+            guard !plan.absorbed.contains(j), r.inputs.first == v else { return nil }
+            switch r.op {
+            case .batchNorm where mode == .training: return plan.bnReLU[j].map { g.nodes[$0].output } ?? r.output
+            case .activation(let a) where a != .erf: return r.output
+            default: return nil
+            }
+        }
         var kept: Set<Int> = []
         for (i, n) in g.nodes.enumerated() where !plan.absorbed.contains(i) {
             guard case .conv2d = n.op else { continue }
-            let out = plan.convTails[i]?.output ?? n.output
-            if convolutionsOnly(out) { kept.insert(out.index); continue }
-            guard mode == .training, !outputs.contains(out.index), consumers[out.index].count == 1 else { continue }
-            let j = consumers[out.index][0], bn = g.nodes[j]
-            guard case .batchNorm = bn.op, bn.inputs[0] == out else { continue }
-            let normalized = plan.bnReLU[j].map { g.nodes[$0].output } ?? bn.output
-            if convolutionsOnly(normalized) { kept.formUnion([out.index, normalized.index]) }
+            var chain = [plan.convTails[i]?.output ?? n.output]
+            while true {
+                if convolutionsOnly(chain.last!) { kept.formUnion(chain.map(\.index)); break }
+                guard chain.count < 3, let v = next(chain.last!) else { break }
+                chain.append(v)
+            }
         }
         return kept
     }

@@ -159,6 +159,7 @@ struct Benchmark: ParsableCommand {
                 exposed.append(trainer.lastCommunication.exposed)
             }
             records.append(record(adam ? "train_step_adam" : "train_step_sgd_momentum", batch: batch, times: times, gflop: 3 * 2 * macs / 1e9, graph: graph))
+            if precision == .bf16 { records[records.count - 1]["bf16_activations"] = exec.bf16Activations }
             if comm.size > 1 {
                 // Throughput of all ranks; the averaging's share of the step (the timed steps only).
                 let timed = Array(communication.suffix(iters)).sorted()
@@ -199,6 +200,7 @@ struct Benchmark: ParsableCommand {
                 let times = time(iters: n, warmup: w) { exec.forward() }
                 let p = precision == .bf16 ? "bf16" : "fp32"
                 records.append(record(b == 1 ? "latency_\(p)" : "infer_\(p)", batch: b, times: times, gflop: 2 * macs / 1e9, graph: graph))
+                if precision == .bf16 { records[records.count - 1]["bf16_activations"] = exec.bf16Activations }
                 if b == 1 && batch == 1 { break }
             }
         }

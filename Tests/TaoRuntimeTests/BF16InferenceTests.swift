@@ -128,12 +128,30 @@ final class BF16InferenceTests: XCTestCase {
         XCTAssertGreaterThan(bf16Diff, 1e-4 * norm, "bf16 ran")
         XCTAssertLessThan(bf16Diff, 12.0 / 256 * norm, "six bf16 layers deep: within 2u each, norm-wise")
         // Training keeps stem and its batch norm's ReLU (read by a and short), a and r1 (read by b),
-        // and c (read by d); not d (its ReLU is not fused in training), the residual branch, the output.
+        // c (read by d), d and its ReLU r3 (read by e); not the residual branch or the output.
         let train = try Executor(graph: chained, batch: 2, mode: .training, parameters: store, arithmetic: .bf16)
-        XCTAssertEqual(train.bf16Activations, 5)
+        XCTAssertEqual(train.bf16Activations, 7)
         // Values and gradients against fp32's, within bf16's rounding (the harness's bf16 mode).
         try Harness.check(batch: 2) { Self.chainedNetwork(&$0).head }
         try Harness.check(batch: 2, training: false) { Self.chainedNetwork(&$0).head }
+        // MobileNet's and EfficientNet's chains: ReLU6 and swish (not fused in training) on bf16,
+        // a depthwise convolution reading one, a leaky ReLU after a biased convolution (DarkNet).
+        var m = GraphBuilder()
+        let expand = m.activation(m.batchNorm(m.conv2d(m.input("x", [8, 6, 6]), "expand", out: 16, kernel: 1), "bn0"), .relu6, "r6")
+        let dw = m.activation(m.batchNorm(m.conv2d(expand, "dw", out: 16, kernel: 3, groups: 16), "bn1"), .swish, "sw")
+        let leaky = m.activation(m.conv2d(dw, "proj", out: 8, kernel: 1, bias: true), .leakyRelu(alpha: 0.1), "lk")
+        let net = m.conv2d(leaky, "head", out: 4, kernel: 3)
+        let mobile = try m.build(outputs: [net])
+        XCTAssertEqual(try Executor(graph: mobile, batch: 2, mode: .training, parameters: ParameterStore(graph: mobile, seed: 1), arithmetic: .bf16).bf16Activations,
+                       8, "expand, bn0, r6; dw, bn1, sw; proj, lk")
+        for training in [true, false] {
+            try Harness.check(batch: 2, training: training) { b in
+                let expand = b.activation(b.batchNorm(b.conv2d(b.input("x", [8, 6, 6]), "expand", out: 16, kernel: 1), "bn0"), .relu6, "r6")
+                let dw = b.activation(b.batchNorm(b.conv2d(expand, "dw", out: 16, kernel: 3, groups: 16), "bn1"), .swish, "sw")
+                let leaky = b.activation(b.conv2d(dw, "proj", out: 8, kernel: 1, bias: true), .leakyRelu(alpha: 0.1), "lk")
+                return b.conv2d(leaky, "head", out: 4, kernel: 3)
+            }
+        }
     }
 
     /// A stem read by a residual block's two branches, the block pooled, then three convolutions.
