@@ -364,7 +364,44 @@ extension Executor {
                 chain.append(v)
             }
         }
-        return kept
+        return mode == .inference ? kept.union(residualStream(g, plan, consumers)) : kept
+    }
+
+    /// Inference: the residual stream in bf16 — convolution results read only by convolutions, as
+    /// their data input or as the addend their fused residual sum adds into its output (the sum
+    /// then runs on a bf16 output: a convolution with a bf16 addend writes bf16). The largest such
+    /// set: start from every convolution result and drop, until nothing changes, each one with
+    /// another reader, or tied by a residual sum to one dropped (a sum's addend and output share a
+    /// data type). A stream that ends in pooling or the head stays fp32 up to its last sum.
+    static func residualStream(_ g: Graph, _ plan: FusionPlan, _ consumers: [[Int]]) -> Set<Int> {
+        let outputs = Set(g.outputs.map(\.index))
+        var result: [Int: Int] = [:]       // convolution node → its result's value index
+        var sumInto: [Int: Int] = [:]      // absorbed residual-add node → the convolution fusing it
+        for (i, n) in g.nodes.enumerated() where !plan.absorbed.contains(i) {
+            guard case .conv2d = n.op else { continue }
+            let tail = plan.convTails[i]
+            result[i] = (tail?.output ?? n.output).index
+            if let tail, let add = tail.add, let j = tail.absorbed.first(where: { g.nodes[$0] == add }) { sumInto[j] = i }
+        }
+        var stream = Set(result.values)
+        var changed = true
+        while changed {
+            changed = false
+            for (i, r) in result where stream.contains(r) {
+                var keep = !outputs.contains(r) && !consumers[r].isEmpty
+                if keep, let a = plan.convTails[i]?.addend { keep = stream.contains(a.index) }   // a bf16 output needs a bf16 addend
+                if keep {
+                    keep = consumers[r].allSatisfy { j in
+                        let reader = g.nodes[j]
+                        if let conv = sumInto[j] { return plan.convTails[conv]?.addend?.index == r && stream.contains(result[conv]!) }
+                        guard case .conv2d = reader.op, !plan.absorbed.contains(j), reader.inputs.first?.index == r else { return false }
+                        return !reader.inputs.dropFirst().contains { $0.index == r }
+                    }
+                }
+                if !keep { stream.remove(r); changed = true }
+            }
+        }
+        return stream
     }
 
     /// The data type a convolution writes `output` in (bf16 where `bf16Chains` chose it).

@@ -154,6 +154,31 @@ final class BF16InferenceTests: XCTestCase {
         }
     }
 
+    /// Inference keeps a residual stream in bf16 where it runs from convolution to convolution: the
+    /// stem, both blocks' sums (a sum into a bf16 output needs a bf16 addend) and their first
+    /// convolutions; a stream that ends in pooling stays fp32 back to its first sum, while the
+    /// blocks' first convolutions stay bf16. Values within bf16's rounding of fp32's (the harness).
+    func testBF16ResidualStreamAtInference() throws {
+        func network(_ b: inout GraphBuilder, pooled: Bool) -> ValueID {
+            let stem = b.relu(b.batchNorm(b.conv2d(b.input("x", [8, 8, 8]), "stem", out: 16, kernel: 3), "bn0"), "r0")
+            var x = stem
+            for k in 1...2 {
+                let a = b.relu(b.batchNorm(b.conv2d(x, "a\(k)", out: 16, kernel: 3), "bna\(k)"), "ra\(k)")
+                x = b.relu(b.add(b.batchNorm(b.conv2d(a, "b\(k)", out: 16, kernel: 3), "bnb\(k)"), x, "add\(k)"), "rb\(k)")
+            }
+            return b.conv2d(pooled ? b.maxPool(x, "pool", kernel: 2, stride: 2) : x, "head", out: 4, kernel: 3)
+        }
+        guard Kernels.hasBF16 else { return }
+        for (pooled, kept) in [(false, 5), (true, 2)] {
+            var b = GraphBuilder()
+            let head = network(&b, pooled: pooled)
+            let g = try b.build(outputs: [head])
+            let e = try Executor(graph: g, batch: 2, mode: .inference, parameters: ParameterStore(graph: g, seed: 2), arithmetic: .bf16)
+            XCTAssertEqual(e.bf16Activations, kept, pooled ? "pooled" : "to a convolution")
+            try Harness.check(batch: 2, training: false) { network(&$0, pooled: pooled) }
+        }
+    }
+
     /// A stem read by a residual block's two branches, the block pooled, then three convolutions.
     static func chainedNetwork(_ b: inout GraphBuilder) -> (head: ValueID, a: ValueID) {
         let x = b.input("x", [8, 10, 10])
