@@ -336,11 +336,7 @@ extension Executor {
         /// Whether only convolutions read `v`, each as its data input.
         func convolutionsOnly(_ v: ValueID) -> Bool {
             let readers = consumers[v.index]
-            return !outputs.contains(v.index) && !readers.isEmpty && readers.allSatisfy { j in
-                let r = g.nodes[j]
-                guard case .conv2d = r.op, !plan.absorbed.contains(j), r.inputs.first == v else { return false }
-                return !r.inputs.dropFirst().contains(v)
-            }
+            return !outputs.contains(v.index) && !readers.isEmpty && readers.allSatisfy { readsAsData(g, plan, node: $0, v.index) }
         }
         /// The node after `v` on a chain: its only reader, a batch norm (in training; with its fused
         /// ReLU) or an activation oneDNN computes on bf16, and that node's result.
@@ -392,16 +388,21 @@ extension Executor {
                 if keep, let a = plan.convTails[i]?.addend { keep = stream.contains(a.index) }   // a bf16 output needs a bf16 addend
                 if keep {
                     keep = consumers[r].allSatisfy { j in
-                        let reader = g.nodes[j]
                         if let conv = sumInto[j] { return plan.convTails[conv]?.addend?.index == r && stream.contains(result[conv]!) }
-                        guard case .conv2d = reader.op, !plan.absorbed.contains(j), reader.inputs.first?.index == r else { return false }
-                        return !reader.inputs.dropFirst().contains { $0.index == r }
+                        return readsAsData(g, plan, node: j, r)
                     }
                 }
                 if !keep { stream.remove(r); changed = true }
             }
         }
         return stream
+    }
+
+    /// Whether node `j` is a convolution (not fused away) that reads value `v` as its data input only.
+    static func readsAsData(_ g: Graph, _ plan: FusionPlan, node j: Int, _ v: Int) -> Bool {
+        let r = g.nodes[j]
+        guard case .conv2d = r.op, !plan.absorbed.contains(j), r.inputs.first?.index == v else { return false }
+        return !r.inputs.dropFirst().contains { $0.index == v }
     }
 
     /// The data type a convolution writes `output` in (bf16 where `bf16Chains` chose it).
