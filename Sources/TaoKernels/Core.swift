@@ -150,7 +150,7 @@ public struct MemoryDesc: @unchecked Sendable, Equatable, CustomStringConvertibl
     /// Whether this is row-major with no padding or blocking.
     public var isPlain: Bool { self == MemoryDesc(dims, .plain) }
     /// The element type (nil for one tao-swift does not use).
-    public var dataType: DataType? { [DataType.f32, .s8, .u8, .s32].first { $0.raw == raw.data_type } }
+    public var dataType: DataType? { [DataType.f32, .s8, .u8, .s32, .bf16].first { $0.raw == raw.data_type } }
     /// Whether this is oneDNN's opaque Winograd weights format (filled only by reorders from fp32).
     public var isWinograd: Bool { raw.format_kind == dnnl_format_kind_wino }
 

@@ -320,35 +320,28 @@ public final class Executor {
 
 // MARK: planning helpers shared by the op lowerings
 extension Executor {
-    /// bf16 keeps activations in bf16 between convolutions, the values the readers would round to
-    /// bf16 anyway, without writing fp32 and converting it once per reader:
-    /// - inference: a convolution's result (after its fused batch norm and activation) that only
-    ///   convolutions read, as their data input;
-    /// - and in training (at inference those are fused into the convolution): a convolution's result
-    ///   read only by a batch norm (with its fused ReLU) and/or an activation, whose result only
-    ///   convolutions read — all kept, the batch norm run on bf16 data with fp32 statistics, scale
-    ///   and shift; their gradients are bf16 too (the convolutions' backward passes round them to
-    ///   bf16 in any case).
-    /// Results read by other ops (pooling, a residual sum, concatenation, the loss) and graph outputs
-    /// stay fp32.
+    /// bf16 keeps activations in bf16 between the layers that run on bf16, the values the readers
+    /// would round to bf16 anyway, without writing fp32 and converting it once per reader:
+    /// - inference: a convolution's result (after its fused batch norm, activation and sum) that only
+    ///   convolutions read, as their data input, or an unfused activation reads on the way to them;
+    ///   and the residual stream (`residualStream`);
+    /// - training: `trainingStream`.
+    /// Results read by concatenation, the loss or other fp32 ops, and graph outputs, stay fp32.
     static func bf16Chains(_ g: Graph, _ plan: FusionPlan, _ consumers: [[Int]], mode: Mode) -> Set<Int> {
+        if mode == .training { return trainingStream(g, plan, consumers) }
         let outputs = Set(g.outputs.map(\.index))
         /// Whether only convolutions read `v`, each as its data input.
         func convolutionsOnly(_ v: ValueID) -> Bool {
             let readers = consumers[v.index]
             return !outputs.contains(v.index) && !readers.isEmpty && readers.allSatisfy { readsAsData(g, plan, node: $0, v.index) }
         }
-        /// The node after `v` on a chain: its only reader, a batch norm (in training; with its fused
-        /// ReLU) or an activation oneDNN computes on bf16, and that node's result.
+        /// The node after `v` on a chain: its only reader, an activation oneDNN computes on bf16, and
+        /// that node's result.
         func next(_ v: ValueID) -> ValueID? {
             guard !outputs.contains(v.index), consumers[v.index].count == 1 else { return nil }
             let j = consumers[v.index][0], r = g.nodes[j]
-            guard !plan.absorbed.contains(j), r.inputs.first == v else { return nil }
-            switch r.op {
-            case .batchNorm where mode == .training: return plan.bnReLU[j].map { g.nodes[$0].output } ?? r.output
-            case .activation(let a) where a != .erf: return r.output
-            default: return nil
-            }
+            guard !plan.absorbed.contains(j), r.inputs.first == v, case .activation(let a) = r.op, a != .erf else { return nil }
+            return r.output
         }
         var kept: Set<Int> = []
         for (i, n) in g.nodes.enumerated() where !plan.absorbed.contains(i) {
@@ -360,7 +353,61 @@ extension Executor {
                 chain.append(v)
             }
         }
-        return mode == .inference ? kept.union(residualStream(g, plan, consumers)) : kept
+        return kept.union(residualStream(g, plan, consumers))
+    }
+
+    /// Training: every activation that can stay bf16 from one layer to the next — the largest set
+    /// of results of convolutions, batch norms (with a fused ReLU: its result), activations, sums
+    /// of two maps of one shape, and pooling, such that
+    /// - every reader takes bf16: a convolution (its data input), a batch norm, an activation,
+    ///   pooling (also global), a dense layer (its input), a sum (either operand);
+    /// - no graph output is among them;
+    /// - a batch norm's, activation's, sum's or pooling's result is in the set exactly when its
+    ///   (first) input is: these ops write the data type they read (the batch norm on bf16 data
+    ///   with fp32 statistics, scale and shift).
+    /// Found as in `residualStream`: start from all of them, drop until nothing changes. A ResNet's
+    /// whole residual stream (block outputs, the sums, the shortcut's batch norm) and MobileNetV2's
+    /// linear bottlenecks stay bf16 this way, up to the global pooling; a concatenation or a
+    /// transposed convolution keeps its inputs fp32. Their gradients have the values' data type.
+    static func trainingStream(_ g: Graph, _ plan: FusionPlan, _ consumers: [[Int]]) -> Set<Int> {
+        let outputs = Set(g.outputs.map(\.index))
+        var tiedTo: [Int: Int] = [:]   // result → the input whose data type it has
+        var stream = Set<Int>()
+        for (j, n) in g.nodes.enumerated() where !plan.absorbed.contains(j) {
+            let out = (plan.bnReLU[j].map { g.nodes[$0].output } ?? n.output).index
+            switch n.op {
+            case .conv2d: stream.insert(out)
+            case .batchNorm, .pool2d: tiedTo[out] = n.inputs[0].index
+            case .activation(let a) where a != .erf: tiedTo[out] = n.inputs[0].index
+            case .add where g.shape(of: n.inputs[0]) == g.shape(of: n.inputs[1]): tiedTo[out] = n.inputs[0].index
+            default: break
+            }
+        }
+        stream.formUnion(tiedTo.keys)
+        /// Whether node `j` reads value `v` in bf16.
+        func takesBF16(_ j: Int, _ v: Int) -> Bool {
+            let r = g.nodes[j]
+            guard !plan.absorbed.contains(j) else { return false }
+            let onlyFirst = r.inputs.first?.index == v && !r.inputs.dropFirst().contains { $0.index == v }
+            switch r.op {
+            case .conv2d: return readsAsData(g, plan, node: j, v)
+            case .batchNorm, .pool2d, .globalAveragePool, .dense: return onlyFirst
+            case .activation(let a): return a != .erf && onlyFirst
+            case .add: return g.shape(of: r.inputs[0]) == g.shape(of: r.inputs[1])
+            default: return false
+            }
+        }
+        var changed = true
+        while changed {
+            changed = false
+            for v in stream.sorted() where stream.contains(v) {
+                var keep = !outputs.contains(v) && !consumers[v].isEmpty && consumers[v].allSatisfy { takesBF16($0, v) }
+                if keep, let u = tiedTo[v] { keep = stream.contains(u) }
+                if !keep { stream.remove(v); changed = true }
+            }
+            for (v, u) in tiedTo where !stream.contains(v) && stream.contains(u) { stream.remove(u); changed = true }
+        }
+        return stream
     }
 
     /// Inference: the residual stream in bf16 — convolution results read only by convolutions, as

@@ -19,7 +19,8 @@ extension Executor {
     }
 
     private func pool(_ x: RValue, alg: Kernels.PoolAlg, outDims: [Int], kernel: [Int], _ win: Window) throws -> RValue {
-        let pd = try Kernels.poolForward(prop, alg, src: x.md, dst: MemoryDesc(outDims, .any), kernel: kernel, win)
+        // The result in the input's data type (bf16 pooling reads and writes bf16: `trainingStream`).
+        let pd = try Kernels.poolForward(prop, alg, src: x.md, dst: MemoryDesc(outDims, .any, type: x.md.dataType ?? .f32), kernel: kernel, win)
         let y = newValue(pd.md(.dst), needsGrad: x.needsGrad)
         var binds: [(Arg, Memory)] = [(.src, x.mem), (.dst, y.mem)]
         let wsDesc = pd.md(.workspace)

@@ -127,10 +127,12 @@ final class BF16InferenceTests: XCTestCase {
         XCTAssertLessThan(chainDiff, 1e-4 * norm, "kept in bf16 or rounded by the reader: the same values")
         XCTAssertGreaterThan(bf16Diff, 1e-4 * norm, "bf16 ran")
         XCTAssertLessThan(bf16Diff, 12.0 / 256 * norm, "six bf16 layers deep: within 2u each, norm-wise")
-        // Training keeps stem and its batch norm's ReLU (read by a and short), a and r1 (read by b),
-        // c (read by d), d and its ReLU r3 (read by e); not the residual branch or the output.
+        // Training keeps the whole stream (`trainingStream`): stem and its batch norm's ReLU, a and
+        // r1, short (a sum's operand), b, bn2, the sum and r2, the pooled map, c, d and r3; not the
+        // output. With `a` an output also: a (and its conv) fp32, r1 too (it has a's data type).
         let train = try Executor(graph: chained, batch: 2, mode: .training, parameters: store, arithmetic: .bf16)
-        XCTAssertEqual(train.bf16Activations, 7)
+        XCTAssertEqual(train.bf16Activations, 13)
+        XCTAssertEqual(try Executor(graph: unchained, batch: 2, mode: .training, parameters: store, arithmetic: .bf16).bf16Activations, 11)
         // Values and gradients against fp32's, within bf16's rounding (the harness's bf16 mode).
         try Harness.check(batch: 2) { Self.chainedNetwork(&$0).head }
         try Harness.check(batch: 2, training: false) { Self.chainedNetwork(&$0).head }
@@ -157,7 +159,9 @@ final class BF16InferenceTests: XCTestCase {
     /// Inference keeps a residual stream in bf16 where it runs from convolution to convolution: the
     /// stem, both blocks' sums (a sum into a bf16 output needs a bf16 addend) and their first
     /// convolutions; a stream that ends in pooling stays fp32 back to its first sum, while the
-    /// blocks' first convolutions stay bf16. Values within bf16's rounding of fp32's (the harness).
+    /// blocks' first convolutions stay bf16. Training keeps all of it, pooling included: the stem
+    /// and its ReLU, each block's two convolutions, batch norm, sum and ReLUs (six a block), the
+    /// pooled map. Values and gradients within bf16's rounding of fp32's (the harness).
     func testBF16ResidualStreamAtInference() throws {
         func network(_ b: inout GraphBuilder, pooled: Bool) -> ValueID {
             let stem = b.relu(b.batchNorm(b.conv2d(b.input("x", [8, 8, 8]), "stem", out: 16, kernel: 3), "bn0"), "r0")
@@ -175,7 +179,9 @@ final class BF16InferenceTests: XCTestCase {
             let g = try b.build(outputs: [head])
             let e = try Executor(graph: g, batch: 2, mode: .inference, parameters: ParameterStore(graph: g, seed: 2), arithmetic: .bf16)
             XCTAssertEqual(e.bf16Activations, kept, pooled ? "pooled" : "to a convolution")
-            try Harness.check(batch: 2, training: false) { network(&$0, pooled: pooled) }
+            let t = try Executor(graph: g, batch: 2, mode: .training, parameters: ParameterStore(graph: g, seed: 2), arithmetic: .bf16)
+            XCTAssertEqual(t.bf16Activations, pooled ? 15 : 14, "training")
+            for training in [false, true] { try Harness.check(batch: 2, training: training) { network(&$0, pooled: pooled) } }
         }
     }
 
