@@ -126,8 +126,9 @@ public final class Executor {
     ///   - arithmetic: bf16 runs the convolutions, transposed convolutions and dense layers on
     ///     bfloat16 inputs and weights (fp32 accumulation, fp32 outputs; at inference batch norms
     ///     folded in fp32 before the weights are rounded). In training their backward passes take the
-    ///     output gradient in bf16 too and give fp32 weight gradients to the fp32 master weights;
-    ///     the other ops, the loss and batch-norm statistics stay fp32.
+    ///     output gradient in bf16 too and give fp32 weight gradients to the fp32 master weights.
+    ///     Activations between them stay bf16 where every reader takes bf16 (`bf16Chains`); the
+    ///     loss, batch-norm statistics and the ops without bf16 kernels stay fp32.
     public init(graph: Graph, batch: Int, mode: Mode, parameters: ParameterStore, frozen: Set<String> = [],
                 frozenBatchNorm: Set<String> = [], inputGradients: Bool = false, seed: UInt64 = 0, fuse: Bool = true,
                 winograd: Bool = true, arithmetic: Arithmetic = .fp32) throws {
