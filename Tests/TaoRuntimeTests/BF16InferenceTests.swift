@@ -185,6 +185,27 @@ final class BF16InferenceTests: XCTestCase {
         }
     }
 
+    /// Training's stream stops where a reader needs fp32, and the data types tie it back: a
+    /// concatenation reads the block's ReLU, so the ReLU, the sum, its batch norm and convolution
+    /// stay fp32, while the average-pooled stem (the sum's other operand) stays bf16, and so does the
+    /// convolution the global pooling reads. Values and gradients within bf16's rounding of fp32's.
+    func testBF16TrainingStreamStopsAtAConcatenation() throws {
+        func network(_ b: inout GraphBuilder) -> ValueID {
+            let stem = b.relu(b.batchNorm(b.conv2d(b.input("x", [8, 8, 8]), "stem", out: 16, kernel: 3), "bn0"), "r0")
+            let pooled = b.avgPool(stem, "pool", kernel: 3, stride: 1, padding: 1)
+            let r = b.relu(b.add(b.batchNorm(b.conv2d(pooled, "a", out: 16, kernel: 3), "bna"), pooled, "add"), "r")
+            let joined = b.concat([r, b.conv2d(r, "c", out: 8, kernel: 1)], "cat")
+            return b.dense(b.globalAveragePool(b.conv2d(joined, "d", out: 16, kernel: 3), "gap"), "fc", out: 5)
+        }
+        guard Kernels.hasBF16 else { return }
+        var b = GraphBuilder()
+        let head = network(&b)
+        let g = try b.build(outputs: [head])
+        let e = try Executor(graph: g, batch: 2, mode: .training, parameters: ParameterStore(graph: g, seed: 3), arithmetic: .bf16)
+        XCTAssertEqual(e.bf16Activations, 4, "stem, r0, pool, d")
+        for training in [true, false] { try Harness.check(batch: 2, training: training) { network(&$0) } }
+    }
+
     /// A stem read by a residual block's two branches, the block pooled, then three convolutions.
     static func chainedNetwork(_ b: inout GraphBuilder) -> (head: ValueID, a: ValueID) {
         let x = b.input("x", [8, 10, 10])
