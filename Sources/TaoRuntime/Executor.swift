@@ -413,35 +413,51 @@ extension Executor {
 
     /// Inference: the residual stream in bf16 — convolution results read only by convolutions, as
     /// their data input or as the addend their fused residual sum adds into its output (the sum
-    /// then runs on a bf16 output: a convolution with a bf16 addend writes bf16). The largest such
-    /// set: start from every convolution result and drop, until nothing changes, each one with
-    /// another reader, or tied by a residual sum to one dropped (a sum's addend and output share a
-    /// data type). A stream that ends in pooling or the head stays fp32 up to its last sum.
+    /// then runs on a bf16 output: a convolution with a bf16 addend writes bf16), or by pooling
+    /// (global pooling's result is fp32; other pooling writes the type it reads, so its result is
+    /// in the stream exactly when its input is). The largest such set: start from every
+    /// convolution's and pooling's result and drop, until nothing changes, each one with another
+    /// reader, or tied by a residual sum or pooling to one dropped. A ResNet's whole stream, from
+    /// the stem through the max pooling and every block to the global pooling, stays bf16.
     static func residualStream(_ g: Graph, _ plan: FusionPlan, _ consumers: [[Int]]) -> Set<Int> {
         let outputs = Set(g.outputs.map(\.index))
         var result: [Int: Int] = [:]       // convolution node → its result's value index
         var sumInto: [Int: Int] = [:]      // absorbed residual-add node → the convolution fusing it
+        var pooled: [Int: Int] = [:]       // pooling's result → its input
         for (i, n) in g.nodes.enumerated() where !plan.absorbed.contains(i) {
-            guard case .conv2d = n.op else { continue }
-            let tail = plan.convTails[i]
-            result[i] = (tail?.output ?? n.output).index
-            if let tail, let add = tail.add, let j = tail.absorbed.first(where: { g.nodes[$0] == add }) { sumInto[j] = i }
+            switch n.op {
+            case .conv2d:
+                let tail = plan.convTails[i]
+                result[i] = (tail?.output ?? n.output).index
+                if let tail, let add = tail.add, let j = tail.absorbed.first(where: { g.nodes[$0] == add }) { sumInto[j] = i }
+            case .pool2d: pooled[n.output.index] = n.inputs[0].index
+            default: break
+            }
         }
-        var stream = Set(result.values)
+        func takesBF16(_ j: Int, _ r: Int) -> Bool {
+            if let conv = sumInto[j] { return plan.convTails[conv]?.addend?.index == r && stream.contains(result[conv]!) }
+            let n = g.nodes[j]
+            switch n.op {
+            case .globalAveragePool: return !plan.absorbed.contains(j)
+            case .pool2d: return !plan.absorbed.contains(j) && stream.contains(n.output.index)
+            default: return readsAsData(g, plan, node: j, r)
+            }
+        }
+        var stream = Set(result.values).union(pooled.keys)
         var changed = true
         while changed {
             changed = false
             for (i, r) in result where stream.contains(r) {
                 var keep = !outputs.contains(r) && !consumers[r].isEmpty
                 if keep, let a = plan.convTails[i]?.addend { keep = stream.contains(a.index) }   // a bf16 output needs a bf16 addend
-                if keep {
-                    keep = consumers[r].allSatisfy { j in
-                        if let conv = sumInto[j] { return plan.convTails[conv]?.addend?.index == r && stream.contains(result[conv]!) }
-                        return readsAsData(g, plan, node: j, r)
-                    }
-                }
+                if keep { keep = consumers[r].allSatisfy { takesBF16($0, r) } }
                 if !keep { stream.remove(r); changed = true }
             }
+            for (r, x) in pooled where stream.contains(r) {
+                let keep = stream.contains(x) && !outputs.contains(r) && !consumers[r].isEmpty && consumers[r].allSatisfy { takesBF16($0, r) }
+                if !keep { stream.remove(r); changed = true }
+            }
+            for (r, x) in pooled where !stream.contains(r) && stream.contains(x) { stream.remove(x); changed = true }
         }
         return stream
     }

@@ -97,11 +97,12 @@ final class BF16InferenceTests: XCTestCase {
     /// A fused block (conv + batch norm + ReLU + residual add) in bf16 stays close to fp32 (the
     /// batch norm folded into the weights before they are rounded), and trains: a few SGD steps in
     /// bf16 lower the loss as fp32's do.
-    /// bf16 inference keeps a convolution's result in bf16 where only convolutions read it (a
-    /// residual block's first convolution, a stem read by two branches), and nowhere else (a result
-    /// also pooled, a graph output, a residual sum); the kept value is what the readers would have
-    /// rounded anyway, so the outputs match the plan that writes it in fp32 (the same graph with the
-    /// value also an output) to fp32's accumulation-order noise, far below bf16's rounding.
+    /// bf16 inference keeps a convolution's result in bf16 where only convolutions (or pooling, or a
+    /// fused residual sum whose output is bf16) read it (a residual block's first convolution, a stem
+    /// read by two branches), and nowhere else (a graph output); a value kept in bf16 only between
+    /// convolutions is what the readers would have rounded anyway, so the outputs match the plan that
+    /// writes it in fp32 (the same graph with the value also an output) to fp32's accumulation-order
+    /// noise, far below bf16's rounding.
     func testBF16ActivationsBetweenConvolutions() throws {
         var b = GraphBuilder()
         let (head, a) = Self.chainedNetwork(&b)
@@ -117,10 +118,11 @@ final class BF16InferenceTests: XCTestCase {
             return (e.output(0).scalars, e.bf16Activations)
         }
         let (y, kept) = try run(chained, .bf16), (yRef, keptRef) = try run(unchained, .bf16), (y32, _) = try run(chained, .fp32)
-        // stem (read by a and short), a (read by b), pooled (read by d) and d (read by e); not short
-        // (a residual sum's addend), block (pooled), head (the output); `a` as an output: not kept.
-        XCTAssertEqual(kept, 4)
-        XCTAssertEqual(keptRef, 3)
+        // stem (read by a and short), a (read by b), short (the sum's addend: the sum's output, block,
+        // is bf16), block (max-pooled), the pooled map (read by c), c (read by d) and d (read by e);
+        // not head (the output); `a` as an output: not kept.
+        XCTAssertEqual(kept, 7)
+        XCTAssertEqual(keptRef, 6)
         func distance(_ p: [Float], _ q: [Float]) -> Float { zip(p, q).map { (d: (Float, Float)) -> Float in (d.0 - d.1) * (d.0 - d.1) }.reduce(0, +).squareRoot() }
         let norm = distance(y32, [Float](repeating: 0, count: y32.count))
         let chainDiff = distance(y, yRef), bf16Diff = distance(y, y32)
@@ -158,8 +160,7 @@ final class BF16InferenceTests: XCTestCase {
 
     /// Inference keeps a residual stream in bf16 where it runs from convolution to convolution: the
     /// stem, both blocks' sums (a sum into a bf16 output needs a bf16 addend) and their first
-    /// convolutions; a stream that ends in pooling stays fp32 back to its first sum, while the
-    /// blocks' first convolutions stay bf16. Training keeps all of it, pooling included: the stem
+    /// convolutions; and through max pooling to the head (6 values). Training keeps all of it: the stem
     /// and its ReLU, each block's two convolutions, batch norm, sum and ReLUs (six a block), the
     /// pooled map. Values and gradients within bf16's rounding of fp32's (the harness).
     func testBF16ResidualStreamAtInference() throws {
@@ -173,7 +174,7 @@ final class BF16InferenceTests: XCTestCase {
             return b.conv2d(pooled ? b.maxPool(x, "pool", kernel: 2, stride: 2) : x, "head", out: 4, kernel: 3)
         }
         guard Kernels.hasBF16 else { return }
-        for (pooled, kept) in [(false, 5), (true, 2)] {
+        for (pooled, kept) in [(false, 5), (true, 6)] {
             var b = GraphBuilder()
             let head = network(&b, pooled: pooled)
             let g = try b.build(outputs: [head])
@@ -203,6 +204,11 @@ final class BF16InferenceTests: XCTestCase {
         let g = try b.build(outputs: [head])
         let e = try Executor(graph: g, batch: 2, mode: .training, parameters: ParameterStore(graph: g, seed: 3), arithmetic: .bf16)
         XCTAssertEqual(e.bf16Activations, 4, "stem, r0, pool, d")
+        // At inference the sum is fused into a's convolution, its addend (the pooled map) writes the
+        // type of its output (fp32: the concatenation reads it), so the pooling and the stem are fp32
+        // too; d, read by the global pooling, stays bf16.
+        let i = try Executor(graph: g, batch: 2, mode: .inference, parameters: ParameterStore(graph: g, seed: 3), arithmetic: .bf16)
+        XCTAssertEqual(i.bf16Activations, 1, "d")
         for training in [true, false] { try Harness.check(batch: 2, training: training) { network(&$0) } }
     }
 
